@@ -1,0 +1,57 @@
+# Weft: `make lab` brings up a local cluster network, `make test` runs every test.
+# Both install what they need first and are safe to run twice.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/weft
+export WEFT_TOOLS_BIN ?= $(CACHE)/bin
+export NODE_OPTIONS ?= --enable-source-maps
+MODE ?= vxlan
+DATASTORE ?= kubernetes
+
+.PHONY: help deps tools build lint test test-unit lab lab-down cluster-up cluster-down bench clean
+
+help:
+	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr)"
+	@echo "make lab-down    remove everything the lab made"
+	@echo "make test        run every test (installs what it needs)"
+	@echo "make cluster-up  start a local kube-apiserver + etcd with the weft.dev CRDs"
+	@echo "make bench       run the benchmarks"
+
+node_modules/.weft-installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: node_modules/.weft-installed tools
+
+tools:
+	@test/harness/install-tools.sh
+
+build: node_modules/.weft-installed
+	npx tsc -p tsconfig.json
+
+lint: node_modules/.weft-installed
+	npx biome check .
+
+test: deps build lint
+	node dist/test/run-suite.js
+
+test-unit: node_modules/.weft-installed build
+	node dist/test/run-suite.js unit
+
+cluster-up: deps build
+	node dist/test/harness/cli.js up
+
+cluster-down: node_modules/.weft-installed build
+	node dist/test/harness/cli.js down
+
+lab: deps build
+	node dist/lab/main.js up --mode $(MODE) --datastore $(DATASTORE)
+
+lab-down: node_modules/.weft-installed build
+	node dist/lab/main.js down
+
+bench: deps build
+	node dist/bench/run.js $(BENCH)
+
+clean:
+	rm -rf dist

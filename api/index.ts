@@ -1,0 +1,6 @@
+export * from "./bgp.js";
+export * from "./ipamblock.js";
+export * from "./ippool.js";
+export * from "./meta.js";
+export * from "./nodenetworkstatus.js";
+export * from "./routeintent.js";
