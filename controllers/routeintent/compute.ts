@@ -1,0 +1,71 @@
+import type { Encapsulation } from "../../api/ippool.js";
+import type { IntentFDB, IntentNeighbor, IntentRoute, RouteIntentSpec } from "../../api/routeintent.js";
+import { VXLAN_DEVICE } from "./vtep.js";
+
+/** One block of a node together with how its pool reaches it. */
+export interface NodeBlock {
+  cidr: string;
+  encapsulation: Encapsulation;
+}
+
+export interface IntentInput {
+  node: string;
+  underlayIP: string;
+  blocks: NodeBlock[];
+  /** Present when the node has a VXLAN block: its VTEP address and MAC. */
+  vtep?: { ip: string; mac: string; vni: number; port: number };
+}
+
+/**
+ * How every other node reaches this node's pods. VXLAN is Flannel's "one route per block, one ARP,
+ * one FDB"; host-gw is a plain route via the underlay address; BGP and IPIP blocks have no route
+ * here because BIRD (or the IPIP tunnel, where supported) distributes them.
+ */
+export function computeRouteIntent(input: IntentInput): RouteIntentSpec {
+  const blocks = [...input.blocks].sort((a, b) => a.cidr.localeCompare(b.cidr));
+  const routes: IntentRoute[] = [];
+  const neighbors: IntentNeighbor[] = [];
+  const fdb: IntentFDB[] = [];
+  const vxlanBlocks = blocks.filter((b) => b.encapsulation === "VXLAN");
+  if (vxlanBlocks.length > 0) {
+    if (!input.vtep) throw new Error(`node ${input.node} has VXLAN blocks but no VTEP address`);
+    const { ip, mac } = input.vtep;
+    for (const b of vxlanBlocks) routes.push({ dst: b.cidr, gateway: ip, device: VXLAN_DEVICE, onlink: true });
+    neighbors.push({ ip, mac, device: VXLAN_DEVICE });
+    fdb.push({ mac, dst: input.underlayIP, device: VXLAN_DEVICE });
+  }
+  for (const b of blocks) {
+    if (b.encapsulation === "HostGW") routes.push({ dst: b.cidr, gateway: input.underlayIP });
+  }
+  return {
+    node: input.node,
+    underlayIP: input.underlayIP,
+    encapsulation: dominantEncapsulation(blocks),
+    ...(vxlanBlocks.length > 0 && input.vtep ? { vtep: input.vtep } : {}),
+    routes,
+    neighbors,
+    fdb,
+  };
+}
+
+/** The encapsulation most of the node's blocks use (VXLAN when the node has none yet). */
+function dominantEncapsulation(blocks: NodeBlock[]): Encapsulation {
+  const counts = new Map<Encapsulation, number>();
+  for (const b of blocks) counts.set(b.encapsulation, (counts.get(b.encapsulation) ?? 0) + 1);
+  let best: Encapsulation = "VXLAN";
+  let bestCount = 0;
+  for (const [e, c] of counts) {
+    if (c > bestCount) [best, bestCount] = [e, c];
+  }
+  return best;
+}
+
+/** Underlay address of a node: the weft.dev/underlay-ip annotation, else its first InternalIP. */
+export function underlayIPOf(node: {
+  metadata?: { annotations?: Record<string, string> };
+  status?: { addresses?: Array<{ type: string; address: string }> };
+}): string | undefined {
+  const override = node.metadata?.annotations?.["weft.dev/underlay-ip"];
+  if (override) return override;
+  return node.status?.addresses?.find((a) => a.type === "InternalIP")?.address;
+}

@@ -1,0 +1,17 @@
+import { createHash } from "node:crypto";
+
+/** Name of the VXLAN device on every node (DESIGN.md "Names"). */
+export const VXLAN_DEVICE = "weft.vxlan";
+/** Handle under which a node's VTEP address is reserved in its first VXLAN block. */
+export const vtepHandle = (node: string) => `vtep.${node}`;
+
+/**
+ * A stable VTEP MAC derived from the node name, so a restarted or re-joined node keeps its MAC and
+ * no FDB/ARP entry elsewhere goes stale. Locally administered, unicast.
+ */
+export function vtepMAC(node: string): string {
+  const h = createHash("sha256").update(`weft-vtep:${node}`).digest();
+  const bytes = [...h.subarray(0, 6)];
+  bytes[0] = ((bytes[0] ?? 0) & 0xfe) | 0x02;
+  return bytes.map((b) => b.toString(16).padStart(2, "0")).join(":");
+}
