@@ -1,7 +1,13 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { applyCrds, kubectl, readState, startControlPlane, stopControlPlane } from "../test/harness/controlplane.js";
+import {
+  applyCrds,
+  kubectl,
+  readState,
+  startControlPlane,
+  stopControlPlane,
+} from "../test/harness/controlplane.js";
 import { alive } from "../test/harness/procs.js";
 import { repoRoot } from "../test/harness/tools.js";
 
@@ -59,11 +65,15 @@ async function down(): Promise<void> {
 async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { mode: { type: "string", default: "vxlan" }, datastore: { type: "string", default: "kubernetes" } },
+    options: {
+      mode: { type: "string", default: "vxlan" },
+      datastore: { type: "string", default: "kubernetes" },
+    },
   });
   const mode = values.mode as Mode;
   if (!MODES.includes(mode)) throw new Error(`unknown MODE ${mode}; choose one of ${MODES.join(", ")}`);
-  if (values.datastore !== "kubernetes") throw new Error(`DATASTORE=${values.datastore} is not supported yet`);
+  if (values.datastore !== "kubernetes")
+    throw new Error(`DATASTORE=${values.datastore} is not supported yet`);
   if (positionals[0] === "up") await up(mode);
   else if (positionals[0] === "down") await down();
   else throw new Error("usage: lab/main.js up|down [--mode vxlan|host-gw|bgp|bgp-rr]");

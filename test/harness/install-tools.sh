@@ -9,7 +9,7 @@ bin="$cache/bin"
 mkdir -p "$bin"
 
 need_apt=()
-for pair in ip:iproute2 bridge:iproute2 openssl:openssl bird:bird2 birdc:bird2 gobgpd:gobgpd \
+for pair in ip:iproute2 bridge:iproute2 ping:iputils-ping nsenter:util-linux openssl:openssl bird:bird2 birdc:bird2 gobgpd:gobgpd \
   /usr/lib/cni/bridge:containernetworking-plugins; do
   cmd=${pair%%:*} pkg=${pair##*:}
   if [[ $cmd == /* ]]; then [[ -x $cmd ]] || need_apt+=("$pkg")

@@ -1,0 +1,237 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { startDetached, stopPid } from "./procs.js";
+
+const execFileP = promisify(execFile);
+
+/** Runs `ip` (iproute2) and returns stdout; errors carry ip's stderr. */
+export async function ip(args: string[]): Promise<string> {
+  try {
+    const { stdout } = await execFileP("ip", args, { maxBuffer: 64 * 1024 * 1024 });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`ip ${args.join(" ")}: ${e.stderr?.trim() || e.message}`);
+  }
+}
+
+/** Runs a command inside a network namespace. */
+export async function nsExec(ns: string, cmd: string, args: string[]): Promise<string> {
+  try {
+    const { stdout } = await execFileP("ip", ["netns", "exec", ns, cmd, ...args], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string; message: string };
+    throw Object.assign(new Error(`[${ns}] ${cmd} ${args.join(" ")}: ${e.stderr?.trim() || e.message}`), {
+      stdout: e.stdout,
+    });
+  }
+}
+
+export function requireRoot(what: string): void {
+  if (process.getuid?.() !== 0) {
+    throw new Error(
+      `${what} needs root (network namespaces, netlink): run it as root, e.g. 'sudo make test'`,
+    );
+  }
+}
+
+export interface TopoNode {
+  name: string;
+  ns: string;
+  underlayIP: string;
+}
+
+export interface TopoPod {
+  name: string;
+  ns: string;
+  node: TopoNode;
+  ip: string;
+  hostVeth: string;
+}
+
+/** Host-side veth name of a pod: `weft` + 11 hex chars of a hash of its sandbox id (DESIGN.md "Names"). */
+export function hostVethName(sandboxId: string): string {
+  return `weft${createHash("sha256").update(sandboxId).digest("hex").slice(0, 11)}`;
+}
+
+/**
+ * A cluster network in network namespaces: an underlay namespace holding a bridge, one namespace
+ * per node attached to it, pods as namespaces behind veths. Every name starts with `prefix`, so a
+ * test (with its pid in the prefix) or the lab can remove exactly what it made. Underlay addresses
+ * come from 192.0.2.0/24 (TEST-NET-1) and exist only inside these namespaces.
+ */
+export class NetnsTopology {
+  readonly underlayNs: string;
+  readonly nodes = new Map<string, TopoNode>();
+  readonly pods = new Map<string, TopoPod>();
+  readonly pids: number[] = [];
+
+  constructor(
+    readonly prefix: string,
+    readonly runDir: string,
+  ) {
+    this.underlayNs = `${prefix}-underlay`;
+  }
+
+  get namespaces(): string[] {
+    return [
+      this.underlayNs,
+      ...[...this.nodes.values()].map((n) => n.ns),
+      ...[...this.pods.values()].map((p) => p.ns),
+    ];
+  }
+
+  async createUnderlay(): Promise<void> {
+    await ip(["netns", "add", this.underlayNs]);
+    await ip(["-n", this.underlayNs, "link", "set", "lo", "up"]);
+    await ip(["-n", this.underlayNs, "link", "add", "br0", "type", "bridge"]);
+    await ip(["-n", this.underlayNs, "link", "set", "br0", "up"]);
+  }
+
+  async addNode(name: string): Promise<TopoNode> {
+    const index = this.nodes.size + 1;
+    const node: TopoNode = { name, ns: `${this.prefix}-${name}`, underlayIP: `192.0.2.${10 + index}` };
+    await ip(["netns", "add", node.ns]);
+    await ip(["-n", node.ns, "link", "set", "lo", "up"]);
+    await ip([
+      "-n",
+      node.ns,
+      "link",
+      "add",
+      "eth0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      `port${index}`,
+      "netns",
+      this.underlayNs,
+    ]);
+    await ip(["-n", this.underlayNs, "link", "set", `port${index}`, "master", "br0", "up"]);
+    await ip(["-n", node.ns, "addr", "add", `${node.underlayIP}/24`, "dev", "eth0"]);
+    await ip(["-n", node.ns, "link", "set", "eth0", "up"]);
+    await nsExec(node.ns, "sysctl", ["-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0"]);
+    this.nodes.set(name, node);
+    return node;
+  }
+
+  /**
+   * Makes the apiserver at 127.0.0.1:port reachable as 127.0.0.1:port inside every node namespace,
+   * through a unix socket (see forward.ts). Call after the nodes exist.
+   */
+  async bridgeApiserver(port: number, forwardScript: string): Promise<void> {
+    const sock = join(this.runDir, "apiserver.sock");
+    this.pids.push(
+      startDetached(
+        process.execPath,
+        [forwardScript, `unix:${sock}`, `tcp:127.0.0.1:${port}`],
+        join(this.runDir, "fwd-host.log"),
+      ).pid,
+    );
+    for (const node of this.nodes.values()) {
+      this.pids.push(
+        startDetached(
+          "ip",
+          [
+            "netns",
+            "exec",
+            node.ns,
+            process.execPath,
+            forwardScript,
+            `tcp:127.0.0.1:${port}`,
+            `unix:${sock}`,
+          ],
+          join(this.runDir, `fwd-${node.name}.log`),
+        ).pid,
+      );
+    }
+  }
+
+  /**
+   * A pod wired the way weft-cni wires one (until the CNI plugin does it): a /32 on eth0, default
+   * route via 169.254.1.1 onlink with a permanent neighbor entry for it (the host veth's MAC, so no
+   * proxy ARP is needed and the node needs no route to 169.254.1.1), and a /32 host route to the veth.
+   */
+  async addPod(nodeName: string, podName: string, podIP: string): Promise<TopoPod> {
+    const node = this.nodes.get(nodeName);
+    if (!node) throw new Error(`no node ${nodeName}`);
+    const pod: TopoPod = {
+      name: podName,
+      ns: `${this.prefix}-${podName}`,
+      node,
+      ip: podIP,
+      hostVeth: hostVethName(`${this.prefix}/${podName}`),
+    };
+    await ip(["netns", "add", pod.ns]);
+    await ip(["-n", pod.ns, "link", "set", "lo", "up"]);
+    await ip([
+      "-n",
+      node.ns,
+      "link",
+      "add",
+      pod.hostVeth,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      pod.ns,
+    ]);
+    await ip(["-n", node.ns, "link", "set", pod.hostVeth, "up"]);
+    const [link] = JSON.parse(await ip(["-n", node.ns, "-json", "link", "show", pod.hostVeth])) as Array<{
+      address: string;
+    }>;
+    await ip(["-n", pod.ns, "addr", "add", `${podIP}/32`, "dev", "eth0"]);
+    await ip(["-n", pod.ns, "link", "set", "eth0", "up"]);
+    await ip(["-n", pod.ns, "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"]);
+    await ip([
+      "-n",
+      pod.ns,
+      "neigh",
+      "add",
+      "169.254.1.1",
+      "lladdr",
+      link!.address,
+      "dev",
+      "eth0",
+      "nud",
+      "permanent",
+    ]);
+    await ip(["-n", pod.ns, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0", "onlink"]);
+    await ip(["-n", node.ns, "route", "add", `${podIP}/32`, "dev", pod.hostVeth, "scope", "link"]);
+    this.pods.set(podName, pod);
+    return pod;
+  }
+
+  /** One ping from a pod to an address; true when a reply came back. */
+  async ping(from: TopoPod, toIP: string, timeoutSec = 2): Promise<boolean> {
+    try {
+      await nsExec(from.ns, "ping", ["-c", "1", "-W", String(timeoutSec), toIP]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Stops every process it started (by pid) and deletes every namespace it made. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.pids.splice(0).map((pid) => stopPid(pid, 3000)));
+    await removeNamespaces(this.prefix);
+  }
+}
+
+/** Deletes every network namespace whose name starts with `prefix-` (leftovers of a killed run too). */
+export async function removeNamespaces(prefix: string): Promise<void> {
+  const list = await ip(["netns", "list"]).catch(() => "");
+  const names = list
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n.startsWith(`${prefix}-`));
+  for (const n of names) await ip(["netns", "del", n]).catch(() => undefined);
+}
