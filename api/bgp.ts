@@ -5,11 +5,19 @@ export interface BGPConfigurationSpec {
   asNumber?: number;
   /** Default true; turned off automatically once route reflectors exist unless forced on. */
   nodeToNodeMesh?: boolean;
+  /**
+   * Keep the node-to-node mesh between route reflector clients even when nodes carry the
+   * `weft.dev/route-reflector-cluster-id` annotation (default false: reflectors replace the mesh).
+   * Only meaningful while nodeToNodeMesh is true.
+   */
+  meshWithReflectors?: boolean;
   /** Default 179. */
   listenPort?: number;
-  /** Graceful restart time in seconds (default 120). */
+  /** Graceful restart time in seconds, 0-4095 (default 120; 0 turns it off). */
   gracefulRestartSeconds?: number;
+  /** 1-21845 (default 30), shorter than holdSeconds. */
   keepaliveSeconds?: number;
+  /** 0 or 3-65535 (default 90). */
   holdSeconds?: number;
   meshPassword?: SecretKeyRef;
 }
@@ -21,11 +29,15 @@ export interface BGPStatus {
   expectedSessions?: number;
 }
 
+/** The singleton's only allowed name. */
+export const BGP_CONFIGURATION_NAME = "default";
+
 export type BGPConfiguration = WeftObject<"BGPConfiguration", BGPConfigurationSpec, BGPStatus>;
 
 export interface BGPPeerSpec {
   /** External peer: its address and AS. Exactly one of peerIP and peerSelector. */
   peerIP?: string;
+  /** Required with peerIP; unset with peerSelector means the nodes' own AS. */
   asNumber?: number;
   /** Peering with the nodes this selects. */
   peerSelector?: LabelSelector;
@@ -33,7 +45,7 @@ export interface BGPPeerSpec {
   node?: string;
   nodeSelector?: LabelSelector;
   password?: SecretKeyRef;
-  /** Remote TCP port (default 179). */
+  /** Remote TCP port (default 179, or the nodes' listenPort for peerSelector peerings). */
   port?: number;
 }
 

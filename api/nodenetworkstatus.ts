@@ -1,11 +1,13 @@
 import type { Condition, WeftObject } from "./meta.js";
 
 export interface BGPSessionStatus {
+  /** Session name (the BIRD protocol name); unique per node. */
   peer: string;
   peerIP: string;
   asNumber: number;
+  /** As BIRD reports it: Established, Active, Idle, ... */
   state: string;
-  /** Seconds since the session last changed state. */
+  /** When the session entered its current state (uptime counts from here). */
   since?: string;
   routesImported?: number;
   routesExported?: number;

@@ -11,12 +11,14 @@ export interface IntentRoute {
   onlink?: boolean;
 }
 
+/** A permanent neighbor entry; unique by (ip, device). */
 export interface IntentNeighbor {
   ip: string;
   mac: string;
   device: string;
 }
 
+/** A VXLAN FDB entry; unique by (mac, dst, device). */
 export interface IntentFDB {
   mac: string;
   /** Underlay IP of the node the MAC lives behind. */
@@ -26,11 +28,13 @@ export interface IntentFDB {
 
 /** How every other node reaches this node's pods. One object per node, named after the node. */
 export interface RouteIntentSpec {
+  /** Immutable; equals metadata.name. */
   node: string;
   underlayIP: string;
   encapsulation: Encapsulation;
-  /** VXLAN only: the node's VTEP. */
+  /** VXLAN only (and required then): the node's VTEP. */
   vtep?: { ip: string; mac: string; vni: number; port: number };
+  /** Unique by dst. */
   routes: IntentRoute[];
   neighbors: IntentNeighbor[];
   fdb: IntentFDB[];

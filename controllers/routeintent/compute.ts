@@ -30,7 +30,8 @@ export function computeRouteIntent(input: IntentInput): RouteIntentSpec {
   if (vxlanBlocks.length > 0) {
     if (!input.vtep) throw new Error(`node ${input.node} has VXLAN blocks but no VTEP address`);
     const { ip, mac } = input.vtep;
-    for (const b of vxlanBlocks) routes.push({ dst: b.cidr, gateway: ip, device: VXLAN_DEVICE, onlink: true });
+    for (const b of vxlanBlocks)
+      routes.push({ dst: b.cidr, gateway: ip, device: VXLAN_DEVICE, onlink: true });
     neighbors.push({ ip, mac, device: VXLAN_DEVICE });
     fdb.push({ mac, dst: input.underlayIP, device: VXLAN_DEVICE });
   }
