@@ -2,8 +2,6 @@ import { createHash } from "node:crypto";
 
 /** Name of the VXLAN device on every node (DESIGN.md "Names"). */
 export const VXLAN_DEVICE = "weft.vxlan";
-/** Handle under which a node's VTEP address is reserved in its first VXLAN block. */
-export const vtepHandle = (node: string) => `vtep.${node}`;
 
 /**
  * A stable VTEP MAC derived from the node name, so a restarted or re-joined node keeps its MAC and

@@ -1,0 +1,123 @@
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+import { KubernetesStore } from "../datastore/kubernetes.js";
+import type { Store } from "../datastore/store.js";
+import { HealthServer } from "../lib/health.js";
+import { loadKubeConfig } from "../lib/kubeconfig.js";
+import { createLogger } from "../lib/log.js";
+import {
+  type ControllerContext,
+  type ControllerPart,
+  createInformers,
+  startInformers,
+  stopInformers,
+} from "./context.js";
+import { ipamControllerParts } from "./ipam/index.js";
+import { RouteIntentReconciler } from "./routeintent/reconciler.js";
+import { LeaderElector } from "./runtime/leaderelection.js";
+import { GracefulShutdown } from "./runtime/shutdown.js";
+
+const HELP = `weft-controller: allocates blocks to nodes, publishes RouteIntents, garbage-collects addresses.
+
+  --kubeconfig PATH            kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
+  --datastore kubernetes|etcd  where weft.dev objects live (default kubernetes; env WEFT_DATASTORE)
+  --health-port N              /healthz, /readyz, /metrics (default 9871; 0 = any free port)
+  --health-host ADDR           (default 0.0.0.0)
+  --leader-elect true|false    (default true)
+  --leader-elect-namespace NS  namespace of the Lease (default $POD_NAMESPACE or kube-system)
+  --lease-duration-ms N        (default 15000)
+  --gc-grace-ms N              an address is released only if seen leaked twice this far apart (default 60000)
+  --identity ID                leader-election identity (default hostname_pid)
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      kubeconfig: { type: "string" },
+      datastore: { type: "string", default: process.env.WEFT_DATASTORE ?? "kubernetes" },
+      "health-port": { type: "string", default: "9871" },
+      "health-host": { type: "string", default: "0.0.0.0" },
+      "leader-elect": { type: "string", default: "true" },
+      "leader-elect-namespace": { type: "string", default: process.env.POD_NAMESPACE ?? "kube-system" },
+      "lease-duration-ms": { type: "string", default: "15000" },
+      "gc-grace-ms": { type: "string", default: "60000" },
+      identity: { type: "string", default: `${hostname()}_${process.pid}` },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const log = createLogger("controller");
+  const kc = loadKubeConfig(values.kubeconfig);
+  const store = createStore(values.datastore as string, kc);
+  const health = new HealthServer({
+    port: Number(values["health-port"]),
+    host: values["health-host"] as string,
+  });
+  const { url } = await health.start();
+  log.info("weft-controller starting", { identity: values.identity, datastore: store.backend, health: url });
+
+  const informers = createInformers(store, kc);
+  const ctx: ControllerContext = { store, kc, informers };
+  const parts: ControllerPart[] = [
+    ...ipamControllerParts({ gcGraceMs: Number(values["gc-grace-ms"]) }),
+    new RouteIntentReconciler(),
+  ];
+  let leading = false;
+  health.addReadyCheck(
+    "informers",
+    () => Object.values(informers).every((i) => i.hasSynced()) || "caches not synced",
+  );
+
+  const shutdown = new GracefulShutdown({ logger: log }).install();
+  const startWork = async () => {
+    leading = true;
+    await startInformers(informers);
+    for (const p of parts) await p.start(ctx);
+    log.info("controllers running", { parts: parts.map((p) => p.name) });
+  };
+  shutdown.add("controllers", async () => {
+    if (leading) await Promise.all(parts.map((p) => p.stop()));
+  });
+  shutdown.add("informers", () => stopInformers(informers));
+
+  if (values["leader-elect"] === "false") {
+    await startWork();
+    return;
+  }
+  const elector = new LeaderElector(kc, {
+    namespace: values["leader-elect-namespace"] as string,
+    name: "weft-controller",
+    identity: values.identity as string,
+    leaseDurationMs: Number(values["lease-duration-ms"]),
+    renewDeadlineMs: Math.floor(Number(values["lease-duration-ms"]) * (2 / 3)),
+    retryPeriodMs: Math.max(200, Math.floor(Number(values["lease-duration-ms"]) / 7)),
+    onStartedLeading: () => startWork(),
+    // Losing the lease mid-work leaves caches and queues in an unknown state; exiting lets the
+    // Deployment restart the replica clean, as controller-runtime does.
+    onStoppedLeading: () => {
+      if (!shutdown.signal.aborted) {
+        log.error("lost leadership, exiting");
+        process.exit(1);
+      }
+    },
+    onNewLeader: (id) => log.info("leader is", { leader: id }),
+    logger: log,
+  });
+  shutdown.add("leader lease", () => elector.stop());
+  await elector.run();
+}
+
+function createStore(backend: string, kc: ReturnType<typeof loadKubeConfig>): Store {
+  if (backend === "kubernetes") return new KubernetesStore(kc);
+  throw new Error(`unknown datastore ${backend} (supported: kubernetes)`);
+}
+
+main().catch((err: unknown) => {
+  createLogger("controller").error("fatal", {
+    error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+  });
+  process.exit(1);
+});

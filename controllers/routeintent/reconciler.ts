@@ -1,0 +1,168 @@
+import type * as k8s from "@kubernetes/client-node";
+import {
+  API_VERSION,
+  type IPAMBlock,
+  type IPPool,
+  type RouteIntent,
+  type RouteIntentSpec,
+} from "../../api/index.js";
+import { AlreadyExistsError, ConflictError } from "../../datastore/store.js";
+import { findHandle, vtepHandle } from "../../ipam/index.js";
+import { createLogger } from "../../lib/log.js";
+import type { ControllerContext, ControllerPart } from "../context.js";
+import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
+import { computeRouteIntent, type NodeBlock, underlayIPOf } from "./compute.js";
+import { vtepMAC } from "./vtep.js";
+
+const log = createLogger("routeintent");
+
+/** The VTEP of a node: the IPv4 address its IPAM reserved under `vtep.<node>` in one of its blocks. */
+function findVtep(node: string, blocks: IPAMBlock[]): string | undefined {
+  const found = findHandle(
+    blocks.map((b) => b.spec),
+    vtepHandle(node),
+  );
+  return found.find((a) => !a.ip.includes(":"))?.ip;
+}
+
+/** What this node's RouteIntent should say, or why it cannot be written yet. */
+export function desiredIntent(
+  nodeName: string,
+  node: k8s.V1Node,
+  blocks: IPAMBlock[],
+  pools: IPPool[],
+): { spec: RouteIntentSpec } | { wait: string } {
+  const underlayIP = underlayIPOf(node);
+  if (!underlayIP) return { wait: "node has no InternalIP and no weft.dev/underlay-ip annotation" };
+  const poolByName = new Map(pools.map((p) => [p.metadata.name, p]));
+  const own: NodeBlock[] = [];
+  let vxlan: { vni: number; port: number } | undefined;
+  for (const b of blocks) {
+    const pool = poolByName.get(b.spec.pool);
+    if (!pool) continue;
+    const encapsulation = pool.spec.encapsulation ?? "VXLAN";
+    own.push({ cidr: b.spec.cidr, encapsulation });
+    if (encapsulation === "VXLAN" && !vxlan)
+      vxlan = { vni: pool.spec.vxlan?.vni ?? 4096, port: pool.spec.vxlan?.port ?? 4789 };
+  }
+  let vtep: RouteIntentSpec["vtep"];
+  if (vxlan) {
+    const ip = findVtep(nodeName, blocks);
+    if (!ip) return { wait: "waiting for the node's VTEP address to be reserved" };
+    vtep = { ip, mac: vtepMAC(nodeName), ...vxlan };
+  }
+  return { spec: computeRouteIntent({ node: nodeName, underlayIP, blocks: own, ...(vtep ? { vtep } : {}) }) };
+}
+
+/**
+ * Keeps one RouteIntent per node equal to what its blocks and pools imply. A node join or a new
+ * block is one write of that node's intent; nothing rewrites other nodes' intents.
+ */
+export class RouteIntentReconciler implements Reconciler, ControllerPart {
+  readonly name = "routeintent";
+  private controller: Controller | undefined;
+  private ctx: ControllerContext | undefined;
+
+  start(ctx: ControllerContext): void {
+    this.ctx = ctx;
+    const controller = new Controller(this.name, this, { workers: 4 });
+    this.controller = controller;
+    const { nodes, blocks, pools, intents } = ctx.informers;
+    const enqueue = (name: string | undefined) => name && controller.enqueue(name);
+    nodes.on({
+      add: (n) => enqueue(n.metadata?.name),
+      update: (o, n) => {
+        if (underlayIPOf(o) !== underlayIPOf(n) || o === n) enqueue(n.metadata?.name);
+      },
+      delete: (n) => enqueue(n.metadata?.name),
+    });
+    blocks.on({
+      add: (b) => enqueue(b.spec.affinity),
+      update: (o, b) => {
+        if (o.spec.affinity !== b.spec.affinity) enqueue(o.spec.affinity);
+        enqueue(b.spec.affinity);
+      },
+      delete: (b) => enqueue(b.spec.affinity),
+    });
+    const all = () => {
+      for (const n of nodes.list()) enqueue(n.metadata?.name);
+    };
+    pools.on({
+      add: all,
+      update: (o, n) => o.metadata.generation !== n.metadata.generation && all(),
+      delete: all,
+    });
+    intents.on({ update: (_o, i) => enqueue(i.metadata.name), delete: (i) => enqueue(i.metadata.name) });
+    controller.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.controller?.stop();
+  }
+
+  async reconcile(nodeName: string): Promise<ReconcileResult | undefined> {
+    const ctx = this.ctx;
+    if (!ctx) throw new Error("not started");
+    const { nodes, blocks, pools, intents } = ctx.informers;
+    const node = nodes.get(nodeName);
+    const existing = intents.get(nodeName);
+    if (!node || node.metadata?.deletionTimestamp) {
+      if (existing) {
+        await ctx.store.delete("RouteIntent", nodeName);
+        log.info("deleted RouteIntent of removed node", { node: nodeName });
+      }
+      return;
+    }
+    const own = blocks.list().filter((b) => b.spec.affinity === nodeName);
+    const desired = desiredIntent(nodeName, node, own, pools.list());
+    if ("wait" in desired) {
+      log.debug("RouteIntent not written yet", { node: nodeName, reason: desired.wait });
+      return { requeueAfter: 5000 };
+    }
+    if (existing && sameSpec(existing.spec, desired.spec)) return;
+    try {
+      if (existing) {
+        await ctx.store.update("RouteIntent", { ...existing, spec: desired.spec });
+        log.info("updated RouteIntent", { node: nodeName, routes: desired.spec.routes.length });
+      } else {
+        const intent: RouteIntent = {
+          apiVersion: API_VERSION,
+          kind: "RouteIntent",
+          metadata: { name: nodeName, ownerReferences: ownerRef(node) },
+          spec: desired.spec,
+        };
+        await ctx.store.create("RouteIntent", intent);
+        log.info("created RouteIntent", { node: nodeName, routes: desired.spec.routes.length });
+      }
+    } catch (err) {
+      // Our cache was behind; the informer will deliver the newer object and requeue this node.
+      if (err instanceof ConflictError || err instanceof AlreadyExistsError) return { requeueAfter: 200 };
+      throw err;
+    }
+    return;
+  }
+}
+
+function ownerRef(node: k8s.V1Node) {
+  const uid = node.metadata?.uid;
+  const name = node.metadata?.name;
+  return uid && name ? [{ apiVersion: "v1", kind: "Node", name, uid }] : undefined;
+}
+
+function sameSpec(a: RouteIntentSpec, b: RouteIntentSpec): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+/** Key order does not matter to the apiserver; compare values only. */
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === "object") {
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>)
+        .filter(([, x]) => x !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, x]) => [k, canonical(x)]),
+    );
+  }
+  return v;
+}
