@@ -32,7 +32,7 @@ export interface RouteIntentSpec {
   node: string;
   underlayIP: string;
   encapsulation: Encapsulation;
-  /** VXLAN only (and required then): the node's VTEP. */
+  /** VXLAN only (required once the node has VXLAN routes): the node's VTEP. */
   vtep?: { ip: string; mac: string; vni: number; port: number };
   /** Unique by dst. */
   routes: IntentRoute[];
