@@ -1,0 +1,294 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { createLogger, type Logger } from "../../lib/log.js";
+import { type BirdProtocol, parseShowProtocols } from "./birdc.js";
+
+const run = promisify(execFile);
+
+/**
+ * Runs one BIRD 2 as a child process with its own configuration file, control socket and pid
+ * file under `dir` (I/O edge of the BGP feature).
+ *
+ * - apply(config): writes the file (mode 0600: it may hold passwords) only after `bird -p` accepted
+ *   it, then starts BIRD or asks it to `configure`. Because protocol names are stable, BIRD keeps
+ *   every session whose own configuration did not change, and reloads routes instead of
+ *   restarting sessions whose filters changed.
+ * - If BIRD dies it is started again with exponential backoff (reset once it stayed up a while).
+ * - A BIRD left running by a previous agent (same socket) is adopted, not restarted, so routes
+ *   and sessions survive an agent restart.
+ * - Status is read periodically with `birdc show protocols all`.
+ */
+
+export interface BirdProcessOptions {
+  /** State directory: bird.conf, bird.ctl (socket), bird.pid. */
+  dir: string;
+  birdPath?: string;
+  birdcPath?: string;
+  /** Prefix for the BIRD command, e.g. ["ip", "netns", "exec", "ns1"] (tests, the lab). */
+  wrap?: string[];
+  logger?: Logger;
+  /** First restart delay; doubles up to maxBackoffMs. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** How often status is read when onStatus is set (default 5000 ms). */
+  statusIntervalMs?: number;
+  onStatus?: (protocols: BirdProtocol[]) => void;
+  /** Called after every (re)start of BIRD, with the pid. */
+  onStart?: (pid: number) => void;
+}
+
+export type ApplyResult = "started" | "reconfigured" | "unchanged";
+
+export class BirdProcess {
+  readonly configPath: string;
+  readonly socketPath: string;
+  readonly pidPath: string;
+  private readonly log: Logger;
+  private child: ChildProcess | undefined;
+  private adoptedPid: number | undefined;
+  private adoptTimer: NodeJS.Timeout | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private backoff: number;
+  private startedAt = 0;
+  private current: string | undefined;
+  /** Serializes apply/restart so that a configure never races a start. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: BirdProcessOptions) {
+    this.configPath = join(opts.dir, "bird.conf");
+    this.socketPath = join(opts.dir, "bird.ctl");
+    this.pidPath = join(opts.dir, "bird.pid");
+    this.log = opts.logger ?? createLogger("bird");
+    this.backoff = opts.minBackoffMs ?? 500;
+    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Pid of the running BIRD, if any. */
+  get pid(): number | undefined {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) return this.child.pid;
+    return this.adoptedPid;
+  }
+
+  get running(): boolean {
+    return this.pid !== undefined;
+  }
+
+  /** Validates, writes and activates a configuration. Throws (and keeps the old one) when BIRD refuses it. */
+  apply(config: string): Promise<ApplyResult> {
+    const next = this.chain.then(() => this.applyNow(config));
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async applyNow(config: string): Promise<ApplyResult> {
+    if (this.stopping) throw new Error("BIRD is being stopped");
+    if (this.current === undefined) this.tryAdopt();
+    if (config === this.current && this.running) return "unchanged";
+    const tmp = `${this.configPath}.new`;
+    writeFileSync(tmp, config, { mode: 0o600 });
+    try {
+      await run(this.birdPath, ["-p", "-c", tmp], { timeout: 15000 });
+    } catch (err) {
+      safeUnlink(tmp);
+      throw new Error(`BIRD refused the rendered configuration: ${execMessage(err)}`);
+    }
+    renameSync(tmp, this.configPath);
+    this.current = config;
+    if (!this.running) {
+      await this.startNow();
+      return "started";
+    }
+    // `current` is what the file holds; forget it on failure so that the next apply retries
+    const out = await this.birdc(["configure"]).catch((err: unknown) => {
+      this.current = undefined;
+      throw new Error(`birdc configure failed: ${execMessage(err)}`);
+    });
+    if (!/Reconfigur(ed|ation in progress)/.test(out)) {
+      this.current = undefined;
+      throw new Error(`birdc configure failed: ${out.trim().split("\n").slice(-1)[0] ?? ""}`);
+    }
+    this.log.info("BIRD reconfigured");
+    return "reconfigured";
+  }
+
+  /** `birdc -s SOCKET args...`, output as text. */
+  async birdc(args: string[]): Promise<string> {
+    const { stdout } = await run(this.birdcPath, ["-s", this.socketPath, ...args], { timeout: 10000 });
+    return stdout;
+  }
+
+  async status(): Promise<BirdProtocol[]> {
+    return parseShowProtocols(await this.birdc(["show", "protocols", "all"]));
+  }
+
+  /** Starts the periodic status reader (needs onStatus). */
+  watchStatus(): void {
+    if (!this.opts.onStatus || this.statusTimer) return;
+    const tick = async () => {
+      if (this.running) {
+        try {
+          this.opts.onStatus?.(await this.status());
+        } catch (err) {
+          this.log.debug("status read failed", { error: execMessage(err) });
+        }
+      }
+      if (!this.stopping) this.statusTimer = setTimeout(tick, this.opts.statusIntervalMs ?? 5000);
+    };
+    this.statusTimer = setTimeout(tick, 0);
+  }
+
+  /** Stops BIRD: SIGTERM (BIRD closes sessions cleanly), SIGKILL after graceMs. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.stopping = true;
+    for (const t of [this.restartTimer, this.statusTimer, this.adoptTimer]) if (t) clearTimeout(t);
+    await this.chain;
+    const pid = this.pid;
+    if (pid === undefined) return;
+    const exited = this.child ? new Promise<void>((r) => this.child?.once("exit", () => r())) : undefined;
+    signal(pid, "SIGTERM");
+    const deadline = Date.now() + graceMs;
+    while (alive(pid) && Date.now() < deadline) await sleep(50);
+    if (alive(pid)) signal(pid, "SIGKILL");
+    if (exited) await exited;
+    while (alive(pid)) await sleep(20);
+    this.child = undefined;
+    this.adoptedPid = undefined;
+  }
+
+  private get birdPath(): string {
+    return this.opts.birdPath ?? "bird";
+  }
+
+  private get birdcPath(): string {
+    return this.opts.birdcPath ?? "birdc";
+  }
+
+  /** Takes over a BIRD started by an earlier agent with this socket, if it still runs. */
+  private tryAdopt(): void {
+    if (this.running) return;
+    let pid: number;
+    try {
+      pid = Number(readFileSync(this.pidPath, "utf8").trim());
+    } catch {
+      return;
+    }
+    if (!Number.isInteger(pid) || pid <= 1 || !alive(pid)) return;
+    let cmd = "";
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+    } catch {
+      return;
+    }
+    if (!cmd.includes("bird") || !cmd.includes(this.socketPath)) return;
+    this.adoptedPid = pid;
+    this.log.info("adopted running BIRD", { pid });
+    const poll = () => {
+      if (this.adoptedPid === undefined || this.stopping) return;
+      if (!alive(this.adoptedPid)) {
+        this.log.warn("adopted BIRD exited", { pid: this.adoptedPid });
+        this.adoptedPid = undefined;
+        this.scheduleRestart();
+        return;
+      }
+      this.adoptTimer = setTimeout(poll, 1000);
+    };
+    this.adoptTimer = setTimeout(poll, 1000);
+  }
+
+  private async startNow(): Promise<void> {
+    const args = ["-f", "-c", this.configPath, "-s", this.socketPath, "-P", this.pidPath];
+    const wrap = this.opts.wrap ?? [];
+    const [cmd, ...rest] = wrap.length ? [...wrap, this.birdPath, ...args] : [this.birdPath, ...args];
+    const child = spawn(cmd as string, rest, { stdio: ["ignore", "pipe", "pipe"] });
+    this.child = child;
+    this.startedAt = Date.now();
+    const logLines = (buf: Buffer) => {
+      for (const line of buf.toString("utf8").split("\n")) if (line.trim()) this.log.info(line.trim());
+    };
+    child.stdout?.on("data", logLines);
+    child.stderr?.on("data", logLines);
+    const spawned = new Promise<void>((resolve, reject) => {
+      child.once("spawn", () => resolve());
+      child.once("error", reject);
+    });
+    child.once("exit", (code, sig) => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      if (this.stopping) return;
+      this.log.warn("BIRD exited", { code, signal: sig });
+      this.scheduleRestart();
+    });
+    await spawned;
+    // Ready once the control socket answers; a BIRD that dies at once shows up here as an error.
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      if (this.child !== child) throw new Error("BIRD exited right after start");
+      try {
+        await this.birdc(["show", "status"]);
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`BIRD control socket did not answer: ${execMessage(err)}`);
+        await sleep(50);
+      }
+    }
+    this.log.info("BIRD started", { pid: child.pid });
+    if (child.pid !== undefined) this.opts.onStart?.(child.pid);
+  }
+
+  private scheduleRestart(): void {
+    if (this.stopping || this.restartTimer) return;
+    const min = this.opts.minBackoffMs ?? 500;
+    const max = this.opts.maxBackoffMs ?? 30000;
+    // a BIRD that ran for a minute was healthy: start over from the shortest delay
+    if (Date.now() - this.startedAt > 60000) this.backoff = min;
+    const delay = this.backoff;
+    this.backoff = Math.min(max, this.backoff * 2);
+    this.log.info("restarting BIRD", { inMs: delay });
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopping || this.running || this.current === undefined) return;
+      const next = this.chain.then(() => this.startNow());
+      this.chain = next.catch((err: unknown) => {
+        this.log.error("BIRD restart failed", { error: execMessage(err) });
+        this.scheduleRestart();
+      });
+    }, delay);
+  }
+}
+
+function execMessage(err: unknown): string {
+  const e = err as { stderr?: string; stdout?: string; message?: string };
+  const text = `${e.stderr ?? ""}${e.stdout ?? ""}`.trim() || e.message || String(err);
+  return text.split("\n").slice(-3).join(" ");
+}
+
+function safeUnlink(p: string): void {
+  try {
+    unlinkSync(p);
+  } catch {
+    /* already gone */
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* gone */
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

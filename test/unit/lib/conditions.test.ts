@@ -1,0 +1,35 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { conditionOf, isTrue, setCondition } from "../../../lib/conditions.js";
+
+describe("setCondition", () => {
+  const t0 = new Date("2026-01-01T00:00:00.000Z");
+  const t1 = new Date("2026-01-01T00:05:00.000Z");
+
+  it("adds a condition with observedGeneration and a transition time", () => {
+    const c = setCondition(undefined, { type: "Ready", status: true, reason: "Ok", message: "fine" }, 3, t0);
+    assert.deepEqual(c, [
+      { type: "Ready", status: "True", reason: "Ok", message: "fine", lastTransitionTime: "2026-01-01T00:00:00Z", observedGeneration: 3 },
+    ]);
+  });
+
+  it("keeps lastTransitionTime while the status holds, moves it when it flips", () => {
+    const a = setCondition(undefined, { type: "Ready", status: true, reason: "Ok", message: "" }, 1, t0);
+    const b = setCondition(a, { type: "Ready", status: true, reason: "StillOk", message: "x" }, 2, t1);
+    assert.equal(b[0]?.lastTransitionTime, "2026-01-01T00:00:00Z");
+    assert.equal(b[0]?.reason, "StillOk");
+    assert.equal(b[0]?.observedGeneration, 2);
+    const c = setCondition(b, { type: "Ready", status: false, reason: "Broken", message: "y" }, 2, t1);
+    assert.equal(c[0]?.lastTransitionTime, "2026-01-01T00:05:00Z");
+    assert.equal(isTrue(c, "Ready"), false);
+  });
+
+  it("leaves other conditions and the input untouched", () => {
+    const a = setCondition(undefined, { type: "Ready", status: true, reason: "Ok", message: "" }, 1, t0);
+    const b = setCondition(a, { type: "Exhausted", status: "Unknown", reason: "NotChecked", message: "" }, 1, t1);
+    assert.equal(a.length, 1);
+    assert.equal(b.length, 2);
+    assert.equal(conditionOf(b, "Exhausted")?.status, "Unknown");
+    assert.equal(isTrue(b, "Ready"), true);
+  });
+});
