@@ -1,4 +1,4 @@
-import type * as k8s from "@kubernetes/client-node";
+import * as k8s from "@kubernetes/client-node";
 import type { BGPConfiguration, BGPPeer, IPAMBlock, IPPool, RouteIntent } from "../api/index.js";
 import type { Store } from "../datastore/store.js";
 import { Informer } from "./runtime/informer.js";
@@ -19,6 +19,21 @@ export interface ControllerContext {
   store: Store;
   kc: k8s.KubeConfig;
   informers: Informers;
+  /** Direct read, for nodes the (possibly label-filtered) cache does not hold. */
+  nodeExists?(name: string): Promise<boolean>;
+}
+
+export function nodeExistsFn(kc: k8s.KubeConfig): (name: string) => Promise<boolean> {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  return async (name) => {
+    try {
+      await core.readNode({ name });
+      return true;
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return false;
+      throw err;
+    }
+  };
 }
 
 /** One concern of weft-controller (IPAM, RouteIntents, BGP status): started once its caches sync. */
@@ -29,9 +44,19 @@ export interface ControllerPart {
   stop(): Promise<void>;
 }
 
-export function createInformers(store: Store, kc: k8s.KubeConfig, resyncMs = 5 * 60_000): Informers {
+export interface InformerOptions {
+  resyncMs?: number;
+  /** Only nodes matching this label selector (kubectl syntax): one controller per shard of nodes. */
+  nodeSelector?: string;
+}
+
+export function createInformers(store: Store, kc: k8s.KubeConfig, opts: InformerOptions = {}): Informers {
+  const resyncMs = opts.resyncMs ?? 5 * 60_000;
   return {
-    nodes: new Informer(coreListWatch<k8s.V1Node>(kc, "Node"), { resyncMs }),
+    nodes: new Informer(
+      coreListWatch<k8s.V1Node>(kc, "Node", opts.nodeSelector ? { labelSelector: opts.nodeSelector } : {}),
+      { resyncMs },
+    ),
     pods: new Informer(coreListWatch<k8s.V1Pod>(kc, "Pod"), { resyncMs }),
     pools: new Informer(storeListWatch(store, "IPPool"), { resyncMs }),
     blocks: new Informer(storeListWatch(store, "IPAMBlock"), { resyncMs }),

@@ -1,14 +1,15 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
-import { KubernetesStore } from "../datastore/kubernetes.js";
-import type { Store } from "../datastore/store.js";
+import { createStore } from "../datastore/factory.js";
 import { HealthServer } from "../lib/health.js";
 import { loadKubeConfig } from "../lib/kubeconfig.js";
 import { createLogger } from "../lib/log.js";
+import { matchesSelector, parseSelector } from "../lib/selector.js";
 import {
   type ControllerContext,
   type ControllerPart,
   createInformers,
+  nodeExistsFn,
   startInformers,
   stopInformers,
 } from "./context.js";
@@ -28,6 +29,9 @@ const HELP = `weft-controller: allocates blocks to nodes, publishes RouteIntents
   --lease-duration-ms N        (default 15000)
   --gc-grace-ms N              an address is released only if seen leaked twice this far apart (default 60000)
   --identity ID                leader-election identity (default hostname_pid)
+  --node-selector SEL          manage only nodes with these labels (kubectl syntax; default all)
+  --pool-selector SEL          manage only IPPools with these labels (default all)
+  --lease-name NAME            Lease used for leader election (default weft-controller)
 `;
 
 async function main(): Promise<void> {
@@ -42,6 +46,9 @@ async function main(): Promise<void> {
       "lease-duration-ms": { type: "string", default: "15000" },
       "gc-grace-ms": { type: "string", default: "60000" },
       identity: { type: "string", default: `${hostname()}_${process.pid}` },
+      "node-selector": { type: "string" },
+      "pool-selector": { type: "string" },
+      "lease-name": { type: "string", default: "weft-controller" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -59,10 +66,17 @@ async function main(): Promise<void> {
   const { url } = await health.start();
   log.info("weft-controller starting", { identity: values.identity, datastore: store.backend, health: url });
 
-  const informers = createInformers(store, kc);
-  const ctx: ControllerContext = { store, kc, informers };
+  const informers = createInformers(store, kc, { nodeSelector: values["node-selector"] });
+  const ctx: ControllerContext = { store, kc, informers, nodeExists: nodeExistsFn(kc) };
+  const poolSelector = values["pool-selector"] ? parseSelector(values["pool-selector"]) : undefined;
+  const poolFilter = poolSelector
+    ? (name: string) => matchesSelector(poolSelector, informers.pools.get(name)?.metadata.labels)
+    : undefined;
   const parts: ControllerPart[] = [
-    ...ipamControllerParts({ gcGraceMs: Number(values["gc-grace-ms"]) }),
+    ...ipamControllerParts({
+      gcGraceMs: Number(values["gc-grace-ms"]),
+      ...(poolFilter ? { poolFilter } : {}),
+    }),
     new RouteIntentReconciler(),
   ];
   let leading = false;
@@ -89,7 +103,7 @@ async function main(): Promise<void> {
   }
   const elector = new LeaderElector(kc, {
     namespace: values["leader-elect-namespace"] as string,
-    name: "weft-controller",
+    name: values["lease-name"] as string,
     identity: values.identity as string,
     leaseDurationMs: Number(values["lease-duration-ms"]),
     renewDeadlineMs: Math.floor(Number(values["lease-duration-ms"]) * (2 / 3)),
@@ -108,11 +122,6 @@ async function main(): Promise<void> {
   });
   shutdown.add("leader lease", () => elector.stop());
   await elector.run();
-}
-
-function createStore(backend: string, kc: ReturnType<typeof loadKubeConfig>): Store {
-  if (backend === "kubernetes") return new KubernetesStore(kc);
-  throw new Error(`unknown datastore ${backend} (supported: kubernetes)`);
 }
 
 main().catch((err: unknown) => {

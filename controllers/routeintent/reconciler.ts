@@ -107,6 +107,8 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
     const node = nodes.get(nodeName);
     const existing = intents.get(nodeName);
     if (!node || node.metadata?.deletionTimestamp) {
+      // With --node-selector a node outside this shard is absent from the cache but alive.
+      if (existing && !node && (await ctx.nodeExists?.(nodeName))) return;
       if (existing) {
         await ctx.store.delete("RouteIntent", nodeName);
         log.info("deleted RouteIntent of removed node", { node: nodeName });

@@ -1,0 +1,102 @@
+/**
+ * Weft IPAM: pure allocation logic (no I/O). The controller and the agent feed it snapshots of
+ * pools and blocks from the datastore and write back what it returns:
+ *
+ *   const plan = planAssignment({ family, pools, node, ownBlocks, claimed, count });
+ *   useBlock / borrow: assignInBlock(plan.block, requests) -> one compare-and-swap of the block
+ *   claim:             assignInBlock(plan.block, requests) -> one create of the IPAMBlock
+ *   conflict or AlreadyExists: refresh the snapshot and plan again.
+ *
+ * Callers own three rules the library cannot see: look the handle up first (findHandle over the
+ * node's blocks) so a repeated request returns the address it already has; leave pools that
+ * findOverlaps reports out of `pools`; keep block CIDRs canonical (blockCidrAt's text).
+ */
+export {
+  type Address,
+  type Cidr,
+  canonicalCidr,
+  cidrContains,
+  cidrSize,
+  cidrsOverlap,
+  FAMILY_BITS,
+  type Family,
+  familyName,
+  formatCidr,
+  formatIP,
+  parseCidr,
+  parseIP,
+  tryParseCidr,
+  tryParseIP,
+} from "./addr.js";
+export {
+  type EligiblePools,
+  eligiblePools,
+  matchingFamilies,
+  type NodeRef,
+  ownBlocksIn,
+  type SkippedPool,
+  toPool,
+} from "./affinity.js";
+export {
+  type AssignedAddress,
+  type AssignRequest,
+  type AssignResult,
+  addressAt,
+  allocationsOf,
+  assertBlock,
+  assignInBlock,
+  blockAddressCount,
+  checkBlock,
+  findHandle,
+  freeCount,
+  isEmpty,
+  isEmptyOfPods,
+  isReservedHandle,
+  newBlockSpec,
+  ordinalOf,
+  RESERVED_HANDLE_PREFIXES,
+  type ReleaseResult,
+  release,
+  releaseIfSequence,
+  usedCount,
+  vtepHandle,
+} from "./block.js";
+export { IpamError, type IpamErrorCode, isIpamError } from "./errors.js";
+export {
+  type CandidateOptions,
+  type CidrSet,
+  candidateBlocks,
+  candidateIndex,
+  candidateIndices,
+  orderKey,
+  permute,
+  takenIndices,
+} from "./order.js";
+export {
+  BLOCK_SIZE_RANGE,
+  blockCidrAt,
+  blockCidrFor,
+  blockCidrOfIndex,
+  blockCount,
+  blockIndexOf,
+  effectiveBlockSize,
+  findOverlaps,
+  type Pool,
+  type PoolRef,
+  parsePool,
+  poolContains,
+  poolContainsAddress,
+  poolsOverlap,
+  validatePoolSpec,
+} from "./pool.js";
+export {
+  type DualStackPlan,
+  type JoinClaim,
+  type JoinPlan,
+  type Plan,
+  type PlanInput,
+  planAssignment,
+  planDualStack,
+  planJoin,
+} from "./select.js";
+export { type PoolUsage, poolUsage } from "./stats.js";

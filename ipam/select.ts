@@ -1,0 +1,268 @@
+import type { IPAMBlockSpec } from "../api/ipamblock.js";
+import { type Family, familyName, parseCidr } from "./addr.js";
+import { type EligiblePools, eligiblePools, type NodeRef, ownBlocksIn } from "./affinity.js";
+import { freeCount, newBlockSpec } from "./block.js";
+import { IpamError } from "./errors.js";
+import { type CidrSet, candidateBlocks } from "./order.js";
+import { blockCount, blockIndexOf, type Pool, type PoolRef } from "./pool.js";
+
+/**
+ * Where the next address(es) of a node come from: a pure decision over a snapshot of pools and
+ * blocks. The caller acts on the plan (assignInBlock + one compare-and-swap write, or one create
+ * of the IPAMBlock for a claim) and plans again when the world moved under it (a conflict, or
+ * AlreadyExists on a claim: add that CIDR to `claimed`).
+ */
+export interface PlanInput {
+  family: Family;
+  pools: readonly (Pool | PoolRef)[];
+  node: NodeRef;
+  /** The node's blocks (affinity = node). Others in the list are ignored. */
+  ownBlocks: readonly IPAMBlockSpec[];
+  /**
+   * Canonical CIDRs of every block known to exist, whoever owns it (Set of CIDRs, or Map CIDR ->
+   * affinity): only asked for membership, so pass the informer's map as it is, no copy needed.
+   * A block missing here costs one failed create (AlreadyExists) and a replan with it added.
+   */
+  claimed: ReadonlySet<string> | ReadonlyMap<string, string>;
+  /** Other nodes' blocks; consulted only for pools with strictAffinity=false. */
+  borrowable?: readonly IPAMBlockSpec[];
+  /** Addresses wanted at once (group commit); a block with that much room is preferred. Default 1. */
+  count?: number;
+  /**
+   * May a NodeSubnet pool's block be claimed? Only the controller at node join (planJoin) does
+   * that; the pod path must not, or two writers could give one node two subnets.
+   */
+  claimNodeSubnet?: boolean;
+}
+
+export type Plan =
+  /** Assign in this block of the node (it has room). */
+  | { kind: "useBlock"; pool: string; block: IPAMBlockSpec }
+  /**
+   * Create this block with the node's affinity: that create is the claim. `block` is the empty
+   * spec; assign into it before creating and the claim and the first addresses are one write.
+   */
+  | { kind: "claim"; pool: string; cidr: string; block: IPAMBlockSpec }
+  /** Take an address from another node's block (strictAffinity=false only). */
+  | { kind: "borrow"; pool: string; block: IPAMBlockSpec }
+  | { kind: "error"; error: IpamError };
+
+function cmpBig(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function cidrOrder(a: IPAMBlockSpec, b: IPAMBlockSpec): number {
+  return cmpBig(parseCidr(a.cidr).base, parseCidr(b.cidr).base);
+}
+
+/** Among blocks with room: the first (pool order, then address) fitting `count`, else the roomiest. */
+function pickBlock(blocks: IPAMBlockSpec[], count: number): IPAMBlockSpec | undefined {
+  const withRoom = blocks.filter((b) => freeCount(b) > 0);
+  const fits = withRoom.find((b) => freeCount(b) >= count);
+  if (fits) return fits;
+  let best: IPAMBlockSpec | undefined;
+  for (const b of withRoom) if (!best || freeCount(b) > freeCount(best)) best = b;
+  return best;
+}
+
+/** Existing blocks: what the caller says exists, plus the blocks it handed in. */
+function existing(
+  claimed: PlanInput["claimed"],
+  blocks: readonly IPAMBlockSpec[],
+): { has(cidr: string): boolean } {
+  const extra = new Set(blocks.map((b) => b.cidr));
+  return { has: (c) => claimed.has(c) || extra.has(c) };
+}
+
+function noPoolError(family: Family, node: string, eligible: EligiblePools): IpamError {
+  const why = eligible.skipped.map((s) => `${s.pool}: ${s.reason}`).join("; ");
+  return new IpamError(
+    "NoMatchingPool",
+    `no enabled ${familyName(family)} pool gives addresses to node ${node}` + (why ? ` (${why})` : ""),
+    eligible.skipped.map((s) => s.pool),
+    node,
+  );
+}
+
+export function planAssignment(input: PlanInput): Plan {
+  const { family, node } = input;
+  const count = Math.max(1, input.count ?? 1);
+  const eligible = eligiblePools(input.pools, node, family);
+  if (eligible.usable.length === 0) return { kind: "error", error: noPoolError(family, node.name, eligible) };
+  const pools = eligible.usable;
+  const own = new Map(pools.map((p) => [p.name, ownBlocksIn(p, node.name, input.ownBlocks).sort(cidrOrder)]));
+
+  const ownPick = pickBlock(
+    pools.flatMap((p) => own.get(p.name)!),
+    count,
+  );
+  if (ownPick) return { kind: "useBlock", pool: ownPick.pool, block: ownPick };
+
+  const taken = existing(input.claimed, input.ownBlocks);
+  const reasons: string[] = [];
+  const missingSubnet: string[] = [];
+  for (const pool of pools) {
+    const mine = own.get(pool.name)!;
+    if (pool.allocation === "NodeSubnet") {
+      if (mine.length > 0) {
+        reasons.push(`${pool.name}: node subnet ${mine.map((b) => b.cidr).join(", ")} is full`);
+        continue;
+      }
+      if (!input.claimNodeSubnet) {
+        missingSubnet.push(pool.name);
+        reasons.push(`${pool.name}: node has no subnet yet (the controller claims it at node join)`);
+        continue;
+      }
+    } else if (pool.maxBlocksPerNode !== undefined && mine.length >= pool.maxBlocksPerNode) {
+      reasons.push(`${pool.name}: node holds maxBlocksPerNode=${pool.maxBlocksPerNode} blocks, all full`);
+      continue;
+    }
+    const next = candidateBlocks(pool, node.name, taken, { limit: 1 }).next();
+    if (!next.done) {
+      return {
+        kind: "claim",
+        pool: pool.name,
+        cidr: next.value,
+        block: newBlockSpec(next.value, pool.name, node.name),
+      };
+    }
+    reasons.push(`${pool.name}: all ${blockCount(pool)} /${pool.blockSize} blocks are claimed`);
+  }
+
+  for (const pool of pools) {
+    if (pool.strictAffinity || pool.allocation === "NodeSubnet") continue;
+    const foreign = (input.borrowable ?? [])
+      .filter(
+        (b) => b.pool === pool.name && b.affinity !== node.name && blockIndexOf(pool, b.cidr) !== undefined,
+      )
+      .sort(cidrOrder);
+    const pick = pickBlock(foreign, count);
+    if (pick) return { kind: "borrow", pool: pool.name, block: pick };
+    reasons.push(`${pool.name}: no other node's block has a free address to borrow`);
+  }
+
+  const strict = pools.filter((p) => p.strictAffinity && p.allocation === "Blocks").map((p) => p.name);
+  const hint = strict.length > 0 ? ` (strictAffinity is true for ${strict.join(", ")}: no borrowing)` : "";
+  const names = pools.map((p) => p.name);
+  if (missingSubnet.length === pools.length) {
+    return {
+      kind: "error",
+      error: new IpamError(
+        "NodeSubnetMissing",
+        `node ${node.name} has no ${familyName(family)} subnet in pool(s) ${names.join(", ")} yet`,
+        names,
+        node.name,
+      ),
+    };
+  }
+  return {
+    kind: "error",
+    error: new IpamError(
+      "Exhausted",
+      `no free ${familyName(family)} address for node ${node.name} in pool(s) ${names.join(", ")}: ${reasons.join("; ")}${hint}`,
+      names,
+      node.name,
+    ),
+  };
+}
+
+export type DualStackPlan =
+  | { kind: "plans"; plans: Partial<Record<Family, Plan>> }
+  | { kind: "error"; error: IpamError };
+
+/**
+ * One plan per family that has a pool for the node: a dual-stack node's pod gets one IPv4 and
+ * one IPv6 address. The pod is only started when every returned plan succeeds; a family whose
+ * plan is an error fails the pod (half a dual-stack pod is worse than a clear error).
+ */
+export function planDualStack(input: Omit<PlanInput, "family">): DualStackPlan {
+  const plans: Partial<Record<Family, Plan>> = {};
+  for (const family of [4, 6] as const) {
+    if (eligiblePools(input.pools, input.node, family).usable.length === 0) continue;
+    plans[family] = planAssignment({ ...input, family });
+  }
+  if (plans[4] === undefined && plans[6] === undefined) {
+    const skipped = [
+      ...eligiblePools(input.pools, input.node, 4).skipped,
+      ...eligiblePools(input.pools, input.node, 6).skipped,
+    ];
+    return { kind: "error", error: noPoolError4or6(input.node.name, skipped) };
+  }
+  return { kind: "plans", plans };
+}
+
+function noPoolError4or6(node: string, skipped: EligiblePools["skipped"]): IpamError {
+  const why = skipped.map((s) => `${s.pool}: ${s.reason}`).join("; ");
+  return new IpamError(
+    "NoMatchingPool",
+    `no enabled pool gives addresses to node ${node}` + (why ? ` (${why})` : ""),
+    skipped.map((s) => s.pool),
+    node,
+  );
+}
+
+export interface JoinClaim {
+  pool: string;
+  cidr: string;
+  /** Empty block spec with the node's affinity; add the VTEP address, then create it. */
+  block: IPAMBlockSpec;
+}
+
+export interface JoinPlan {
+  claims: JoinClaim[];
+  errors: IpamError[];
+}
+
+/**
+ * What the controller claims when a node joins: one block in every matching NodeSubnet pool the
+ * node has none in (never a second), and, per family, one block of the first Blocks pool that can
+ * give one when the node then still has no block of that family. Idempotent: a node that has its
+ * blocks gets an empty plan.
+ */
+export function planJoin(
+  input: Omit<PlanInput, "family" | "count" | "claimNodeSubnet" | "borrowable">,
+): JoinPlan {
+  const claims: JoinClaim[] = [];
+  const errors: IpamError[] = [];
+  const added = new Set<string>();
+  const base = existing(input.claimed, input.ownBlocks);
+  const taken = { has: (c: string) => added.has(c) || base.has(c) };
+  for (const family of [4, 6] as const) {
+    const { usable } = eligiblePools(input.pools, input.node, family);
+    let have = 0;
+    for (const pool of usable) {
+      const mine = ownBlocksIn(pool, input.node.name, input.ownBlocks);
+      have += mine.length;
+      if (pool.allocation !== "NodeSubnet" || mine.length > 0) continue;
+      const claim = claimIn(pool, input.node.name, taken);
+      if (claim) {
+        claims.push(claim);
+        added.add(claim.cidr);
+        have++;
+      } else errors.push(exhaustedAtJoin(pool, input.node.name));
+    }
+    if (have > 0) continue;
+    const blocksPools = usable.filter((p) => p.allocation === "Blocks");
+    const claim = blocksPools.map((p) => claimIn(p, input.node.name, taken)).find((c) => c !== undefined);
+    if (claim) {
+      claims.push(claim);
+      added.add(claim.cidr);
+    } else for (const pool of blocksPools) errors.push(exhaustedAtJoin(pool, input.node.name));
+  }
+  return { claims, errors };
+}
+
+function claimIn(pool: Pool, node: string, taken: CidrSet): JoinClaim | undefined {
+  const next = candidateBlocks(pool, node, taken, { limit: 1 }).next();
+  if (next.done) return undefined;
+  return { pool: pool.name, cidr: next.value, block: newBlockSpec(next.value, pool.name, node) };
+}
+
+function exhaustedAtJoin(pool: Pool, node: string): IpamError {
+  return new IpamError(
+    "Exhausted",
+    `pool ${pool.name} has no free /${pool.blockSize} block for node ${node}: all ${blockCount(pool)} are claimed`,
+    [pool.name],
+    node,
+  );
+}
