@@ -1,0 +1,86 @@
+/**
+ * desired + observed -> the actions that converge the kernel. Pure.
+ *
+ * Order (make before break): neighbors, then FDB entries, then routes are set with replace
+ * semantics, so a route never points at a next hop the kernel cannot resolve yet; then stale
+ * routes, FDB entries and neighbors are removed, in that order. Only owned entries are ever removed,
+ * and a route slot held by a foreign route is reported as a conflict, never overwritten.
+ */
+import type { DesiredIndex } from "./desired.js";
+import { type Action, type FdbEntry, fdbMacKey, type ObservedState, sameRoute } from "./model.js";
+
+export interface Plan {
+  actions: Action[];
+  /** Desired routes whose slot is held by a route we do not own. */
+  conflicts: string[];
+}
+
+export function diff(want: DesiredIndex, have: ObservedState): Plan {
+  const setNeigh: Action[] = [];
+  const setFdb: Action[] = [];
+  const setRoute: Action[] = [];
+  const delRoute: Action[] = [];
+  const delFdb: Action[] = [];
+  const delNeigh: Action[] = [];
+  const conflicts: string[] = [];
+
+  for (const [key, n] of want.neighbors) {
+    const o = have.neighbors.get(key);
+    if (!o?.permanent || o.mac !== n.mac) setNeigh.push({ kind: "neighbor", op: "set", entry: n });
+  }
+  for (const [key, o] of have.neighbors) {
+    // non-permanent entries are the kernel's own ARP cache: not ours to delete
+    if (o.permanent && !want.neighbors.has(key)) {
+      delNeigh.push({ kind: "neighbor", op: "del", entry: { ip: o.ip, mac: o.mac, device: o.device } });
+    }
+  }
+
+  const haveRemotes = new Set<string>();
+  for (const o of have.fdb.values()) {
+    const w = want.fdb.get(fdbMacKey(o.device, o.mac));
+    if (w && w.dst === o.dst) haveRemotes.add(fdbMacKey(o.device, o.mac));
+    else delFdb.push({ kind: "fdb", op: "del", entry: o });
+  }
+  for (const [key, f] of want.fdb) {
+    if (!haveRemotes.has(key)) setFdb.push({ kind: "fdb", op: "set", entry: f });
+  }
+
+  for (const [key, r] of want.routes) {
+    const o = have.routes.get(key);
+    if (o) {
+      if (!sameRoute(r, o)) setRoute.push({ kind: "route", op: "set", entry: r });
+    } else if (have.foreignRoutes.has(key)) {
+      conflicts.push(`route ${key}: held by a route Weft does not own; left alone`);
+    } else {
+      setRoute.push({ kind: "route", op: "set", entry: r });
+    }
+  }
+  for (const [key, o] of have.routes) {
+    if (!want.routes.has(key)) delRoute.push({ kind: "route", op: "del", entry: o });
+  }
+
+  return { actions: [...setNeigh, ...setFdb, ...setRoute, ...delRoute, ...delFdb, ...delNeigh], conflicts };
+}
+
+/** Whether the kernel already matches for one key: the event path's cheap drift check. */
+export function routeInSync(want: DesiredIndex, have: ObservedState, key: string): boolean {
+  const w = want.routes.get(key);
+  const o = have.routes.get(key);
+  if (!w) return !o;
+  if (!o) return have.foreignRoutes.has(key); // a conflict is not drift we can repair
+  return sameRoute(w, o);
+}
+
+export function neighborInSync(want: DesiredIndex, have: ObservedState, key: string): boolean {
+  const w = want.neighbors.get(key);
+  const o = have.neighbors.get(key);
+  if (!w) return !o?.permanent;
+  return o?.permanent === true && o.mac === w.mac;
+}
+
+/** After an event added (present) or removed one remote of a MAC: is that remote as desired? */
+export function fdbRemoteInSync(want: DesiredIndex, f: FdbEntry, present: boolean): boolean {
+  const w = want.fdb.get(fdbMacKey(f.device, f.mac));
+  const wanted = w !== undefined && w.dst === f.dst;
+  return wanted === present;
+}
