@@ -1,0 +1,65 @@
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+import { GracefulShutdown } from "../controllers/runtime/shutdown.js";
+import { createStore } from "../datastore/factory.js";
+import { HealthServer } from "../lib/health.js";
+import { loadKubeConfig } from "../lib/kubeconfig.js";
+import { createLogger } from "../lib/log.js";
+import { KernelDataplane } from "./dataplane/kernel.js";
+import { NodeAgent } from "./node-agent.js";
+
+const HELP = `weft-agent: programs this node's kernel (VXLAN, host-gw routes, ARP, FDB) from RouteIntents.
+
+  --node NAME                  this node (default: $NODE_NAME, else the hostname)
+  --kubeconfig PATH            kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
+  --datastore kubernetes|etcd  where weft.dev objects live (default kubernetes; env WEFT_DATASTORE)
+  --health-port N              /healthz, /readyz, /metrics (default 9872; 0 = any free port)
+  --health-host ADDR           (default 0.0.0.0)
+  --resync-ms N                full kernel resync period (default 60000)
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      node: { type: "string", default: process.env.NODE_NAME ?? hostname() },
+      kubeconfig: { type: "string" },
+      datastore: { type: "string", default: process.env.WEFT_DATASTORE ?? "kubernetes" },
+      "health-port": { type: "string", default: "9872" },
+      "health-host": { type: "string", default: "0.0.0.0" },
+      "resync-ms": { type: "string", default: "60000" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const node = values.node as string;
+  const log = createLogger(`agent/${node}`);
+  const kc = loadKubeConfig(values.kubeconfig);
+  const store = createStore(values.datastore as string, kc);
+  const health = new HealthServer({
+    port: Number(values["health-port"]),
+    host: values["health-host"] as string,
+  });
+  const { url } = await health.start();
+  log.info("weft-agent starting", { node, datastore: store.backend, health: url });
+
+  const dataplane = new KernelDataplane({ resyncIntervalMs: Number(values["resync-ms"]), logger: log });
+  const agent = new NodeAgent({ node, store, dataplane, logger: log });
+  health.addReadyCheck("dataplane", () => agent.ready || "first sync not done");
+
+  const shutdown = new GracefulShutdown({ logger: log }).install();
+  // Entries stay in the kernel on shutdown: the dataplane must outlive its agent.
+  shutdown.add("agent", () => agent.stop());
+  shutdown.add("health", () => health.stop());
+  await agent.start();
+  log.info("weft-agent running");
+}
+
+main().catch((err: unknown) => {
+  createLogger("agent").error("fatal", {
+    error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+  });
+  process.exit(1);
+});

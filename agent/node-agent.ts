@@ -1,0 +1,191 @@
+import { existsSync } from "node:fs";
+import {
+  API_VERSION,
+  type IPAMBlock,
+  type IPPool,
+  type NodeNetworkStatus,
+  type RouteIntent,
+} from "../api/index.js";
+import { Informer } from "../controllers/runtime/informer.js";
+import { storeListWatch } from "../controllers/runtime/listwatch.js";
+import { AlreadyExistsError, type Store } from "../datastore/store.js";
+import type { Logger } from "../lib/log.js";
+import { computeDesired } from "./dataplane/desired.js";
+import type { ApplyResult, KernelDataplane } from "./dataplane/kernel.js";
+import { type KernelFeatures, nodeStatus, statusFingerprint } from "./status.js";
+
+export interface NodeAgentOptions {
+  node: string;
+  store: Store;
+  dataplane: KernelDataplane;
+  logger: Logger;
+  /** Debounce between a watch event and recomputing the desired state (default 20 ms). */
+  syncDelayMs?: number;
+  /** Status is rewritten at least this often even when nothing changed (default 60 s). */
+  statusIntervalMs?: number;
+  kernel?: KernelFeatures;
+}
+
+/**
+ * Watches every RouteIntent, the pools and the blocks, and keeps this node's kernel equal to what
+ * the other nodes' intents say (plus blackholes for its own blocks). Everything it knows comes
+ * from the watches, so a restart converges to the same state without flushing anything.
+ */
+export class NodeAgent {
+  readonly intents: Informer<RouteIntent>;
+  readonly pools: Informer<IPPool>;
+  readonly blocks: Informer<IPAMBlock>;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> = Promise.resolve();
+  private lastStatus = "";
+  private written: NodeNetworkStatus | undefined;
+  private lastStatusAt = 0;
+  private problems: string[] = [];
+  private appliedIntents: Record<string, number> = {};
+  private firstApply: ApplyResult | undefined;
+  private stopped = false;
+  private readonly kernel: KernelFeatures;
+
+  constructor(private readonly opts: NodeAgentOptions) {
+    this.intents = new Informer(storeListWatch(opts.store, "RouteIntent"), { resyncMs: 5 * 60_000 });
+    this.pools = new Informer(storeListWatch(opts.store, "IPPool"), { resyncMs: 5 * 60_000 });
+    this.blocks = new Informer(storeListWatch(opts.store, "IPAMBlock"), { resyncMs: 5 * 60_000 });
+    this.kernel = opts.kernel ?? { ipip: existsSync("/sys/module/ipip") };
+    const changed = () => this.scheduleSync();
+    for (const inf of [this.intents, this.pools, this.blocks] as Array<
+      Informer<RouteIntent | IPPool | IPAMBlock>
+    >) {
+      inf.on({ add: changed, update: (o, n) => o !== n && changed(), delete: changed });
+    }
+  }
+
+  get ready(): boolean {
+    return this.firstApply !== undefined && this.intents.hasSynced() && this.blocks.hasSynced();
+  }
+
+  /**
+   * The kernel is touched only once the caches hold the whole desired state: a dataplane started
+   * with an empty target would delete every owned entry and drop traffic until the watches
+   * caught up (and forever, with the apiserver down).
+   */
+  async start(): Promise<void> {
+    for (const i of [this.intents, this.pools, this.blocks]) i.start();
+    await Promise.all([this.intents.waitForSync(), this.pools.waitForSync(), this.blocks.waitForSync()]);
+    await this.opts.dataplane.setDesired(this.desired().desired);
+    await this.opts.dataplane.start();
+    await this.sync();
+    this.statusTimer = setInterval(() => void this.writeStatus().catch(() => undefined), 5_000);
+    this.statusTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    await Promise.all([this.intents.stop(), this.pools.stop(), this.blocks.stop()]);
+    await this.syncing.catch(() => undefined);
+    await this.opts.dataplane.stop();
+  }
+
+  private scheduleSync(): void {
+    if (this.stopped || this.syncTimer) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      this.syncing = this.syncing
+        .then(() => this.sync())
+        .catch((err: unknown) => {
+          this.opts.logger.error("sync failed", { error: err instanceof Error ? err.message : String(err) });
+        });
+    }, this.opts.syncDelayMs ?? 20);
+  }
+
+  private desired(): ReturnType<typeof computeDesired> {
+    const { node } = this.opts;
+    return computeDesired({
+      node,
+      intents: this.intents.list().map((i) => i.spec),
+      ownBlocks: this.blocks
+        .list()
+        .filter((b) => b.spec.affinity === node)
+        .map((b) => b.spec.cidr),
+      ipipSupported: this.kernel.ipip,
+    });
+  }
+
+  /** One pass: desired state from the caches, applied to the kernel, then status. */
+  async sync(): Promise<void> {
+    const { node } = this.opts;
+    const intents = this.intents.list();
+    const { desired, problems } = this.desired();
+    const result = await this.opts.dataplane.setDesired(desired);
+    this.firstApply ??= result;
+    this.problems = problems;
+    this.appliedIntents = Object.fromEntries(
+      intents.filter((i) => i.spec.node !== node).map((i) => [i.metadata.name, i.metadata.generation ?? 0]),
+    );
+    if (result.actions > 0 || result.failed.length > 0) {
+      this.opts.logger.info("applied", {
+        actions: result.actions,
+        ok: result.ok,
+        failed: result.failed.length,
+        ms: Math.round(result.ms * 10) / 10,
+      });
+    }
+    for (const p of problems) this.opts.logger.warn("intent not applied", { problem: p });
+    await this.writeStatus();
+  }
+
+  private async ensureStatusObject(): Promise<void> {
+    const { node, store } = this.opts;
+    if (await store.get("NodeNetworkStatus", node)) return;
+    const fresh: NodeNetworkStatus = {
+      apiVersion: API_VERSION,
+      kind: "NodeNetworkStatus",
+      metadata: { name: node },
+      spec: { node },
+    };
+    try {
+      await store.create("NodeNetworkStatus", fresh);
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+    }
+  }
+
+  /**
+   * Updates this node's NodeNetworkStatus from the last write it made (no read per sync: every
+   * agent syncs on every block change in the cluster); skips writes that would say nothing new.
+   */
+  async writeStatus(): Promise<void> {
+    const { node, store } = this.opts;
+    const pools = this.pools.list();
+    const blocks = this.blocks.list().filter((b) => b.spec.affinity === node);
+    const poolOf = new Map(pools.map((p) => [p.metadata.name, p]));
+    const encaps = new Set(blocks.map((b) => poolOf.get(b.spec.pool)?.spec.encapsulation ?? "VXLAN"));
+    const anyVxlan = this.intents.list().some((i) => i.spec.encapsulation === "VXLAN") || encaps.has("VXLAN");
+    const status = nodeStatus({
+      previous: this.written?.status,
+      generation: this.written?.metadata.generation,
+      dataplane: this.opts.dataplane.status(),
+      appliedIntents: this.appliedIntents,
+      problems: this.problems,
+      vxlanWanted: anyVxlan,
+      kernel: this.kernel,
+      ipipWanted: encaps.has("IPIP") || pools.some((p) => p.spec.encapsulation === "IPIP"),
+    });
+    const fp = statusFingerprint(status);
+    if (fp === this.lastStatus && Date.now() - this.lastStatusAt < (this.opts.statusIntervalMs ?? 60_000))
+      return;
+    if (!this.written) await this.ensureStatusObject();
+    this.written = await store.mutate(
+      "NodeNetworkStatus",
+      node,
+      (cur) => ({ ...cur, status: { ...cur.status, ...status } }),
+      {
+        status: true,
+      },
+    );
+    this.lastStatus = fp;
+    this.lastStatusAt = Date.now();
+  }
+}

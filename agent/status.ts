@@ -1,0 +1,93 @@
+import type { Condition } from "../api/meta.js";
+import type { NodeNetworkStatusStatus } from "../api/nodenetworkstatus.js";
+import { setCondition } from "../lib/conditions.js";
+import type { DataplaneStatus } from "./dataplane/kernel.js";
+
+export interface KernelFeatures {
+  ipip: boolean;
+}
+
+export interface StatusInput {
+  previous: NodeNetworkStatusStatus | undefined;
+  generation: number | undefined;
+  dataplane: DataplaneStatus;
+  appliedIntents: Record<string, number>;
+  problems: string[];
+  vxlanWanted: boolean;
+  kernel: KernelFeatures;
+  ipipWanted: boolean;
+  now?: Date;
+}
+
+/**
+ * The NodeNetworkStatus an agent reports, from what the dataplane says it did. Pure, so every
+ * condition's wording is unit-tested; `weftctl node status` and `kubectl wait` read the result.
+ */
+export function nodeStatus(input: StatusInput): NodeNetworkStatusStatus {
+  const { dataplane: dp, now } = input;
+  let conditions: Condition[] | undefined = input.previous?.conditions;
+  const set = (type: string, ok: boolean, reason: string, message: string) => {
+    conditions = setCondition(conditions, { type, status: ok, reason, message }, input.generation, now);
+  };
+
+  if (!input.vxlanWanted) set("VXLANDevice", true, "NotNeeded", "no VXLAN pool reaches this node");
+  else if (dp.vxlan)
+    set(
+      "VXLANDevice",
+      true,
+      "Present",
+      `${dp.vxlan.name} over ${dp.vxlan.underlay}, MTU ${dp.vxlan.mtu ?? "default"}`,
+    );
+  else set("VXLANDevice", false, "Missing", dp.lastError ?? "the VXLAN device is not set up yet");
+
+  if (input.ipipWanted && !input.kernel.ipip)
+    set(
+      "KernelSupport",
+      false,
+      "IPIPUnsupported",
+      "a pool uses IPIP but this kernel has no ipip module; its routes are not programmed",
+    );
+  else
+    set(
+      "KernelSupport",
+      true,
+      "Supported",
+      input.kernel.ipip ? "IPIP, VXLAN" : "VXLAN (no IPIP in this kernel)",
+    );
+
+  const failures = dp.failed.length + dp.conflicts.length;
+  if (dp.converged && failures === 0 && input.problems.length === 0) {
+    set(
+      "Ready",
+      true,
+      "Converged",
+      `${dp.owned.routes} routes, ${dp.owned.neighbors} neighbors, ${dp.owned.fdb} FDB entries applied`,
+    );
+  } else if (!dp.converged && failures === 0 && input.problems.length === 0) {
+    set("Ready", false, "Converging", dp.lastError ?? "applying the desired state");
+  } else {
+    const first =
+      [...dp.failed.map((f) => `${f.action}: ${f.code}`), ...dp.conflicts, ...input.problems][0] ?? "";
+    set(
+      "Ready",
+      false,
+      "Degraded",
+      `${failures + input.problems.length} problem(s); first: ${first}`.slice(0, 1000),
+    );
+  }
+
+  return {
+    ...input.previous,
+    observedGeneration: input.generation,
+    conditions,
+    appliedIntents: input.appliedIntents,
+    owned: { ...dp.owned },
+    lastSyncTime: (now ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z"),
+  };
+}
+
+/** Status minus the fields that change on every write, to skip writes that say nothing new. */
+export function statusFingerprint(s: NodeNetworkStatusStatus): string {
+  const { lastSyncTime: _t, ...rest } = s;
+  return JSON.stringify(rest);
+}

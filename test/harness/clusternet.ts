@@ -1,0 +1,331 @@
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import type { IPPool } from "../../api/index.js";
+import { Assigner } from "../../controllers/ipam/assigner.js";
+import { KubernetesStore } from "../../datastore/kubernetes.js";
+import type { ControlPlaneState } from "./controlplane.js";
+import { startDetached, stopPid, waitFor } from "./procs.js";
+import { repoRoot } from "./tools.js";
+import { NetnsTopology, type TopoPod } from "./topology.js";
+
+export type Mode = "vxlan" | "host-gw" | "bgp" | "bgp-rr";
+export const ENCAPSULATION = { vxlan: "VXLAN", "host-gw": "HostGW", bgp: "BGP", "bgp-rr": "BGP" } as const;
+
+export interface ClusterNetworkOptions {
+  /** Prefix of every namespace and the label value that scopes this cluster's controller. */
+  id: string;
+  runDir: string;
+  cp: ControlPlaneState;
+  /** Controller flags beyond the defaults (e.g. a short GC grace). */
+  controllerArgs?: string[];
+}
+
+const CLUSTER_LABEL = "weft.dev/cluster";
+const dist = (p: string) => join(repoRoot, "dist", p);
+
+/**
+ * A whole Weft cluster network on one machine: nodes are network namespaces on an underlay bridge,
+ * each with a real weft-agent inside; one weft-controller; Node and Pod objects in the real
+ * apiserver. The controller is scoped with --node-selector/--pool-selector to this cluster's
+ * label, so several such clusters (test files) can share one apiserver.
+ */
+export class ClusterNetwork {
+  readonly topo: NetnsTopology;
+  readonly kc: k8s.KubeConfig;
+  readonly core: k8s.CoreV1Api;
+  readonly store: KubernetesStore;
+  private controllerPid: number | undefined;
+  private readonly agentPids = new Map<string, number>();
+  private assigner: Assigner | undefined;
+
+  constructor(readonly opts: ClusterNetworkOptions) {
+    mkdirSync(opts.runDir, { recursive: true });
+    this.topo = new NetnsTopology(opts.id, opts.runDir);
+    this.kc = new k8s.KubeConfig();
+    this.kc.loadFromFile(opts.cp.kubeconfig);
+    this.core = this.kc.makeApiClient(k8s.CoreV1Api);
+    this.store = new KubernetesStore(this.kc);
+  }
+
+  get labels(): Record<string, string> {
+    return { [CLUSTER_LABEL]: this.opts.id };
+  }
+
+  nodeName(i: number): string {
+    return `${this.opts.id}-node-${i}`;
+  }
+
+  /** An IPPool scoped to this cluster's nodes. */
+  pool(name: string, cidr: string, mode: Mode, extra: Partial<IPPool["spec"]> = {}): IPPool {
+    return {
+      apiVersion: "weft.dev/v1alpha1",
+      kind: "IPPool",
+      metadata: { name, labels: this.labels },
+      spec: {
+        cidr,
+        encapsulation: ENCAPSULATION[mode],
+        nodeSelector: { matchLabels: this.labels },
+        ...extra,
+      },
+    };
+  }
+
+  async createPool(pool: IPPool): Promise<void> {
+    await this.store.create("IPPool", pool);
+  }
+
+  /** Namespaces, apiserver bridge, Node objects, the controller and one agent per node. */
+  async up(nodeCount: number): Promise<void> {
+    await this.topo.createUnderlay();
+    for (let i = 1; i <= nodeCount; i++) await this.topo.addNode(this.nodeName(i));
+    await this.topo.bridgeApiserver(
+      Number(new URL(this.opts.cp.server).port),
+      dist("test/harness/forward.js"),
+    );
+    for (const node of this.topo.nodes.values()) await this.createNodeObject(node.name, node.underlayIP);
+    this.startController();
+    for (const node of this.topo.nodes.values()) this.startAgent(node.name);
+  }
+
+  private async createNodeObject(name: string, underlayIP: string): Promise<void> {
+    const created = await this.core.createNode({
+      body: { metadata: { name, labels: { ...this.labels, "kubernetes.io/hostname": name } } },
+    });
+    // Status is its own subresource, as a kubelet reports it; a status write also replaces
+    // metadata, so it carries the whole object.
+    await this.core.replaceNodeStatus({
+      name,
+      body: {
+        ...created,
+        status: {
+          addresses: [
+            { type: "InternalIP", address: underlayIP },
+            { type: "Hostname", address: name },
+          ],
+        },
+      },
+    });
+  }
+
+  startController(): void {
+    const selector = `${CLUSTER_LABEL}=${this.opts.id}`;
+    this.controllerPid = startDetached(
+      process.execPath,
+      [
+        dist("controllers/main.js"),
+        `--kubeconfig=${this.opts.cp.kubeconfig}`,
+        "--health-port=0",
+        "--health-host=127.0.0.1",
+        "--leader-elect=false",
+        `--node-selector=${selector}`,
+        `--pool-selector=${selector}`,
+        ...(this.opts.controllerArgs ?? []),
+      ],
+      join(this.opts.runDir, "controller.log"),
+    ).pid;
+    this.topo.pids.push(this.controllerPid);
+  }
+
+  /** Starts (or restarts) the agent of a node inside that node's namespace. */
+  startAgent(name: string): number {
+    const node = this.topo.nodes.get(name);
+    if (!node) throw new Error(`no node ${name}`);
+    const pid = startDetached(
+      "ip",
+      [
+        "netns",
+        "exec",
+        node.ns,
+        process.execPath,
+        dist("agent/main.js"),
+        `--node=${name}`,
+        `--kubeconfig=${this.opts.cp.kubeconfig}`,
+        "--health-host=127.0.0.1",
+      ],
+      join(this.opts.runDir, `agent-${name}.log`),
+    ).pid;
+    this.agentPids.set(name, pid);
+    this.topo.pids.push(pid);
+    return pid;
+  }
+
+  /** Stops a node's agent; SIGKILL simulates a crash. The kernel state it made stays. */
+  async stopAgent(name: string, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {
+    const pid = this.agentPids.get(name);
+    if (pid === undefined) return;
+    if (signal === "SIGKILL") {
+      try {
+        process.kill(-pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
+    await stopPid(pid, 5000);
+    this.agentPids.delete(name);
+  }
+
+  async stopController(): Promise<void> {
+    if (this.controllerPid !== undefined) await stopPid(this.controllerPid, 5000);
+    this.controllerPid = undefined;
+  }
+
+  /** Every node has a RouteIntent and every agent reports Ready having applied every other node's intent. */
+  async waitConverged(timeoutMs = 60_000): Promise<void> {
+    const names = [...this.topo.nodes.keys()];
+    await this.explainOnFailure(
+      waitFor(
+        "every agent Ready with every other node's RouteIntent applied",
+        async () => {
+          for (const n of names) {
+            const nns = await this.store.get("NodeNetworkStatus", n);
+            const ready = nns?.status?.conditions?.find((c) => c.type === "Ready");
+            if (ready?.status !== "True") return undefined;
+            const applied = Object.keys(nns?.status?.appliedIntents ?? {}).filter((k) => names.includes(k));
+            if (applied.length !== names.length - 1) return undefined;
+            const ri = await this.store.get("RouteIntent", n);
+            if (!ri || ri.spec.routes.length === 0) {
+              if (ri?.spec.encapsulation !== "BGP") return undefined;
+            }
+          }
+          return true;
+        },
+        timeoutMs,
+        250,
+      ),
+    );
+  }
+
+  /** The last lines of the controller's and agents' logs, so a failure says what they saw. */
+  logTails(lines = 15): string {
+    const out: string[] = [];
+    for (const f of readdirSync(this.opts.runDir).filter((f) => f.endsWith(".log") && !f.startsWith("fwd"))) {
+      const text = readFileSync(join(this.opts.runDir, f), "utf8").trimEnd().split("\n").slice(-lines);
+      out.push(`--- ${f}`, ...text);
+    }
+    return out.join("\n");
+  }
+
+  private async explainOnFailure<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (err) {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}\n${this.logTails()}`);
+    }
+  }
+
+  private async podAssigner(): Promise<Assigner> {
+    if (!this.assigner) {
+      this.assigner = new Assigner({ store: this.store, kc: this.kc });
+      await this.assigner.start();
+    }
+    return this.assigner;
+  }
+
+  /**
+   * A pod on a node: a Pod object (so address GC sees it alive), an address from the node's
+   * blocks through the IPAM assignment API, and the veth wiring weft-cni would do.
+   */
+  async addPod(nodeName: string, podName: string, namespace = "default"): Promise<TopoPod> {
+    await this.core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name: podName, labels: this.labels },
+        spec: { nodeName, containers: [{ name: "app", image: "registry.k8s.io/pause:3.10" }] },
+      },
+    });
+    const assigner = await this.podAssigner();
+    const a = await assigner.assign({
+      node: nodeName,
+      handle: `${this.opts.id}.${podName}.eth0`,
+      namespace,
+      pod: podName,
+      family: 4,
+    });
+    return this.topo.addPod(nodeName, podName, a.ips[0] as string);
+  }
+
+  /** Every pod pings every other pod once; returns the matrix and the number of pairs that answered. */
+  async connectivity(): Promise<{ ok: number; total: number; matrix: Map<string, Map<string, boolean>> }> {
+    const pods = [...this.topo.pods.values()];
+    const matrix = new Map<string, Map<string, boolean>>();
+    let ok = 0;
+    let total = 0;
+    for (const from of pods) {
+      const row = new Map<string, boolean>();
+      const results = await Promise.all(
+        pods
+          .filter((p) => p !== from)
+          .map(async (to) => [to.name, await this.topo.ping(from, to.ip, 2)] as const),
+      );
+      for (const [to, up] of results) {
+        row.set(to, up);
+        total++;
+        if (up) ok++;
+      }
+      matrix.set(from.name, row);
+    }
+    return { ok, total, matrix };
+  }
+
+  /** Stops every process and removes every namespace and API object it made. */
+  async destroy(): Promise<void> {
+    await this.assigner?.stop().catch(() => undefined);
+    await this.topo.destroy();
+    const sel = `${CLUSTER_LABEL}=${this.opts.id}`;
+    const pods = await this.core
+      .listPodForAllNamespaces({ labelSelector: sel })
+      .catch(() => ({ items: [] as k8s.V1Pod[] }));
+    for (const p of pods.items) {
+      await this.core
+        .deleteNamespacedPod({
+          name: p.metadata!.name!,
+          namespace: p.metadata!.namespace!,
+          gracePeriodSeconds: 0,
+        })
+        .catch(() => undefined);
+    }
+    for (const n of this.topo.nodes.keys()) {
+      await this.core.deleteNode({ name: n }).catch(() => undefined);
+      for (const kind of ["RouteIntent", "NodeNetworkStatus"] as const)
+        await this.store.delete(kind, n).catch(() => undefined);
+    }
+    const pools = (await this.store.list("IPPool")).items.filter(
+      (p) => p.metadata.labels?.[CLUSTER_LABEL] === this.opts.id,
+    );
+    const poolNames = new Set(pools.map((p) => p.metadata.name));
+    for (const b of (await this.store.list("IPAMBlock")).items) {
+      if (poolNames.has(b.spec.pool) || this.topo.nodes.has(b.spec.affinity)) {
+        await this.store.delete("IPAMBlock", b.metadata.name).catch(() => undefined);
+      }
+    }
+    for (const p of pools) {
+      await this.store
+        .mutate("IPPool", p.metadata.name, (cur) => ({
+          ...cur,
+          metadata: { ...cur.metadata, finalizers: [] },
+        }))
+        .catch(() => undefined);
+      await this.store.delete("IPPool", p.metadata.name).catch(() => undefined);
+    }
+  }
+}
+
+/** Renders a connectivity matrix and the closing line the lab and CI logs show. */
+export function formatConnectivity(result: {
+  ok: number;
+  total: number;
+  matrix: Map<string, Map<string, boolean>>;
+}): string {
+  const names = [...result.matrix.keys()];
+  const width = Math.max(...names.map((n) => n.length), 4);
+  const lines = [`${"".padEnd(width)}  ${names.map((n) => n.padEnd(width)).join(" ")}`];
+  for (const from of names) {
+    const row = result.matrix.get(from)!;
+    lines.push(
+      `${from.padEnd(width)}  ${names.map((to) => (to === from ? "-" : row.get(to) ? "ok" : "FAIL").padEnd(width)).join(" ")}`,
+    );
+  }
+  lines.push(`connectivity: ${result.ok}/${result.total} pairs ok`);
+  return lines.join("\n");
+}
