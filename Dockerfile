@@ -1,0 +1,51 @@
+# syntax=docker/dockerfile:1
+#
+# One image for every Weft program; the command chooses which one runs:
+#   node /app/dist/controllers/main.js   weft-controller (runs as the image's non-root user)
+#   node /app/dist/agent/main.js         weft-agent (needs root with NET_ADMIN, NET_RAW,
+#                                        NET_BIND_SERVICE and SYS_ADMIN: netlink, BGP on port 179,
+#                                        nsenter into pod network namespaces; the chart asks for them)
+#   node /app/dist/cni/install.js        installs dist/cni/weft-cni.js and the conflist on the host
+#   node /app/dist/cli/main.js           weftctl (the default command)
+#
+# Base image: Node.js LTS on Debian bookworm-slim, pinned by tag. Release builds should pin the
+# digest as well, which makes the build reproducible and immune to a re-pushed tag:
+#   docker buildx imagetools inspect node:22.21.1-bookworm-slim   # prints the index digest
+#   docker build --build-arg NODE_IMAGE=node:22.21.1-bookworm-slim@sha256:<digest> .
+# (Node 22 runs everything that targets Node 20, the minimum in package.json "engines".)
+ARG NODE_IMAGE=node:22.21.1-bookworm-slim
+
+# ---- build: TypeScript to dist/, and the self-contained CNI plugin bundle ----
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# Install scripts are not needed: netlink ships N-API prebuilds, esbuild its platform package.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY api ./api
+COPY ipam ./ipam
+COPY datastore ./datastore
+COPY controllers ./controllers
+COPY agent ./agent
+COPY cni ./cni
+COPY cli ./cli
+COPY lib ./lib
+# Only the directories copied above exist here, so tsc compiles the programs and no tests.
+RUN npx tsc -p tsconfig.json && node dist/cni/bundle.js
+
+# ---- runtime ----
+FROM ${NODE_IMAGE} AS runtime
+# bird2: BGP for the agent; iproute2: `ip -batch` inside pod namespaces (nsenter is in util-linux,
+# which every Debian image has).
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends bird2 iproute2 \
+  && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production \
+  NODE_OPTIONS=--enable-source-maps
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /src/dist ./dist
+# Unprivileged by default (the controller, weftctl); the agent's pod asks for root explicitly.
+USER 65532:65532
+CMD ["node", "/app/dist/cli/main.js", "--help"]
