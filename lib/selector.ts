@@ -1,4 +1,4 @@
-import type { LabelSelector } from "../api/meta.js";
+import type { LabelSelector, LabelSelectorRequirement } from "../api/meta.js";
 
 /**
  * Kubernetes label selector semantics: every matchLabels pair and every expression must hold;
@@ -56,24 +56,45 @@ export function parseSelector(text: string): LabelSelector {
   }
   parts.push(cur);
   for (const raw of parts.map((p) => p.trim()).filter(Boolean)) {
-    let m: RegExpExecArray | null;
-    if ((m = /^([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)$/.exec(raw))) {
-      const values = (m[3] ?? "").split(",").map((v) => v.trim()).filter(Boolean);
-      matchExpressions.push({ key: m[1] as string, operator: m[2] === "in" ? "In" : "NotIn", values });
-    } else if ((m = /^([\w./-]+)\s*!=\s*([\w./-]*)$/.exec(raw))) {
-      matchExpressions.push({ key: m[1] as string, operator: "NotIn", values: [m[2] as string] });
-    } else if ((m = /^([\w./-]+)\s*==?\s*([\w./-]*)$/.exec(raw))) {
-      matchLabels[m[1] as string] = m[2] as string;
-    } else if ((m = /^!([\w./-]+)$/.exec(raw))) {
-      matchExpressions.push({ key: m[1] as string, operator: "DoesNotExist" });
-    } else if ((m = /^([\w./-]+)$/.exec(raw))) {
-      matchExpressions.push({ key: m[1] as string, operator: "Exists" });
-    } else {
+    const term = parseTerm(raw);
+    if (!term)
       throw new Error(`invalid label selector term ${JSON.stringify(raw)} in ${JSON.stringify(text)}`);
-    }
+    if ("equals" in term) matchLabels[term.key] = term.equals;
+    else matchExpressions.push(term);
   }
   return {
     ...(Object.keys(matchLabels).length ? { matchLabels } : {}),
     ...(matchExpressions.length ? { matchExpressions } : {}),
   };
+}
+
+type Term = { key: string; equals: string } | LabelSelectorRequirement;
+
+const TERMS: Array<[RegExp, (m: RegExpExecArray) => Term]> = [
+  [
+    /^([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)$/,
+    (m) => ({
+      key: m[1] as string,
+      operator: m[2] === "in" ? "In" : "NotIn",
+      values: (m[3] ?? "")
+        .split(",")
+        .map((v) => v.trim())
+        .filter(Boolean),
+    }),
+  ],
+  [
+    /^([\w./-]+)\s*!=\s*([\w./-]*)$/,
+    (m) => ({ key: m[1] as string, operator: "NotIn", values: [m[2] as string] }),
+  ],
+  [/^([\w./-]+)\s*==?\s*([\w./-]*)$/, (m) => ({ key: m[1] as string, equals: m[2] as string })],
+  [/^!([\w./-]+)$/, (m) => ({ key: m[1] as string, operator: "DoesNotExist" })],
+  [/^([\w./-]+)$/, (m) => ({ key: m[1] as string, operator: "Exists" })],
+];
+
+function parseTerm(raw: string): Term | undefined {
+  for (const [re, build] of TERMS) {
+    const m = re.exec(raw);
+    if (m) return build(m);
+  }
+  return undefined;
 }

@@ -67,7 +67,11 @@ describe("computeRouteIntent", () => {
   it("refuses VXLAN blocks without a VTEP", () => {
     assert.throws(
       () =>
-        computeRouteIntent({ node: "n4", underlayIP: "192.0.2.14", blocks: [{ cidr: "10.0.0.0/26", encapsulation: "VXLAN" }] }),
+        computeRouteIntent({
+          node: "n4",
+          underlayIP: "192.0.2.14",
+          blocks: [{ cidr: "10.0.0.0/26", encapsulation: "VXLAN" }],
+        }),
       /n4 has VXLAN blocks but no VTEP/,
     );
   });

@@ -9,7 +9,14 @@ describe("setCondition", () => {
   it("adds a condition with observedGeneration and a transition time", () => {
     const c = setCondition(undefined, { type: "Ready", status: true, reason: "Ok", message: "fine" }, 3, t0);
     assert.deepEqual(c, [
-      { type: "Ready", status: "True", reason: "Ok", message: "fine", lastTransitionTime: "2026-01-01T00:00:00Z", observedGeneration: 3 },
+      {
+        type: "Ready",
+        status: "True",
+        reason: "Ok",
+        message: "fine",
+        lastTransitionTime: "2026-01-01T00:00:00Z",
+        observedGeneration: 3,
+      },
     ]);
   });
 
@@ -26,7 +33,12 @@ describe("setCondition", () => {
 
   it("leaves other conditions and the input untouched", () => {
     const a = setCondition(undefined, { type: "Ready", status: true, reason: "Ok", message: "" }, 1, t0);
-    const b = setCondition(a, { type: "Exhausted", status: "Unknown", reason: "NotChecked", message: "" }, 1, t1);
+    const b = setCondition(
+      a,
+      { type: "Exhausted", status: "Unknown", reason: "NotChecked", message: "" },
+      1,
+      t1,
+    );
     assert.equal(a.length, 1);
     assert.equal(b.length, 2);
     assert.equal(conditionOf(b, "Exhausted")?.status, "Unknown");

@@ -11,11 +11,26 @@ describe("matchesSelector", () => {
   it("applies matchLabels and every operator", () => {
     assert.equal(matchesSelector({ matchLabels: { zone: "a" } }, labels), true);
     assert.equal(matchesSelector({ matchLabels: { zone: "b" } }, labels), false);
-    assert.equal(matchesSelector({ matchExpressions: [{ key: "tier", operator: "In", values: ["edge", "core"] }] }, labels), true);
-    assert.equal(matchesSelector({ matchExpressions: [{ key: "tier", operator: "NotIn", values: ["edge"] }] }, labels), false);
-    assert.equal(matchesSelector({ matchExpressions: [{ key: "missing", operator: "NotIn", values: ["x"] }] }, labels), true);
+    assert.equal(
+      matchesSelector(
+        { matchExpressions: [{ key: "tier", operator: "In", values: ["edge", "core"] }] },
+        labels,
+      ),
+      true,
+    );
+    assert.equal(
+      matchesSelector({ matchExpressions: [{ key: "tier", operator: "NotIn", values: ["edge"] }] }, labels),
+      false,
+    );
+    assert.equal(
+      matchesSelector({ matchExpressions: [{ key: "missing", operator: "NotIn", values: ["x"] }] }, labels),
+      true,
+    );
     assert.equal(matchesSelector({ matchExpressions: [{ key: "rr", operator: "Exists" }] }, labels), true);
-    assert.equal(matchesSelector({ matchExpressions: [{ key: "rr", operator: "DoesNotExist" }] }, labels), false);
+    assert.equal(
+      matchesSelector({ matchExpressions: [{ key: "rr", operator: "DoesNotExist" }] }, labels),
+      false,
+    );
   });
 });
 
