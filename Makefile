@@ -28,6 +28,7 @@ tools:
 
 build: node_modules/.weft-installed
 	npx tsc -p tsconfig.json
+	node dist/cni/bundle.js
 
 lint: node_modules/.weft-installed
 	npx biome check .

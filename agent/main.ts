@@ -1,10 +1,16 @@
+import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
+import { Assigner } from "../controllers/ipam/assigner.js";
 import { GracefulShutdown } from "../controllers/runtime/shutdown.js";
 import { createStore } from "../datastore/factory.js";
 import { HealthServer } from "../lib/health.js";
 import { loadKubeConfig } from "../lib/kubeconfig.js";
 import { createLogger } from "../lib/log.js";
+import { BgpManager } from "./bgp/manager.js";
+import { IpamAddressAssigner } from "./cni/ipam-assigner.js";
+import { startCniServer } from "./cni/server.js";
 import { KernelDataplane } from "./dataplane/kernel.js";
 import { NodeAgent } from "./node-agent.js";
 
@@ -16,6 +22,9 @@ const HELP = `weft-agent: programs this node's kernel (VXLAN, host-gw routes, AR
   --health-port N              /healthz, /readyz, /metrics (default 9872; 0 = any free port)
   --health-host ADDR           (default 0.0.0.0)
   --resync-ms N                full kernel resync period (default 60000)
+  --cni-socket PATH            where weft-cni reaches this agent (default /var/run/weft/agent.sock; "" = off)
+  --pod-mtu N                  MTU of pod interfaces (default 1450: a 1500 underlay minus VXLAN's 50)
+  --run-dir DIR                state of this agent; BIRD runs from DIR/bird (default /var/run/weft)
 `;
 
 async function main(): Promise<void> {
@@ -27,6 +36,9 @@ async function main(): Promise<void> {
       "health-port": { type: "string", default: "9872" },
       "health-host": { type: "string", default: "0.0.0.0" },
       "resync-ms": { type: "string", default: "60000" },
+      "cni-socket": { type: "string", default: "/var/run/weft/agent.sock" },
+      "pod-mtu": { type: "string", default: "1450" },
+      "run-dir": { type: "string", default: "/var/run/weft" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -46,14 +58,48 @@ async function main(): Promise<void> {
   log.info("weft-agent starting", { node, datastore: store.backend, health: url });
 
   const dataplane = new KernelDataplane({ resyncIntervalMs: Number(values["resync-ms"]), logger: log });
-  const agent = new NodeAgent({ node, store, dataplane, logger: log });
+  // BGP (BIRD) starts only once a BGP pool or a BGPPeer exists; it adds to the agent's status.
+  let bgp: BgpManager | undefined;
+  const agent = new NodeAgent({
+    node,
+    store,
+    dataplane,
+    logger: log,
+    decorateStatus: (s, gen) => bgp?.decorate(s, gen) ?? s,
+  });
+  bgp = new BgpManager({
+    node,
+    store,
+    kc,
+    logger: log,
+    runDir: values["run-dir"] as string,
+    pools: agent.pools,
+    blocks: agent.blocks,
+    onStatusChange: () => void agent.writeStatus().catch(() => undefined),
+  });
   health.addReadyCheck("dataplane", () => agent.ready || "first sync not done");
 
   const shutdown = new GracefulShutdown({ logger: log }).install();
   // Entries stay in the kernel on shutdown: the dataplane must outlive its agent.
   shutdown.add("agent", () => agent.stop());
+  shutdown.add("bgp", () => bgp.stop());
   shutdown.add("health", () => health.stop());
   await agent.start();
+  await bgp.start();
+  const socketPath = values["cni-socket"] as string;
+  if (socketPath) {
+    const ipam = new Assigner({ store, kc, blocks: agent.blocks, pools: agent.pools });
+    await ipam.start();
+    mkdirSync(dirname(socketPath), { recursive: true });
+    const cni = await startCniServer({
+      socketPath,
+      node,
+      assigner: new IpamAddressAssigner(ipam),
+      defaultMtu: Number(values["pod-mtu"]),
+      log,
+    });
+    shutdown.add("cni server", () => cni.close());
+  }
   log.info("weft-agent running");
 }
 

@@ -6,6 +6,12 @@
 
 /** Route protocol number carried by every route Weft owns ("W" = 0x57). Not assigned in rt_protos. */
 export const RTPROT_WEFT = 0x57;
+/**
+ * Route protocol of the /32 (/128) host routes to local pods that weft-cni makes ("X" = 0x58).
+ * Distinct from RTPROT_WEFT so the intent dataplane, which deletes every 0x57 route it does not
+ * want, never removes a pod's route.
+ */
+export const RTPROT_WEFT_POD = 0x58;
 
 export const NETLINK_ROUTE = 0;
 
@@ -45,6 +51,9 @@ export const RTM_GETROUTE = 26;
 export const RTM_NEWNEIGH = 28;
 export const RTM_DELNEIGH = 29;
 export const RTM_GETNEIGH = 30;
+export const RTM_NEWNEXTHOP = 104;
+export const RTM_DELNEXTHOP = 105;
+export const RTM_GETNEXTHOP = 106;
 
 // multicast groups (RTNLGRP_*), joined with NETLINK_ADD_MEMBERSHIP
 export const RTNLGRP_LINK = 1;
@@ -53,6 +62,7 @@ export const RTNLGRP_IPV4_IFADDR = 5;
 export const RTNLGRP_IPV4_ROUTE = 7;
 export const RTNLGRP_IPV6_IFADDR = 9;
 export const RTNLGRP_IPV6_ROUTE = 11;
+export const RTNLGRP_NEXTHOP = 32;
 
 // struct rtmsg
 export const RTMSG_LEN = 12;
@@ -74,6 +84,15 @@ export const RTA_GATEWAY = 5;
 export const RTA_PRIORITY = 6;
 export const RTA_PREFSRC = 7;
 export const RTA_TABLE = 15;
+export const RTA_NH_ID = 30;
+
+// struct nhmsg (linux/nexthop.h): nexthop objects, which routes point at by id
+export const NHMSG_LEN = 8;
+export const NHA_ID = 1;
+export const NHA_GROUP = 2;
+export const NHA_BLACKHOLE = 4;
+export const NHA_OIF = 5;
+export const NHA_GATEWAY = 6;
 
 // struct ndmsg
 export const NDMSG_LEN = 12;

@@ -1,13 +1,15 @@
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import type { IPPool } from "../../api/index.js";
+import { ANNOTATIONS, type IPPool } from "../../api/index.js";
 import { Assigner } from "../../controllers/ipam/assigner.js";
 import { KubernetesStore } from "../../datastore/kubernetes.js";
 import type { ControlPlaneState } from "./controlplane.js";
-import { startDetached, stopPid, waitFor } from "./procs.js";
+import { cmdline, startDetached, stopPid, waitFor } from "./procs.js";
 import { repoRoot } from "./tools.js";
-import { NetnsTopology, type TopoPod } from "./topology.js";
+import { ip, NetnsTopology, type TopoPod } from "./topology.js";
 
 export type Mode = "vxlan" | "host-gw" | "bgp" | "bgp-rr";
 export const ENCAPSULATION = { vxlan: "VXLAN", "host-gw": "HostGW", bgp: "BGP", "bgp-rr": "BGP" } as const;
@@ -19,7 +21,15 @@ export interface ClusterNetworkOptions {
   cp: ControlPlaneState;
   /** Controller flags beyond the defaults (e.g. a short GC grace). */
   controllerArgs?: string[];
+  /**
+   * Modes bgp/bgp-rr: the first N nodes carry weft.dev/route-reflector-cluster-id from their
+   * creation (bgp-rr: 2), so the cluster starts with reflectors and without the mesh.
+   */
+  routeReflectors?: number;
 }
+
+/** Cluster id the harness gives its route reflectors. */
+export const RR_CLUSTER_ID = "1.0.0.1";
 
 const CLUSTER_LABEL = "weft.dev/cluster";
 const dist = (p: string) => join(repoRoot, "dist", p);
@@ -83,14 +93,19 @@ export class ClusterNetwork {
       Number(new URL(this.opts.cp.server).port),
       dist("test/harness/forward.js"),
     );
-    for (const node of this.topo.nodes.values()) await this.createNodeObject(node.name, node.underlayIP);
+    let k = 0;
+    for (const node of this.topo.nodes.values())
+      await this.createNodeObject(node.name, node.underlayIP, k++ < (this.opts.routeReflectors ?? 0));
     this.startController();
     for (const node of this.topo.nodes.values()) this.startAgent(node.name);
   }
 
-  private async createNodeObject(name: string, underlayIP: string): Promise<void> {
+  private async createNodeObject(name: string, underlayIP: string, reflector = false): Promise<void> {
+    const annotations = reflector ? { [ANNOTATIONS.routeReflectorClusterID]: RR_CLUSTER_ID } : undefined;
     const created = await this.core.createNode({
-      body: { metadata: { name, labels: { ...this.labels, "kubernetes.io/hostname": name } } },
+      body: {
+        metadata: { name, labels: { ...this.labels, "kubernetes.io/hostname": name }, annotations },
+      },
     });
     // Status is its own subresource, as a kubelet reports it; a status write also replaces
     // metadata, so it carries the whole object.
@@ -142,12 +157,69 @@ export class ClusterNetwork {
         `--node=${name}`,
         `--kubeconfig=${this.opts.cp.kubeconfig}`,
         "--health-host=127.0.0.1",
+        `--run-dir=${join(this.opts.runDir, name)}`,
+        `--cni-socket=${this.cniSocket(name)}`,
       ],
       join(this.opts.runDir, `agent-${name}.log`),
     ).pid;
     this.agentPids.set(name, pid);
     this.topo.pids.push(pid);
     return pid;
+  }
+
+  /**
+   * A node joining a running cluster: namespace, apiserver forwarder, Node object, agent.
+   * Returns its name (nodeName(i) with i the next index).
+   */
+  async joinNode(opts: { reflector?: boolean } = {}): Promise<string> {
+    const name = this.nodeName(this.topo.nodes.size + 1);
+    const node = await this.topo.addNode(name);
+    const port = new URL(this.opts.cp.server).port;
+    const sock = join(this.opts.runDir, "apiserver.sock");
+    this.topo.pids.push(
+      startDetached(
+        "ip",
+        [
+          "netns",
+          "exec",
+          node.ns,
+          process.execPath,
+          dist("test/harness/forward.js"),
+          `tcp:127.0.0.1:${port}`,
+          `unix:${sock}`,
+        ],
+        join(this.opts.runDir, `fwd-${name}.log`),
+      ).pid,
+    );
+    await this.createNodeObject(name, node.underlayIP, opts.reflector ?? false);
+    this.startAgent(name);
+    return name;
+  }
+
+  /** Makes a node a route reflector (clusterID undefined: no longer one). */
+  async setRouteReflector(name: string, clusterID: string | undefined = RR_CLUSTER_ID): Promise<void> {
+    await this.core.patchNode(
+      {
+        name,
+        body: { metadata: { annotations: { [ANNOTATIONS.routeReflectorClusterID]: clusterID ?? null } } },
+      },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+    );
+  }
+
+  /** Pid of the BIRD a node's agent runs (from its pid file), if it runs. */
+  birdPid(name: string): number | undefined {
+    try {
+      const pid = Number(readFileSync(join(this.opts.runDir, name, "bird", "bird.pid"), "utf8").trim());
+      return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Unix socket through which weft-cni reaches a node's agent (unix sockets cross namespaces). */
+  cniSocket(node: string): string {
+    return join(this.opts.runDir, `cni-${node}.sock`);
   }
 
   /** Stops a node's agent; SIGKILL simulates a crash. The kernel state it made stays. */
@@ -245,6 +317,87 @@ export class ClusterNetwork {
     return this.topo.addPod(nodeName, podName, a.ips[0] as string);
   }
 
+  /**
+   * A pod the way a kubelet makes one: a Pod object, a network namespace, and weft-cni ADD run
+   * (in the node's namespace) with the CNI_* environment and the network config on stdin.
+   */
+  async addPodViaCni(nodeName: string, podName: string, namespace = "default"): Promise<TopoPod> {
+    const node = this.topo.nodes.get(nodeName);
+    if (!node) throw new Error(`no node ${nodeName}`);
+    await this.core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name: podName, labels: this.labels },
+        spec: { nodeName, containers: [{ name: "app", image: "registry.k8s.io/pause:3.10" }] },
+      },
+    });
+    const ns = this.topo.nsName(podName);
+    await ip(["netns", "add", ns]);
+    const containerID = createHash("sha256").update(`${this.opts.id}/${namespace}/${podName}`).digest("hex");
+    const result = await this.cni("ADD", node.ns, containerID, ns, namespace, podName);
+    const ipText = (result.ips as Array<{ address: string }> | undefined)?.[0]?.address?.split("/")[0];
+    const hostVeth = (result.interfaces as Array<{ name: string; sandbox?: string }> | undefined)?.find(
+      (i) => !i.sandbox,
+    )?.name;
+    if (!ipText || !hostVeth)
+      throw new Error(`weft-cni ADD for ${podName} returned no address: ${JSON.stringify(result)}`);
+    const pod: TopoPod = { name: podName, ns, node, ip: ipText, hostVeth, containerID };
+    this.topo.pods.set(podName, pod);
+    return pod;
+  }
+
+  /** weft-cni DEL for a pod made by addPodViaCni; the namespace stays until destroy. */
+  async deletePodViaCni(podName: string, namespace = "default"): Promise<void> {
+    const pod = this.topo.pods.get(podName);
+    if (!pod?.containerID) throw new Error(`no CNI pod ${podName}`);
+    await this.cni("DEL", pod.node.ns, pod.containerID, pod.ns, namespace, podName);
+    this.topo.pods.delete(podName);
+    await ip(["netns", "del", pod.ns]).catch(() => undefined);
+  }
+
+  /** Runs the plugin exactly as a runtime does: CNI_* environment, config on stdin, JSON on stdout. */
+  async cni(
+    command: "ADD" | "DEL" | "CHECK",
+    nodeNs: string,
+    containerID: string,
+    podNs: string,
+    namespace: string,
+    podName: string,
+  ): Promise<Record<string, unknown>> {
+    const node = [...this.topo.nodes.values()].find((n) => n.ns === nodeNs);
+    const config = {
+      cniVersion: "1.0.0",
+      name: "weft",
+      type: "weft",
+      agentSocket: this.cniSocket(node?.name ?? ""),
+      families: ["ipv4"],
+    };
+    const env = {
+      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: containerID,
+      CNI_NETNS: `/var/run/netns/${podNs}`,
+      CNI_IFNAME: "eth0",
+      CNI_PATH: `${dist("cni")}:/usr/lib/cni`,
+      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${podName}`,
+    };
+    const out = await new Promise<string>((resolveOut, reject) => {
+      const child = spawn("ip", ["netns", "exec", nodeNs, dist("cni/weft")], { env });
+      let stdout = "";
+      child.stdout.on("data", (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.on("error", reject);
+      child.on("close", (code) =>
+        code === 0
+          ? resolveOut(stdout)
+          : reject(new Error(`weft-cni ${command} failed (exit ${code}): ${stdout}`)),
+      );
+      child.stdin.end(JSON.stringify(config));
+    });
+    return out.trim() ? (JSON.parse(out) as Record<string, unknown>) : {};
+  }
+
   /** Every pod pings every other pod once; returns the matrix and the number of pairs that answered. */
   async connectivity(): Promise<{ ok: number; total: number; matrix: Map<string, Map<string, boolean>> }> {
     const pods = [...this.topo.pods.values()];
@@ -268,10 +421,19 @@ export class ClusterNetwork {
     return { ok, total, matrix };
   }
 
+  /** Lets go of in-process watches (the processes and namespaces keep running): the lab exits after this. */
+  async detach(): Promise<void> {
+    await this.assigner?.stop();
+    this.assigner = undefined;
+  }
+
   /** Stops every process and removes every namespace and API object it made. */
   async destroy(): Promise<void> {
     await this.assigner?.stop().catch(() => undefined);
+    // BIRD is a child of its agent; one adopted after an agent restart is not, so stop it by pid
+    const birds = [...this.topo.nodes.keys()].map((n) => this.birdPid(n)).filter((p) => p !== undefined);
     await this.topo.destroy();
+    for (const pid of birds) if (cmdline(pid).includes("bird")) await stopPid(pid, 3000);
     const sel = `${CLUSTER_LABEL}=${this.opts.id}`;
     const pods = await this.core
       .listPodForAllNamespaces({ labelSelector: sel })

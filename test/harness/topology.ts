@@ -52,6 +52,8 @@ export interface TopoPod {
   node: TopoNode;
   ip: string;
   hostVeth: string;
+  /** Set for pods made through weft-cni. */
+  containerID?: string;
 }
 
 /** Host-side veth name of a pod: `weft` + 11 hex chars of a hash of its sandbox id (DESIGN.md "Names"). */
@@ -78,6 +80,11 @@ export class NetnsTopology {
     this.underlayNs = `${prefix}-underlay`;
   }
 
+  /** Namespace of a node or pod: its name, prefixed unless it already carries the prefix. */
+  nsName(name: string): string {
+    return name.startsWith(`${this.prefix}-`) ? name : `${this.prefix}-${name}`;
+  }
+
   get namespaces(): string[] {
     return [
       this.underlayNs,
@@ -95,7 +102,7 @@ export class NetnsTopology {
 
   async addNode(name: string): Promise<TopoNode> {
     const index = this.nodes.size + 1;
-    const node: TopoNode = { name, ns: `${this.prefix}-${name}`, underlayIP: `192.0.2.${10 + index}` };
+    const node: TopoNode = { name, ns: this.nsName(name), underlayIP: `192.0.2.${10 + index}` };
     await ip(["netns", "add", node.ns]);
     await ip(["-n", node.ns, "link", "set", "lo", "up"]);
     await ip([
@@ -162,7 +169,7 @@ export class NetnsTopology {
     if (!node) throw new Error(`no node ${nodeName}`);
     const pod: TopoPod = {
       name: podName,
-      ns: `${this.prefix}-${podName}`,
+      ns: this.nsName(podName),
       node,
       ip: podIP,
       hostVeth: hostVethName(`${this.prefix}/${podName}`),

@@ -1,0 +1,43 @@
+import type { Assigner } from "../../controllers/ipam/assigner.js";
+import { isIpamError, isReservedHandle } from "../../ipam/index.js";
+import { type AddressAssigner, AddressesExhausted, type AssignRequest } from "./assigner.js";
+
+/**
+ * The CNI server's addresses from the real IPAM: one compare-and-swap write of the node's block
+ * per burst of pods (group commit), handles `<containerID>.<ifname>` carrying the pod's
+ * namespace/name so `weftctl ipam check` and the GC can find the pod. The handles live in the
+ * IPAMBlocks, so nothing is lost when the agent restarts.
+ */
+export class IpamAddressAssigner implements AddressAssigner {
+  constructor(private readonly ipam: Assigner) {}
+
+  async assign(req: AssignRequest): Promise<{ ips: string[] }> {
+    try {
+      const a = await this.ipam.assign({
+        node: req.node,
+        handle: req.handle,
+        namespace: req.namespace,
+        pod: req.pod,
+        families: req.families,
+      });
+      return { ips: a.ips };
+    } catch (err) {
+      if (isIpamError(err, "Exhausted") || isIpamError(err, "NoMatchingPool"))
+        throw new AddressesExhausted(err.message);
+      throw err;
+    }
+  }
+
+  async release(handle: string): Promise<void> {
+    await this.ipam.release(handle);
+  }
+
+  async lookup(handle: string): Promise<{ ips: string[] } | undefined> {
+    const a = this.ipam.lookup(handle);
+    return a ? { ips: a.ips } : undefined;
+  }
+
+  async handles(node: string): Promise<string[]> {
+    return this.ipam.handles(node).filter((h) => !isReservedHandle(h));
+  }
+}

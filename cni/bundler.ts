@@ -1,0 +1,54 @@
+/**
+ * Bundles the plugin into one self-contained executable file. The output has no import or
+ * require at all (builtins come from process.getBuiltinModule), so it runs whether node treats
+ * it as CommonJS or as a module, wherever it is installed.
+ */
+import { chmodSync, copyFileSync, existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+export function findRepoRoot(from = dirname(fileURLToPath(import.meta.url))): string {
+  let dir = from;
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("cannot find the repository root (package.json)");
+    dir = up;
+  }
+  return dir;
+}
+
+/**
+ * Writes `<outDir>/weft-cni.js` and `<outDir>/weft` (the same bytes under the name runtimes look
+ * up in CNI_PATH, the conflist's "type"), and `<outDir>/weft-shim` (cni/weft-shim.sh). Returns
+ * the path of `weft`.
+ */
+export async function bundlePlugin(outDir: string, repoRoot = findRepoRoot()): Promise<string> {
+  const outFile = join(outDir, "weft-cni.js");
+  await build({
+    entryPoints: [join(repoRoot, "cni", "main.ts")],
+    outfile: outFile,
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "iife",
+    minify: true,
+    legalComments: "none",
+    banner: { js: "#!/usr/bin/env node" },
+    logLevel: "error",
+  });
+  const text = readFileSync(outFile, "utf8");
+  // Guards the "no heavy imports" promise: a dependency that sneaks in shows up here.
+  if (/\brequire\(|\bimport\(|^import /m.test(text)) {
+    throw new Error(`${outFile} loads modules at run time; the plugin must stay self-contained`);
+  }
+  chmodSync(outFile, 0o755);
+  const weft = join(outDir, "weft");
+  copyFileSync(outFile, weft);
+  chmodSync(weft, 0o755);
+  // the shell edition (see cni/weft-shim.sh), shipped next to it
+  const shim = join(outDir, "weft-shim");
+  copyFileSync(join(repoRoot, "cni", "weft-shim.sh"), shim);
+  chmodSync(shim, 0o755);
+  return weft;
+}

@@ -1,0 +1,200 @@
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { freePort } from "./ports.js";
+import { alive, startDetached, stopPid, waitFor } from "./procs.js";
+import { tool } from "./tools.js";
+
+const execFileP = promisify(execFile);
+
+/** What a client needs to reach a test etcd (the same names as WEFT_ETCD_* for the components). */
+export interface EtcdClientConfig {
+  endpoints: string[];
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] });
+}
+
+/** A CA, etcd's serving certificate for 127.0.0.1 and one client certificate. */
+function makeEtcdCerts(
+  dir: string,
+): { ca: string; serverCert: string; serverKey: string } & EtcdClientConfig {
+  openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"], dir);
+  openssl(
+    [
+      "req",
+      "-x509",
+      "-new",
+      "-key",
+      "ca.key",
+      "-subj",
+      "/CN=weft-etcd-test-ca",
+      "-days",
+      "3650",
+      "-out",
+      "ca.crt",
+    ],
+    dir,
+  );
+  const leaf = (name: string, cn: string, ext: string) => {
+    writeFileSync(join(dir, `${name}.ext`), ext);
+    openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${name}.key`], dir);
+    openssl(["req", "-new", "-key", `${name}.key`, "-subj", `/CN=${cn}`, "-out", `${name}.csr`], dir);
+    openssl(
+      ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"].concat([
+        "-days",
+        "3650",
+        "-extfile",
+        `${name}.ext`,
+        "-out",
+        `${name}.crt`,
+      ]),
+      dir,
+    );
+  };
+  const base = "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n";
+  leaf(
+    "server",
+    "weft-etcd",
+    `${base}extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n`,
+  );
+  leaf("client", "weft-controller", `${base}extendedKeyUsage=clientAuth\n`);
+  return {
+    endpoints: [],
+    ca: join(dir, "ca.crt"),
+    serverCert: join(dir, "server.crt"),
+    serverKey: join(dir, "server.key"),
+    cert: join(dir, "client.crt"),
+    key: join(dir, "client.key"),
+  };
+}
+
+/**
+ * A TLS etcd of its own for one test file, separate from the apiserver's: client certificates
+ * required, free 127.0.0.1 ports, a temporary data dir; stopped (and restarted on the same
+ * ports and data) by pid.
+ */
+export class TestEtcd {
+  pid = 0;
+  readonly dir: string;
+  readonly client: EtcdClientConfig;
+  private certs: ReturnType<typeof makeEtcdCerts>;
+
+  private constructor(
+    dir: string,
+    private readonly clientPort: number,
+    private readonly peerPort: number,
+  ) {
+    this.dir = dir;
+    this.certs = makeEtcdCerts(dir);
+    this.client = {
+      endpoints: [`https://127.0.0.1:${clientPort}`],
+      ca: this.certs.ca,
+      cert: this.certs.cert,
+      key: this.certs.key,
+    };
+  }
+
+  /** Starts a fresh etcd and waits until it answers over TLS with the client certificate. */
+  static async start(): Promise<TestEtcd> {
+    const dir = mkdtempSync(join(tmpdir(), `weft-etcd-${process.pid}-`));
+    const e = new TestEtcd(dir, await freePort(), await freePort());
+    try {
+      await e.restart();
+    } catch (err) {
+      await e.stop();
+      throw err;
+    }
+    return e;
+  }
+
+  /** The environment weft-controller and weft-agent read in etcd mode. */
+  env(prefix?: string): Record<string, string> {
+    return {
+      WEFT_DATASTORE: "etcd",
+      WEFT_ETCD_ENDPOINTS: this.client.endpoints.join(","),
+      WEFT_ETCD_CA: this.client.ca,
+      WEFT_ETCD_CERT: this.client.cert,
+      WEFT_ETCD_KEY: this.client.key,
+      ...(prefix ? { WEFT_ETCD_PREFIX: prefix } : {}),
+    };
+  }
+
+  /** (Re)starts etcd on the same ports and data directory; a no-op while it runs. */
+  async restart(): Promise<void> {
+    if (this.pid && alive(this.pid)) return;
+    const url = `https://127.0.0.1:${this.clientPort}`;
+    const peer = `http://127.0.0.1:${this.peerPort}`;
+    this.pid = startDetached(
+      tool("etcd"),
+      [
+        "--name=weft-etcd-test",
+        `--data-dir=${join(this.dir, "data")}`,
+        `--listen-client-urls=${url}`,
+        `--advertise-client-urls=${url}`,
+        `--listen-peer-urls=${peer}`,
+        `--initial-advertise-peer-urls=${peer}`,
+        `--initial-cluster=weft-etcd-test=${peer}`,
+        "--client-cert-auth",
+        `--trusted-ca-file=${this.certs.ca}`,
+        `--cert-file=${this.certs.serverCert}`,
+        `--key-file=${this.certs.serverKey}`,
+        "--unsafe-no-fsync",
+        "--log-level=warn",
+      ],
+      join(this.dir, "etcd.log"),
+    ).pid;
+    await waitFor(
+      "test etcd to answer",
+      async () => {
+        if (!alive(this.pid)) throw new Error(`etcd exited; see ${join(this.dir, "etcd.log")}`);
+        await this.etcdctl(["endpoint", "health"]);
+        return true;
+      },
+      30_000,
+      100,
+    );
+  }
+
+  /** Stops etcd (SIGTERM, SIGKILL after graceMs); the data directory stays for restart(). */
+  async kill(graceMs = 5000): Promise<void> {
+    if (this.pid) await stopPid(this.pid, graceMs);
+  }
+
+  /** Stops etcd and removes its directory. */
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Runs etcdctl (API v3) against this etcd with the client certificate; returns stdout. */
+  async etcdctl(args: string[]): Promise<string> {
+    const { stdout } = await execFileP(
+      tool("etcdctl"),
+      [
+        `--endpoints=${this.client.endpoints.join(",")}`,
+        `--cacert=${this.client.ca}`,
+        `--cert=${this.client.cert}`,
+        `--key=${this.client.key}`,
+        "--command-timeout=5s",
+        ...args,
+      ],
+      { env: { ...process.env, ETCDCTL_API: "3" }, maxBuffer: 64 * 1024 * 1024 },
+    );
+    return stdout;
+  }
+
+  log(): string {
+    try {
+      return readFileSync(join(this.dir, "etcd.log"), "utf8");
+    } catch {
+      return "";
+    }
+  }
+}
