@@ -1,10 +1,13 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
+import { EtcdStore } from "../datastore/etcd.js";
 import { createStore } from "../datastore/factory.js";
+import { FlannelLeases } from "../datastore/flannel.js";
 import { HealthServer } from "../lib/health.js";
 import { loadKubeConfig } from "../lib/kubeconfig.js";
 import { createLogger } from "../lib/log.js";
 import { matchesSelector, parseSelector } from "../lib/selector.js";
+import { BgpStatusReconciler } from "./bgp/reconciler.js";
 import {
   type ControllerContext,
   type ControllerPart,
@@ -32,6 +35,9 @@ const HELP = `weft-controller: allocates blocks to nodes, publishes RouteIntents
   --node-selector SEL          manage only nodes with these labels (kubectl syntax; default all)
   --pool-selector SEL          manage only IPPools with these labels (default all)
   --lease-name NAME            Lease used for leader election (default weft-controller)
+  etcd datastore: WEFT_ETCD_ENDPOINTS, WEFT_ETCD_CA, WEFT_ETCD_CERT, WEFT_ETCD_KEY, WEFT_ETCD_PREFIX
+  --flannel-leases true|false  mirror the NodeSubnet pool as Flannel leases in etcd (default true)
+  --flannel-prefix PREFIX      Flannel's etcd prefix (default /coreos.com/network; env WEFT_FLANNEL_PREFIX)
 `;
 
 async function main(): Promise<void> {
@@ -49,6 +55,8 @@ async function main(): Promise<void> {
       "node-selector": { type: "string" },
       "pool-selector": { type: "string" },
       "lease-name": { type: "string", default: "weft-controller" },
+      "flannel-leases": { type: "string", default: "true" },
+      "flannel-prefix": { type: "string", default: process.env.WEFT_FLANNEL_PREFIX },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -78,11 +86,23 @@ async function main(): Promise<void> {
       ...(poolFilter ? { poolFilter } : {}),
     }),
     new RouteIntentReconciler(),
+    // scoped to a node shard, it reports only on BGP objects labelled like that shard
+    new BgpStatusReconciler(
+      values["node-selector"] ? { selector: parseSelector(values["node-selector"]) } : {},
+    ),
   ];
+  // First: adopted Flannel leases must become blocks before the IPAM node reconciler plans.
+  if (store instanceof EtcdStore && values["flannel-leases"] !== "false") {
+    parts.unshift(
+      new FlannelLeases(store.client, { prefix: values["flannel-prefix"] as string | undefined }),
+    );
+  }
   let leading = false;
+  // A standby replica is ready by definition (it only waits for the lease); otherwise a rolling
+  // update of the Deployment would stall on it.
   health.addReadyCheck(
     "informers",
-    () => Object.values(informers).every((i) => i.hasSynced()) || "caches not synced",
+    () => !leading || Object.values(informers).every((i) => i.hasSynced()) || "caches not synced",
   );
 
   const shutdown = new GracefulShutdown({ logger: log }).install();
