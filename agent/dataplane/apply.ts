@@ -4,8 +4,22 @@
  * sender resend whatever it lost.
  */
 import type { BulkItem, BulkSender } from "../netlink/bulk.js";
-import { writeFdb, writeNeighbor, writeRoute } from "../netlink/encode.js";
-import { type Action, describeAction, fdbKey, neighborKey, type ObservedState, routeKey } from "./model.js";
+import { writeFdb, writeNeighbor, writeNexthop, writeRoute } from "../netlink/encode.js";
+import {
+  type Action,
+  describeAction,
+  forgetFdb,
+  forgetNexthop,
+  forgetRoute,
+  neighborKey,
+  nexthopKey,
+  type ObservedNexthop,
+  type ObservedState,
+  observeFdb,
+  observeNexthop,
+  observeRoute,
+  routeKey,
+} from "./model.js";
 
 const ENOENT = 2;
 const ESRCH = 3;
@@ -19,6 +33,10 @@ export interface ActionFailure {
 export interface ApplyOutcome {
   ok: number;
   failed: ActionFailure[];
+  /** The actions behind `failed` (nexthop objects aside), in the same order. */
+  failedActions: Action[];
+  /** Error codes of nexthop objects that could not be created (EOPNOTSUPP: a kernel without them). */
+  nexthopErrors: string[];
   sends: number;
   retried: number;
 }
@@ -26,7 +44,8 @@ export interface ApplyOutcome {
 /** Device name -> index; undefined when the device does not exist. */
 export type IndexOf = (device: string) => number | undefined;
 
-export function toBulkItem(a: Action, indexOf: IndexOf): BulkItem | string {
+/** `nhid`: a route set points at that nexthop object instead of carrying its gateway. */
+export function toBulkItem(a: Action, indexOf: IndexOf, nhid?: number): BulkItem | string {
   const dev = (name: string) => {
     const i = indexOf(name);
     if (i === undefined) throw new Error(`device ${name} not found`);
@@ -47,6 +66,7 @@ export function toBulkItem(a: Action, indexOf: IndexOf): BulkItem | string {
         oif: r.device !== undefined ? dev(r.device) : undefined,
         onlink: r.onlink,
         priority: r.metric,
+        nhid,
       };
       return { encode: (w, seq, ack) => writeRoute(w, "set", spec, seq, ack) };
     }
@@ -77,38 +97,77 @@ export function toBulkItem(a: Action, indexOf: IndexOf): BulkItem | string {
 export function recordApplied(have: ObservedState, a: Action): void {
   if (a.kind === "route") {
     const key = routeKey(a.entry.dst, a.entry.metric);
-    if (a.op === "set") have.routes.set(key, a.entry);
-    else have.routes.delete(key);
+    if (a.op === "set") observeRoute(have, key, a.entry);
+    else forgetRoute(have, key);
   } else if (a.kind === "neighbor") {
     const key = neighborKey(a.entry.device, a.entry.ip);
     if (a.op === "set") have.neighbors.set(key, { ...a.entry, permanent: true });
     else have.neighbors.delete(key);
   } else {
-    const key = fdbKey(a.entry.device, a.entry.mac, a.entry.dst);
-    if (a.op === "set") have.fdb.set(key, a.entry);
-    else have.fdb.delete(key);
+    if (a.op === "set") observeFdb(have, a.entry);
+    else forgetFdb(have, a.entry);
   }
 }
+
+/** How routes get nexthop objects: see writeNexthop for why. */
+export interface NexthopUse {
+  enabled: boolean;
+  /** A free id: not held by any nexthop in the kernel and not in `taken`. */
+  allocate(taken: ReadonlySet<number>): number;
+}
+
+/** Routes that can point at a nexthop object: a gateway on a given device (the kernel needs both). */
+const wantsNexthop = (a: Action): a is Action & { kind: "route" } =>
+  a.kind === "route" &&
+  a.op === "set" &&
+  a.entry.type === "unicast" &&
+  a.entry.gateway !== undefined &&
+  a.entry.device !== undefined;
+
+type Sent = { action: Action; nhid?: number } | { nexthop: ObservedNexthop };
 
 export async function applyActions(
   bulk: BulkSender,
   actions: readonly Action[],
   indexOf: IndexOf,
   have: ObservedState,
+  nexthops?: NexthopUse,
 ): Promise<ApplyOutcome> {
   const items: BulkItem[] = [];
-  const sent: Action[] = [];
-  const out: ApplyOutcome = { ok: 0, failed: [], sends: 0, retried: 0 };
+  const sent: Sent[] = [];
+  const out: ApplyOutcome = { ok: 0, failed: [], failedActions: [], nexthopErrors: [], sends: 0, retried: 0 };
+  // nexthops created by this apply, by nexthopKey; each goes out just before the first route using it
+  const created = new Map<string, number>();
+  const taken = new Set<number>();
   for (const a of actions) {
-    const item = toBulkItem(a, indexOf);
+    let nhid: number | undefined;
+    if (nexthops?.enabled && wantsNexthop(a)) {
+      const r = a.entry;
+      const key = nexthopKey(r.device!, r.gateway!, r.onlink);
+      nhid = have.nexthopByKey.get(key) ?? created.get(key);
+      const oif = indexOf(r.device!);
+      if (nhid === undefined && oif !== undefined) {
+        const id = nexthops.allocate(taken);
+        taken.add(id);
+        created.set(key, id);
+        const spec = { id, oif, gateway: r.gateway!, onlink: r.onlink };
+        items.push({ encode: (w, seq, ack) => writeNexthop(w, "set", spec, seq, ack) });
+        sent.push({
+          nexthop: { id, owned: true, gateway: r.gateway!, device: r.device!, onlink: Boolean(r.onlink) },
+        });
+        nhid = id;
+      }
+    }
+    const item = toBulkItem(a, indexOf, nhid);
     if (item === "gone") {
       recordApplied(have, a);
       out.ok++;
     } else if (typeof item === "string") {
       out.failed.push({ action: describeAction(a), code: item });
+      out.failedActions.push(a);
     } else {
       items.push(item);
-      sent.push(a);
+      sent.push(nhid === undefined ? { action: a } : { action: a, nhid });
     }
   }
   if (!items.length) return out;
@@ -118,12 +177,47 @@ export async function applyActions(
   const failed = new Map(res.failed.map((f) => [f.index, f.code]));
   for (let i = 0; i < sent.length; i++) {
     const code = failed.get(i);
+    const s = sent[i]!;
+    if ("nexthop" in s) {
+      const nh = s.nexthop;
+      if (code === undefined) observeNexthop(have, nh);
+      else {
+        out.failed.push({ action: `set nexthop id ${nh.id} via ${nh.gateway} dev ${nh.device}`, code });
+        out.nexthopErrors.push(code);
+      }
+      continue;
+    }
+    const a = s.action;
     if (code === undefined) {
-      recordApplied(have, sent[i]!);
+      recordApplied(
+        have,
+        s.nhid === undefined || a.kind !== "route" ? a : { ...a, entry: { ...a.entry, nhid: s.nhid } },
+      );
       out.ok++;
     } else {
-      out.failed.push({ action: describeAction(sent[i]!), code });
+      out.failed.push({ action: describeAction(a), code });
+      out.failedActions.push(a);
     }
   }
   return out;
+}
+
+/**
+ * Deletes our nexthop objects that no route of ours points at any more (after routes moved to
+ * another gateway or went away). Their failures are left for the next round.
+ */
+export async function collectNexthops(bulk: BulkSender, have: ObservedState): Promise<number> {
+  const ids = [...have.unusedNexthops];
+  if (!ids.length) return 0;
+  const res = await bulk.send(
+    ids.map((id) => ({
+      encode: (w, seq, ack) => writeNexthop(w, "del", { id, oif: 0, gateway: "0.0.0.0" }, seq, ack),
+      tolerate: GONE,
+    })),
+  );
+  const failed = new Set(res.failed.map((f) => f.index));
+  ids.forEach((id, i) => {
+    if (!failed.has(i)) forgetNexthop(have, id);
+  });
+  return ids.length - failed.size;
 }

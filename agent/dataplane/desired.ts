@@ -43,16 +43,14 @@ export function computeDesired(input: DesiredInput): DesiredResult {
   const own = input.intents.find((i) => i.node === input.node);
   const remotes = input.intents.filter((i) => i.node !== input.node).sort(byNode);
 
-  const vxlan = vxlanConfig(input, own, remotes, problems);
-  const device = vxlan?.name ?? input.vxlan?.name ?? DEFAULT_VXLAN.name;
+  const vxlan = vxlanConfig(input, own, remotes.find(isVxlan), problems);
+  const ctx = intentContext(input, vxlan);
 
   const routes = new Map<string, RouteEntry>();
   const claimedBy = new Map<string, string>();
-  for (const block of input.ownBlocks ?? []) {
-    const dst = safe(() => canonicalCIDR(block), problems, `own block ${JSON.stringify(block)}`);
-    if (!dst) continue;
+  for (const dst of ownBlockRoutes(input.ownBlocks, problems)) {
     routes.set(routeKey(dst), { dst, type: "blackhole" });
-    claimedBy.set(routeKey(dst), "this node's block");
+    claimedBy.set(routeKey(dst), OWN_BLOCK);
   }
 
   const neighbors = new Map<string, NeighborEntry>();
@@ -60,69 +58,32 @@ export function computeDesired(input: DesiredInput): DesiredResult {
 
   for (const intent of remotes) {
     const who = `RouteIntent ${intent.node}`;
-    if (intent.encapsulation === "BGP") continue; // BIRD programs these
-    if (intent.encapsulation === "IPIP" && !input.ipipSupported) {
-      problems.push(`${who}: IPIP is not supported by this kernel; its routes are not programmed`);
-      continue;
-    }
-    const isVxlan = intent.encapsulation === "VXLAN";
-    if (isVxlan && !vxlan) {
-      problems.push(`${who}: VXLAN without a local VXLAN device (no underlay IP); skipped`);
-      continue;
-    }
-
-    for (const r of intent.routes ?? []) {
-      const entry = safe(() => routeFrom(r), problems, `${who}: route ${JSON.stringify(r)}`);
-      if (!entry) continue;
-      if (entry.device !== undefined && entry.device !== device && isVxlan) {
-        problems.push(`${who}: route ${entry.dst} names device ${entry.device}, not ${device}; skipped`);
-        continue;
-      }
+    const c = contributionOf(intent, ctx);
+    problems.push(...c.problems);
+    for (const entry of c.routes) {
       const key = routeKey(entry.dst);
       const holder = claimedBy.get(key);
       if (holder) {
-        problems.push(`${who}: route ${entry.dst} is already claimed by ${holder}; skipped`);
+        problems.push(routeConflict(who, entry, holder));
         continue;
       }
       routes.set(key, entry);
       claimedBy.set(key, who);
     }
-
-    for (const n of intent.neighbors ?? []) {
-      const entry = safe(
-        () => ({ ip: canonicalIP(n.ip), mac: canonicalMAC(n.mac), device: n.device }),
-        problems,
-        `${who}: neighbor ${JSON.stringify(n)}`,
-      );
-      if (!entry) continue;
-      if (entry.device !== device || !vxlan) {
-        problems.push(`${who}: neighbor ${entry.ip} on ${entry.device}: only ${device} is managed; skipped`);
-        continue;
-      }
+    for (const entry of c.neighbors) {
       const key = neighborKey(entry.device, entry.ip);
       const prev = neighbors.get(key);
       if (prev && prev.mac !== entry.mac) {
-        problems.push(`${who}: neighbor ${entry.ip} is already claimed with ${prev.mac}; skipped`);
+        problems.push(neighborConflict(who, entry, prev));
         continue;
       }
       neighbors.set(key, entry);
     }
-
-    for (const f of intent.fdb ?? []) {
-      const entry = safe(
-        () => ({ mac: canonicalMAC(f.mac), dst: canonicalIP(f.dst), device: f.device }),
-        problems,
-        `${who}: fdb ${JSON.stringify(f)}`,
-      );
-      if (!entry) continue;
-      if (entry.device !== device || !vxlan) {
-        problems.push(`${who}: fdb ${entry.mac} on ${entry.device}: only ${device} is managed; skipped`);
-        continue;
-      }
+    for (const entry of c.fdb) {
       const key = fdbMacKey(entry.device, entry.mac);
       const prev = fdb.get(key);
       if (prev && prev.dst !== entry.dst) {
-        problems.push(`${who}: fdb ${entry.mac} is already claimed by ${prev.dst}; skipped`);
+        problems.push(fdbConflict(who, entry, prev));
         continue;
       }
       fdb.set(key, entry);
@@ -138,6 +99,132 @@ export function computeDesired(input: DesiredInput): DesiredResult {
     },
     problems,
   };
+}
+
+export const OWN_BLOCK = "this node's block";
+
+export const routeConflict = (who: string, entry: RouteEntry, holder: string) =>
+  `${who}: route ${entry.dst} is already claimed by ${holder}; skipped`;
+export const neighborConflict = (who: string, entry: NeighborEntry, prev: NeighborEntry) =>
+  `${who}: neighbor ${entry.ip} is already claimed with ${prev.mac}; skipped`;
+export const fdbConflict = (who: string, entry: FdbEntry, prev: FdbEntry) =>
+  `${who}: fdb ${entry.mac} is already claimed by ${prev.dst}; skipped`;
+
+export const isVxlan = (i: RouteIntentSpec) => i.encapsulation === "VXLAN";
+
+/** Canonical prefixes of this node's blocks (each becomes a blackhole route). */
+export function ownBlockRoutes(blocks: readonly string[] | undefined, problems: string[]): string[] {
+  const out: string[] = [];
+  for (const block of blocks ?? []) {
+    const dst = safe(() => canonicalCIDR(block), problems, `own block ${JSON.stringify(block)}`);
+    if (dst) out.push(dst);
+  }
+  return out;
+}
+
+/** What one remote intent's entries depend on besides the intent itself. */
+export interface IntentContext {
+  /** The managed VXLAN device's name. */
+  device: string;
+  /** Whether a local VXLAN device is wanted (neighbors and FDB entries need one). */
+  vxlan: boolean;
+  ipipSupported: boolean;
+}
+
+export function intentContext(
+  input: Pick<DesiredInput, "vxlan" | "ipipSupported">,
+  vxlan: VxlanDeviceConfig | undefined,
+): IntentContext {
+  return {
+    device: vxlan?.name ?? input.vxlan?.name ?? DEFAULT_VXLAN.name,
+    vxlan: vxlan !== undefined,
+    ipipSupported: Boolean(input.ipipSupported),
+  };
+}
+
+export const contextKey = (c: IntentContext) => `${c.device}|${c.vxlan ? 1 : 0}|${c.ipipSupported ? 1 : 0}`;
+
+/**
+ * One remote intent's valid entries, in intent order, and what was wrong with the rest. Entries
+ * may still lose to other intents' claims (conflicts are the merge's business, not this one's).
+ */
+export interface Contribution {
+  routes: RouteEntry[];
+  neighbors: NeighborEntry[];
+  fdb: FdbEntry[];
+  problems: string[];
+}
+
+/**
+ * Validation and canonicalisation of a spec is most of computeDesired's cost, and a spec object
+ * from an informer cache is replaced, never mutated, when the intent changes: so results are
+ * remembered per spec object (and context).
+ */
+const memo = new WeakMap<RouteIntentSpec, { ctx: string; c: Contribution }>();
+
+export function contributionOf(intent: RouteIntentSpec, ctx: IntentContext): Contribution {
+  const key = contextKey(ctx);
+  const hit = memo.get(intent);
+  if (hit && hit.ctx === key) return hit.c;
+  const c = computeContribution(intent, ctx);
+  memo.set(intent, { ctx: key, c });
+  return c;
+}
+
+function computeContribution(intent: RouteIntentSpec, ctx: IntentContext): Contribution {
+  const out: Contribution = { routes: [], neighbors: [], fdb: [], problems: [] };
+  const problems = out.problems;
+  const who = `RouteIntent ${intent.node}`;
+  const { device } = ctx;
+  if (intent.encapsulation === "BGP") return out; // BIRD programs these
+  if (intent.encapsulation === "IPIP" && !ctx.ipipSupported) {
+    problems.push(`${who}: IPIP is not supported by this kernel; its routes are not programmed`);
+    return out;
+  }
+  const vx = isVxlan(intent);
+  if (vx && !ctx.vxlan) {
+    problems.push(`${who}: VXLAN without a local VXLAN device (no underlay IP); skipped`);
+    return out;
+  }
+
+  for (const r of intent.routes ?? []) {
+    const entry = safe(() => routeFrom(r), problems, `${who}: route ${JSON.stringify(r)}`);
+    if (!entry) continue;
+    if (entry.device !== undefined && entry.device !== device && vx) {
+      problems.push(`${who}: route ${entry.dst} names device ${entry.device}, not ${device}; skipped`);
+      continue;
+    }
+    out.routes.push(entry);
+  }
+
+  for (const n of intent.neighbors ?? []) {
+    const entry = safe(
+      () => ({ ip: canonicalIP(n.ip), mac: canonicalMAC(n.mac), device: n.device }),
+      problems,
+      `${who}: neighbor ${JSON.stringify(n)}`,
+    );
+    if (!entry) continue;
+    if (entry.device !== device || !ctx.vxlan) {
+      problems.push(`${who}: neighbor ${entry.ip} on ${entry.device}: only ${device} is managed; skipped`);
+      continue;
+    }
+    out.neighbors.push(entry);
+  }
+
+  for (const f of intent.fdb ?? []) {
+    const entry = safe(
+      () => ({ mac: canonicalMAC(f.mac), dst: canonicalIP(f.dst), device: f.device }),
+      problems,
+      `${who}: fdb ${JSON.stringify(f)}`,
+    );
+    if (!entry) continue;
+    if (entry.device !== device || !ctx.vxlan) {
+      problems.push(`${who}: fdb ${entry.mac} on ${entry.device}: only ${device} is managed; skipped`);
+      continue;
+    }
+    out.fdb.push(entry);
+  }
+  return out;
 }
 
 const byNode = (a: RouteIntentSpec, b: RouteIntentSpec) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0);
@@ -169,16 +256,16 @@ function routeFrom(r: RouteIntentSpec["routes"][number]): RouteEntry {
 
 /**
  * The local VXLAN device is wanted when this node or any other node uses VXLAN. Its VNI and port
- * come from this node's VTEP, else from the first remote VTEP (all nodes of a pool share them).
+ * come from this node's VTEP, else from the first remote VTEP in node order (all nodes of a pool
+ * share them): `anyRemote` is that first remote VXLAN intent.
  */
-function vxlanConfig(
-  input: DesiredInput,
+export function vxlanConfig(
+  input: Omit<DesiredInput, "intents">,
   own: RouteIntentSpec | undefined,
-  remotes: RouteIntentSpec[],
+  anyRemote: RouteIntentSpec | undefined,
   problems: string[],
 ): VxlanDeviceConfig | undefined {
   const ownVxlan = own?.encapsulation === "VXLAN" ? own : undefined;
-  const anyRemote = remotes.find((r) => r.encapsulation === "VXLAN");
   if (!ownVxlan && !anyRemote) return undefined;
   const localIP = input.underlayIP ?? own?.underlayIP;
   if (!localIP) {
@@ -210,9 +297,12 @@ function vxlanConfig(
   return cfg;
 }
 
-/** Desired state by key, built once per setDesired and reused by every diff and event check. */
+/**
+ * Desired state by key: what every diff and event check reads. Built from a DesiredState by
+ * indexDesired, or kept current entry by entry by a DesiredTracker.
+ */
 export interface DesiredIndex {
-  state: DesiredState;
+  vxlan?: VxlanDeviceConfig;
   routes: Map<string, RouteEntry>;
   neighbors: Map<string, NeighborEntry>;
   /** By fdbMacKey: one remote per MAC. */
@@ -230,5 +320,5 @@ export function indexDesired(state: DesiredState): DesiredIndex {
   for (const f of state.fdb) fdb.set(fdbMacKey(f.device, f.mac), f);
   const devices = new Set<string>();
   if (state.vxlan) devices.add(state.vxlan.name);
-  return { state, routes, neighbors, fdb, devices };
+  return { ...(state.vxlan ? { vxlan: state.vxlan } : {}), routes, neighbors, fdb, devices };
 }

@@ -5,24 +5,37 @@
  *
  * Requests:  {"id":1,"cmd":"start","options":{...}} | {"id":2,"cmd":"set","desired":{...}}
  *            | {"id":3,"cmd":"resync"} | {"id":4,"cmd":"status"} | {"id":5,"cmd":"stop"}
+ *            | {"id":6,"cmd":"intents","tracker":{"node":...},"upsert":[spec...],"remove":["node"...],
+ *               "ownBlocks":[...]}: the agent's incremental path. A DesiredTracker (made with
+ *               `tracker` options on first use) takes the changes and becomes the desired state.
  * Replies:   {"id":1,"ok":true,"result":...} or {"id":1,"ok":false,"error":"..."}
+ *            "set" and "intents" results carry `handleMs`: from the request's arrival (parsed) to
+ *            the kernel having acknowledged every change, tracker update included; "intents" also
+ *            `cpuMs`, this process's CPU time (user + system, the kernel's work in sendmsg included).
  * The process exits after "stop" or when stdin closes.
  */
 import { createInterface } from "node:readline";
+import type { RouteIntentSpec } from "../../api/routeintent.js";
 import { createLogger } from "../../lib/log.js";
 import { KernelDataplane, type KernelDataplaneOptions } from "./kernel.js";
 import type { DesiredState } from "./model.js";
+import { DesiredTracker, type TrackerOptions } from "./tracker.js";
 
 interface Request {
   id: number;
-  cmd: "start" | "set" | "resync" | "status" | "stop";
+  cmd: "start" | "set" | "resync" | "status" | "stop" | "intents";
   options?: Omit<KernelDataplaneOptions, "logger">;
   desired?: DesiredState;
+  tracker?: TrackerOptions;
+  upsert?: RouteIntentSpec[];
+  remove?: string[];
+  ownBlocks?: string[];
 }
 
 async function main(): Promise<void> {
   const log = createLogger("dataplane", process.env.WEFT_LOG_LEVEL ?? "warn");
   let dp: KernelDataplane | undefined;
+  let tracker: DesiredTracker | undefined;
   const reply = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
   const rl = createInterface({ input: process.stdin });
   let stopping = false;
@@ -34,9 +47,32 @@ async function main(): Promise<void> {
         dp = new KernelDataplane({ ...req.options, logger: log });
         if (req.desired) void dp.setDesired(req.desired);
         return dp.start();
-      case "set":
+      case "set": {
         if (!dp) throw new Error("not started");
-        return dp.setDesired(req.desired ?? { routes: [], neighbors: [], fdb: [] });
+        const t0 = performance.now();
+        const r = await dp.setDesired(req.desired ?? { routes: [], neighbors: [], fdb: [] });
+        return { ...r, handleMs: performance.now() - t0 };
+      }
+      case "intents": {
+        if (!dp) throw new Error("not started");
+        const t0 = performance.now();
+        const c0 = process.cpuUsage();
+        if (!tracker) {
+          if (!req.tracker) throw new Error("first intents request needs tracker options");
+          tracker = new DesiredTracker(req.tracker);
+        }
+        if (req.ownBlocks) tracker.setOwnBlocks(req.ownBlocks);
+        for (const node of req.remove ?? []) tracker.removeIntent(node);
+        for (const spec of req.upsert ?? []) tracker.upsertIntent(spec);
+        const r = await dp.setDesired(tracker);
+        const cpu = process.cpuUsage(c0);
+        return {
+          ...r,
+          handleMs: performance.now() - t0,
+          cpuMs: (cpu.user + cpu.system) / 1000,
+          problems: tracker.problems().length,
+        };
+      }
       case "resync":
         if (!dp) throw new Error("not started");
         return dp.resync();

@@ -23,15 +23,40 @@ import {
   decodeAddress,
   decodeLink,
   decodeNeighbor,
+  decodeNexthop,
   decodeRoute,
   type RawMessage,
 } from "../netlink/decode.js";
 import { Rtnl, type Subscription, subscribe } from "../netlink/rtnl.js";
-import { type ActionFailure, applyActions } from "./apply.js";
+import { type ActionFailure, applyActions, collectNexthops, type NexthopUse } from "./apply.js";
 import { type DesiredIndex, indexDesired } from "./desired.js";
-import { diff, fdbRemoteInSync, neighborInSync, routeInSync } from "./diff.js";
-import { DEFAULT_VXLAN, type DesiredState, emptyObserved, type ObservedState } from "./model.js";
-import { buildObserved, classifyFdb, classifyNeighbor, classifyRoute } from "./observe.js";
+import {
+  diff,
+  diffKeys,
+  fdbRemoteInSync,
+  markDifference,
+  neighborInSync,
+  type Plan,
+  routeInSync,
+} from "./diff.js";
+import {
+  type Action,
+  DEFAULT_VXLAN,
+  type DesiredState,
+  emptyObserved,
+  fdbMacKey,
+  forgetFdb,
+  forgetNexthop,
+  forgetRoute,
+  neighborKey,
+  type ObservedState,
+  observeFdb,
+  observeNexthop,
+  observeRoute,
+  routeKey,
+} from "./model.js";
+import { buildObserved, classifyFdb, classifyNeighbor, classifyNexthop, classifyRoute } from "./observe.js";
+import { type DesiredChanges, type DesiredSource, emptyChanges } from "./tracker.js";
 import { ensureVxlan, planAddresses, planVxlan, type UnderlayInfo } from "./vxlan.js";
 
 export interface KernelDataplaneOptions {
@@ -43,6 +68,12 @@ export interface KernelDataplaneOptions {
   repairDelayMs?: number;
   /** Address families of routes and neighbors (default IPv4 and IPv6). */
   families?: number[];
+  /**
+   * Gateway routes on a device point at shared nexthop objects (default true; turned off by
+   * itself on a kernel without them). The kernel inserts those in O(log n) instead of comparing
+   * every gateway route on the device: 10,000 VXLAN routes in ~0.3 s instead of ~2.5 s.
+   */
+  nexthops?: boolean;
   bulk?: BulkOptions;
   logger?: Logger;
 }
@@ -72,6 +103,10 @@ export interface DataplaneStatus {
 }
 
 const EMPTY: DesiredState = { routes: [], neighbors: [], fdb: [] };
+/** Our nexthop ids come from a range of their own ("W"), away from the low ids other tools pick. */
+const NEXTHOP_ID_BASE = 0x57000000;
+const NEXTHOP_ID_MAX = 0x57ffffff;
+const NEXTHOPS_UNSUPPORTED = ["EOPNOTSUPP", "EAFNOSUPPORT", "EPROTONOSUPPORT"];
 
 export class KernelDataplane {
   private readonly opts: Required<Omit<KernelDataplaneOptions, "logger" | "bulk">> & {
@@ -82,6 +117,12 @@ export class KernelDataplane {
   private bulk: BulkSender | undefined;
   private sub: Subscription | undefined;
   private want: DesiredIndex = indexDesired(EMPTY);
+  /** Set when the desired state is a live DesiredSource (a DesiredTracker). */
+  private source: DesiredSource | undefined;
+  /** Keys that may be out of sync: desired changes and drift seen in events. All else is in sync. */
+  private dirty: DesiredChanges = emptyChanges();
+  /** Route keys wanted but held by foreign routes, with the note for status. */
+  private conflicts = new Map<string, string>();
   private have: ObservedState = emptyObserved();
   private readonly names = new Map<number, string>();
   private readonly indexes = new Map<string, number>();
@@ -98,11 +139,12 @@ export class KernelDataplane {
   private ensuredVxlan = "";
   private vxlan: { name: string; index: number; underlay: UnderlayInfo; mtu?: number } | undefined;
   private running = false;
-  private lastConflicts: string[] = [];
   private lastFailed: ActionFailure[] = [];
   private lastError: string | undefined;
   private lastResync: Date | undefined;
   private converged = false;
+  private readonly nexthops: NexthopUse;
+  private nextNexthopId = NEXTHOP_ID_BASE;
   private readonly counters = { resyncs: 0, repairs: 0, applies: 0, requests: 0, eventOverflows: 0 };
 
   constructor(opts: KernelDataplaneOptions = {}) {
@@ -111,10 +153,21 @@ export class KernelDataplane {
       resyncIntervalMs: opts.resyncIntervalMs ?? 60_000,
       repairDelayMs: opts.repairDelayMs ?? 100,
       families: opts.families ?? [AF_INET, AF_INET6],
+      nexthops: opts.nexthops ?? true,
       bulk: opts.bulk ?? {},
     };
     this.log = opts.logger;
     this.managed = new Set(this.opts.managedDevices);
+    this.nexthops = {
+      enabled: this.opts.nexthops,
+      allocate: (taken) => {
+        let id = this.nextNexthopId;
+        while (this.have.nexthops.has(id) || taken.has(id))
+          id = id >= NEXTHOP_ID_MAX ? NEXTHOP_ID_BASE : id + 1;
+        this.nextNexthopId = id >= NEXTHOP_ID_MAX ? NEXTHOP_ID_BASE : id + 1;
+        return id;
+      },
+    };
   }
 
   /** Opens the sockets (in the current network namespace), subscribes to events, resyncs. */
@@ -125,7 +178,14 @@ export class KernelDataplane {
     // and a socket that overflows aborts the process (see bulk.ts)
     this.bulk = new BulkSender({ ...this.opts.bulk, afterBatch: () => this.drainEvents() });
     this.sub = subscribe(
-      [C.RTNLGRP_LINK, C.RTNLGRP_NEIGH, C.RTNLGRP_IPV4_IFADDR, C.RTNLGRP_IPV4_ROUTE, C.RTNLGRP_IPV6_ROUTE],
+      [
+        C.RTNLGRP_LINK,
+        C.RTNLGRP_NEIGH,
+        C.RTNLGRP_IPV4_IFADDR,
+        C.RTNLGRP_IPV4_ROUTE,
+        C.RTNLGRP_IPV6_ROUTE,
+        C.RTNLGRP_NEXTHOP,
+      ],
       (m) => this.onEvent(m),
       () => {
         this.counters.eventOverflows++;
@@ -157,18 +217,35 @@ export class KernelDataplane {
   /**
    * Makes `desired` the target and converges to it. Calls made while one is being applied are
    * coalesced: the latest desired state wins.
+   *
+   * Only keys whose desired entry changed are diffed against the kernel. A DesiredState costs a
+   * map lookup per entry to find them; a DesiredSource (DesiredTracker) says which keys changed,
+   * so one changed intent costs only its own entries. A source stays the target (and is read
+   * again at every repair and resync) until setDesired is called with something else.
    */
-  setDesired(desired: DesiredState): Promise<ApplyResult> {
-    this.want = indexDesired(desired);
+  setDesired(desired: DesiredState | DesiredSource): Promise<ApplyResult> {
+    if (isSource(desired)) {
+      if (this.source !== desired) {
+        markDifference(this.want, desired.index, this.dirty);
+        desired.takeChanges();
+        this.source = desired;
+        this.want = desired.index;
+      }
+    } else {
+      const next = indexDesired(desired);
+      markDifference(this.want, next, this.dirty);
+      this.want = next;
+      this.source = undefined;
+    }
     for (const d of this.want.devices) this.managed.add(d);
     if (!this.running) return Promise.resolve(this.noop("desired"));
     if (this.pendingDesired) return this.pendingDesired;
     const p = this.enqueue(async () => {
       this.pendingDesired = undefined;
+      for (const d of this.want.devices) this.managed.add(d);
       // a different device configuration may recreate the device: that needs the full path
-      if (JSON.stringify(this.want.state.vxlan ?? null) !== this.ensuredVxlan)
-        return this.fullResync("desired");
-      return this.converge("desired");
+      if (JSON.stringify(this.want.vxlan ?? null) !== this.ensuredVxlan) return this.fullResync("desired");
+      return this.converge("desired", false);
     });
     this.pendingDesired = p;
     return p;
@@ -198,7 +275,7 @@ export class KernelDataplane {
             },
           }
         : {}),
-      conflicts: this.lastConflicts,
+      conflicts: [...this.conflicts.values()],
       failed: this.lastFailed,
       ...(this.lastError ? { lastError: this.lastError } : {}),
       ...(this.lastResync ? { lastResync: this.lastResync.toISOString() } : {}),
@@ -226,13 +303,48 @@ export class KernelDataplane {
     return { reason, actions: 0, ok: 0, failed: [], conflicts: [], device: [], ms: 0 };
   }
 
-  /** Applies the difference between what we want and what we know the kernel holds. */
-  private async converge(reason: ApplyResult["reason"], device: string[] = [], t0 = performance.now()) {
-    const plan = diff(this.want, this.have);
-    const res = await applyActions(this.bulk!, plan.actions, (d) => this.indexes.get(d), this.have);
+  /**
+   * Applies the difference between what we want and what we know the kernel holds: over every
+   * key (`full`), or over the dirty keys only.
+   */
+  private async converge(
+    reason: ApplyResult["reason"],
+    full: boolean,
+    device: string[] = [],
+    t0 = performance.now(),
+  ) {
+    let plan: Plan;
+    if (full) {
+      this.source?.takeChanges();
+      this.dirty = emptyChanges();
+      plan = diff(this.want, this.have);
+      this.conflicts = new Map(plan.conflictKeys.map((k, i) => [k, plan.conflicts[i]!]));
+    } else {
+      if (this.source) mergeChanges(this.dirty, this.source.takeChanges());
+      const keys = this.dirty;
+      this.dirty = emptyChanges();
+      const kp = diffKeys(this.want, this.have, keys);
+      for (const k of kp.clear) this.conflicts.delete(k);
+      for (const [i, k] of kp.conflictKeys.entries()) this.conflicts.set(k, kp.conflicts[i]!);
+      plan = kp;
+    }
+    const res = await applyActions(
+      this.bulk!,
+      plan.actions,
+      (d) => this.indexes.get(d),
+      this.have,
+      this.nexthops,
+    );
+    // a failed key stays dirty: the next converge tries it again
+    for (const a of res.failedActions) markAction(this.dirty, a);
+    if (this.nexthops.enabled && res.nexthopErrors.some((c) => NEXTHOPS_UNSUPPORTED.includes(c))) {
+      this.nexthops.enabled = false;
+      this.log?.warn("this kernel has no nexthop objects; routes carry their gateways");
+      this.scheduleRepair();
+    }
+    if (this.have.unusedNexthops.size) await collectNexthops(this.bulk!, this.have);
     this.counters.applies++;
     this.counters.requests += plan.actions.length;
-    this.lastConflicts = plan.conflicts;
     this.lastFailed = res.failed;
     this.converged = res.failed.length === 0;
     const out: ApplyResult = {
@@ -240,7 +352,7 @@ export class KernelDataplane {
       actions: plan.actions.length,
       ok: res.ok,
       failed: res.failed,
-      conflicts: plan.conflicts,
+      conflicts: [...this.conflicts.values()],
       device,
       ms: performance.now() - t0,
     };
@@ -263,7 +375,7 @@ export class KernelDataplane {
     const device: string[] = [];
     try {
       this.deviceDisturbed = false;
-      const cfg = this.want.state.vxlan;
+      const cfg = this.want.vxlan;
       if (cfg) {
         const r = await ensureVxlan(rtnl, cfg);
         device.push(...r.changes);
@@ -288,7 +400,8 @@ export class KernelDataplane {
         neighbors.push(...(await rtnl.neighbors(f)));
       }
       const fdb = await rtnl.neighbors(AF_BRIDGE);
-      this.have = buildObserved(routes, neighbors, fdb, this.names, this.managed);
+      const nexthops = await rtnl.nexthops();
+      this.have = buildObserved(routes, neighbors, fdb, this.names, this.managed, nexthops);
     } catch (err) {
       this.eventBuffer = undefined;
       this.lastError = err instanceof Error ? err.message : String(err);
@@ -300,12 +413,12 @@ export class KernelDataplane {
     this.counters.resyncs++;
     this.lastResync = new Date();
     this.lastError = undefined;
-    return this.converge(reason, device, t0);
+    return this.converge(reason, true, device, t0);
   }
 
   /** Someone touched our device: make it right; a full resync if it was down or recreated. */
   private async deviceCheck(): Promise<ApplyResult> {
-    const cfg = this.want.state.vxlan;
+    const cfg = this.want.vxlan;
     if (this.deviceDisturbed || !cfg || !this.vxlan) return this.fullResync("repair");
     const rtnl = this.rtnl!;
     const link = await rtnl.link(cfg.name);
@@ -326,7 +439,7 @@ export class KernelDataplane {
     this.repairTimer = setTimeout(() => {
       this.repairTimer = undefined;
       this.counters.repairs++;
-      void this.enqueue(() => this.converge("repair")).catch(() => undefined);
+      void this.enqueue(() => this.converge("repair", false)).catch(() => undefined);
     }, this.opts.repairDelayMs);
   }
 
@@ -374,19 +487,23 @@ export class KernelDataplane {
       switch (m.type) {
         case C.RTM_NEWROUTE:
         case C.RTM_DELROUTE: {
-          const c = classifyRoute(decodeRoute(m.body), this.names);
+          const c = classifyRoute(decodeRoute(m.body), this.names, this.have.nexthops);
           if (!c) return;
           const added = m.type === C.RTM_NEWROUTE;
           if (c.owned) {
-            if (added) this.have.routes.set(c.key, c.entry);
-            else this.have.routes.delete(c.key);
+            if (added) observeRoute(this.have, c.key, c.entry);
+            else forgetRoute(this.have, c.key);
           } else if (added) {
             this.have.foreignRoutes.add(c.key);
-            this.have.routes.delete(c.key); // ours was replaced by someone else's
+            forgetRoute(this.have, c.key); // ours was replaced by someone else's
           } else {
             this.have.foreignRoutes.delete(c.key);
           }
-          if (!routeInSync(this.want, this.have, c.key)) this.scheduleRepair();
+          // a foreign route coming or going in a wanted slot changes the conflicts: look again
+          if (!routeInSync(this.want, this.have, c.key) || (!c.owned && this.want.routes.has(c.key))) {
+            this.dirty.routes.add(c.key);
+            this.scheduleRepair();
+          }
           return;
         }
         case C.RTM_NEWNEIGH:
@@ -396,16 +513,40 @@ export class KernelDataplane {
           if (n.bridge) {
             const c = classifyFdb(n, this.names, this.managed);
             if (!c) return;
-            if (added) this.have.fdb.set(c.key, c.entry);
-            else this.have.fdb.delete(c.key);
-            if (!fdbRemoteInSync(this.want, c.entry, added)) this.scheduleRepair();
+            if (added) observeFdb(this.have, c.entry);
+            else forgetFdb(this.have, c.entry);
+            if (!fdbRemoteInSync(this.want, c.entry, added)) {
+              this.dirty.fdb.add(fdbMacKey(c.entry.device, c.entry.mac));
+              this.scheduleRepair();
+            }
             return;
           }
           const c = classifyNeighbor(n, this.names, this.managed);
           if (!c) return;
           if (added) this.have.neighbors.set(c.key, c.entry);
           else this.have.neighbors.delete(c.key);
-          if (!neighborInSync(this.want, this.have, c.key)) this.scheduleRepair();
+          if (!neighborInSync(this.want, this.have, c.key)) {
+            this.dirty.neighbors.add(c.key);
+            this.scheduleRepair();
+          }
+          return;
+        }
+        case C.RTM_NEWNEXTHOP:
+        case C.RTM_DELNEXTHOP: {
+          const n = classifyNexthop(decodeNexthop(m.body), this.names);
+          const old = this.have.nexthops.get(n.id);
+          const used = (this.have.nexthopRefs.get(n.id) ?? 0) > 0;
+          if (m.type === C.RTM_DELNEXTHOP) forgetNexthop(this.have, n.id);
+          else observeNexthop(this.have, n);
+          // our routes on a nexthop that was deleted went with it, silently; on one that was changed,
+          // they now lead elsewhere: both need the full path
+          const changed =
+            m.type === C.RTM_DELNEXTHOP ||
+            old?.gateway !== n.gateway ||
+            old?.device !== n.device ||
+            old?.onlink !== n.onlink ||
+            !n.owned;
+          if (!replay && old?.owned && used && changed) this.scheduleDeviceCheck(true);
           return;
         }
         case C.RTM_NEWLINK:
@@ -426,7 +567,7 @@ export class KernelDataplane {
           if (l.index === v.index || l.name === v.name) {
             const gone = m.type === C.RTM_DELLINK || !l.up || l.index !== v.index;
             if (gone) this.scheduleDeviceCheck(true);
-            else if (l.mtu !== v.mtu || (this.want.state.vxlan?.mac && l.mac !== this.want.state.vxlan.mac)) {
+            else if (l.mtu !== v.mtu || (this.want.vxlan?.mac && l.mac !== this.want.vxlan.mac)) {
               this.scheduleDeviceCheck(false);
             }
           } else if (l.index === v.underlay.index && (l.mtu !== v.underlay.mtu || m.type === C.RTM_DELLINK)) {
@@ -440,7 +581,7 @@ export class KernelDataplane {
           if (replay || !v) return;
           const a = decodeAddress(m.body);
           if (a.index !== v.index || a.scope !== 0) return;
-          const want = this.want.state.vxlan?.address;
+          const want = this.want.vxlan?.address;
           const added = m.type === C.RTM_NEWADDR;
           if ((added && a.cidr !== want) || (!added && a.cidr === want)) this.scheduleDeviceCheck(false);
           return;
@@ -450,4 +591,20 @@ export class KernelDataplane {
       this.log?.warn("undecodable netlink event", { type: m.type, error: String(err) });
     }
   }
+}
+
+function isSource(d: DesiredState | DesiredSource): d is DesiredSource {
+  return typeof (d as DesiredSource).takeChanges === "function";
+}
+
+function mergeChanges(into: DesiredChanges, from: DesiredChanges): void {
+  for (const k of from.routes) into.routes.add(k);
+  for (const k of from.neighbors) into.neighbors.add(k);
+  for (const k of from.fdb) into.fdb.add(k);
+}
+
+function markAction(into: DesiredChanges, a: Action): void {
+  if (a.kind === "route") into.routes.add(routeKey(a.entry.dst, a.entry.metric));
+  else if (a.kind === "neighbor") into.neighbors.add(neighborKey(a.entry.device, a.entry.ip));
+  else into.fdb.add(fdbMacKey(a.entry.device, a.entry.mac));
 }

@@ -12,13 +12,18 @@ import {
   RTN_UNICAST,
   RTPROT_WEFT,
 } from "../netlink/constants.js";
-import type { NeighborInfo, RouteInfo } from "../netlink/decode.js";
+import type { NeighborInfo, NexthopInfo, RouteInfo } from "../netlink/decode.js";
 import {
+  emptyObserved,
   type FdbEntry,
   fdbKey,
   neighborKey,
   type ObservedNeighbor,
+  type ObservedNexthop,
   type ObservedState,
+  observeFdb,
+  observeNexthop,
+  observeRoute,
   type RouteEntry,
   routeKey,
 } from "./model.js";
@@ -35,7 +40,15 @@ export type RouteClass =
   | { owned: false; key: string }
   | undefined;
 
-export function classifyRoute(r: RouteInfo, names: LinkNames): RouteClass {
+/**
+ * `nexthops` resolves a route that names only its nexthop object: with the sysctl
+ * net.ipv4.nexthop_compat_mode at 0 the kernel leaves out the gateway and device.
+ */
+export function classifyRoute(
+  r: RouteInfo,
+  names: LinkNames,
+  nexthops?: ReadonlyMap<number, ObservedNexthop>,
+): RouteClass {
   if (r.table !== RT_TABLE_MAIN || (r.family !== AF_INET && r.family !== AF_INET6)) return undefined;
   if (r.flags & RTM_F_CLONED) return undefined;
   const metric = r.family === AF_INET6 && r.priority === IP6_DEFAULT_METRIC ? 0 : r.priority;
@@ -45,11 +58,27 @@ export function classifyRoute(r: RouteInfo, names: LinkNames): RouteClass {
     dst: r.dst,
     type: r.type === RTN_UNICAST ? "unicast" : r.type === RTN_BLACKHOLE ? "blackhole" : "other",
   };
+  const nh = r.nhid !== undefined && !r.gateway && r.oif === undefined ? nexthops?.get(r.nhid) : undefined;
   if (r.gateway) entry.gateway = r.gateway;
+  else if (nh?.gateway) entry.gateway = nh.gateway;
   if (r.oif !== undefined) entry.device = names.get(r.oif) ?? `if${r.oif}`;
-  if (r.onlink) entry.onlink = true;
+  else if (nh?.device) entry.device = nh.device;
+  if (r.onlink || nh?.onlink) entry.onlink = true;
   if (metric) entry.metric = metric;
+  if (r.nhid !== undefined) entry.nhid = r.nhid;
   return { owned: true, key, entry };
+}
+
+/** Nexthop objects: ours by protocol; groups and others only hold their ids. */
+export function classifyNexthop(n: NexthopInfo, names: LinkNames): ObservedNexthop {
+  const owned = n.protocol === RTPROT_WEFT && !n.group && !n.blackhole;
+  return {
+    id: n.id,
+    owned,
+    ...(n.gateway ? { gateway: n.gateway } : {}),
+    ...(n.oif !== undefined ? { device: names.get(n.oif) ?? `if${n.oif}` } : {}),
+    onlink: n.onlink,
+  };
 }
 
 export function classifyNeighbor(
@@ -85,17 +114,14 @@ export function buildObserved(
   fdb: readonly NeighborInfo[],
   names: LinkNames,
   managed: ReadonlySet<string>,
+  nexthops: readonly NexthopInfo[] = [],
 ): ObservedState {
-  const out: ObservedState = {
-    routes: new Map(),
-    foreignRoutes: new Set(),
-    neighbors: new Map(),
-    fdb: new Map(),
-  };
+  const out = emptyObserved();
+  for (const n of nexthops) observeNexthop(out, classifyNexthop(n, names));
   for (const r of routes) {
-    const c = classifyRoute(r, names);
+    const c = classifyRoute(r, names, out.nexthops);
     if (!c) continue;
-    if (c.owned) out.routes.set(c.key, c.entry);
+    if (c.owned) observeRoute(out, c.key, c.entry);
     else out.foreignRoutes.add(c.key);
   }
   for (const n of neighbors) {
@@ -104,7 +130,7 @@ export function buildObserved(
   }
   for (const f of fdb) {
     const c = classifyFdb(f, names, managed);
-    if (c) out.fdb.set(c.key, c.entry);
+    if (c) observeFdb(out, c.entry);
   }
   return out;
 }

@@ -92,6 +92,8 @@ export function bytesToIP(b: Uint8Array): string {
 
 /** The canonical text form of an address (what iproute2 prints). */
 export function canonicalIP(ip: string): string {
+  // a dotted quad parseIPv4 accepts (no leading zeros) is already canonical
+  if (parseIPv4(ip) >= 0) return ip;
   return bytesToIP(ipToBytes(ip).bytes);
 }
 
@@ -126,6 +128,8 @@ export function formatCIDR(bytes: Uint8Array, len: number): string {
 }
 
 export function canonicalCIDR(cidr: string): string {
+  const fast = canonicalIPv4CIDR(cidr);
+  if (fast !== undefined) return fast;
   const p = parseCIDR(cidr);
   return formatCIDR(p.bytes, p.len);
 }
@@ -156,6 +160,32 @@ export function bytesToMAC(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":");
 }
 
+/** An IPv4 `a.b.c.d/n` already in canonical form, checked without allocating; else undefined. */
+function canonicalIPv4CIDR(cidr: string): string | undefined {
+  const slash = cidr.indexOf("/");
+  if (slash < 0) return undefined;
+  const v4 = parseIPv4(cidr, 0, slash);
+  const digits = cidr.length - slash - 1;
+  if (v4 < 0 || digits < 1 || digits > 2) return undefined;
+  const d0 = cidr.charCodeAt(slash + 1) - 48;
+  const d1 = digits === 2 ? cidr.charCodeAt(slash + 2) - 48 : 0;
+  if (d0 < 0 || d0 > 9 || d1 < 0 || d1 > 9 || (digits === 2 && d0 === 0)) return undefined;
+  const len = digits === 2 ? d0 * 10 + d1 : d0;
+  if (len > 32 || (len < 32 && v4 % 2 ** (32 - len) !== 0)) return undefined; // the slow path says why
+  return cidr;
+}
+
+/** Lowercase `aa:bb:cc:dd:ee:ff`: the canonical form, checked without allocating. */
+function isCanonicalMAC(mac: string): boolean {
+  if (mac.length !== 17) return false;
+  for (let i = 0; i < 17; i++) {
+    const c = mac.charCodeAt(i);
+    if (i % 3 === 2 ? c !== 58 : !((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
 export function canonicalMAC(mac: string): string {
+  if (isCanonicalMAC(mac)) return mac;
   return bytesToMAC(macToBytes(mac));
 }

@@ -26,10 +26,16 @@ import {
   NDA_DST,
   NDA_LLADDR,
   NDA_MASTER,
+  NHA_BLACKHOLE,
+  NHA_GATEWAY,
+  NHA_GROUP,
+  NHA_ID,
+  NHA_OIF,
   NLA_TYPE_MASK,
   NLMSG_HDRLEN,
   RTA_DST,
   RTA_GATEWAY,
+  RTA_NH_ID,
   RTA_OIF,
   RTA_PRIORITY,
   RTA_TABLE,
@@ -115,6 +121,8 @@ export interface RouteInfo {
   gateway?: string;
   oif?: number;
   priority: number;
+  /** The nexthop object the route uses (RTA_NH_ID). */
+  nhid?: number;
 }
 
 export function decodeRoute(body: Buffer): RouteInfo {
@@ -137,6 +145,38 @@ export function decodeRoute(body: Buffer): RouteInfo {
     gateway: gw ? bytesToIP(gw) : undefined,
     oif: u32(a.get(RTA_OIF)),
     priority: u32(a.get(RTA_PRIORITY)) ?? 0,
+    nhid: u32(a.get(RTA_NH_ID)),
+  };
+}
+
+export interface NexthopInfo {
+  id: number;
+  family: number;
+  protocol: number;
+  flags: number;
+  onlink: boolean;
+  oif?: number;
+  gateway?: string;
+  blackhole: boolean;
+  /** A group of nexthops (never one of ours). */
+  group: boolean;
+}
+
+/** struct nhmsg + NHA_* */
+export function decodeNexthop(body: Buffer): NexthopInfo {
+  const a = parseAttrs(body, 8);
+  const gw = a.get(NHA_GATEWAY);
+  const flags = readU32(body, 4);
+  return {
+    id: u32(a.get(NHA_ID)) ?? 0,
+    family: body[0]!,
+    protocol: body[2]!,
+    flags,
+    onlink: (flags & RTNH_F_ONLINK) !== 0,
+    oif: u32(a.get(NHA_OIF)),
+    gateway: gw ? bytesToIP(gw) : undefined,
+    blackhole: a.has(NHA_BLACKHOLE),
+    group: a.has(NHA_GROUP),
   };
 }
 

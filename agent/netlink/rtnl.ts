@@ -13,6 +13,7 @@ import {
   IFLA_IFNAME,
   NDMSG_LEN,
   NETLINK_ROUTE,
+  NHMSG_LEN,
   NLM_F_ACK,
   NLM_F_REQUEST,
   NLMSG_DONE,
@@ -20,6 +21,7 @@ import {
   RTM_GETADDR,
   RTM_GETLINK,
   RTM_GETNEIGH,
+  RTM_GETNEXTHOP,
   RTM_GETROUTE,
   RTMSG_LEN,
 } from "./constants.js";
@@ -29,9 +31,11 @@ import {
   decodeError,
   decodeLink,
   decodeNeighbor,
+  decodeNexthop,
   decodeRoute,
   type LinkInfo,
   type NeighborInfo,
+  type NexthopInfo,
   type RawMessage,
   type RouteInfo,
   splitMessages,
@@ -126,6 +130,16 @@ export class Rtnl {
       return m ? decodeLink(m.body) : undefined;
     } catch (err) {
       if (err instanceof NetlinkError && err.code === "ENODEV") return undefined;
+      throw err;
+    }
+  }
+
+  /** Nexthop objects; a kernel without them (before 5.3) answers with an error, and this with []. */
+  async nexthops(): Promise<NexthopInfo[]> {
+    try {
+      return (await this.dump(RTM_GETNEXTHOP, NHMSG_LEN, AF_UNSPEC)).map((m) => decodeNexthop(m.body));
+    } catch (err) {
+      if (err instanceof NetlinkError && ["EOPNOTSUPP", "EINVAL", "ENOENT"].includes(err.code)) return [];
       throw err;
     }
   }

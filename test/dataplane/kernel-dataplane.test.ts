@@ -54,6 +54,22 @@ function kernelOf(ns: Netns) {
   return { routes: ns.ownedRoutes(), neighbors: ns.neighbors(DEV), fdb: ns.fdb(DEV) };
 }
 
+/**
+ * Every owned gateway route points at an owned nexthop object with its gateway, and there is no
+ * other owned nexthop: one per gateway, none left over.
+ */
+function assertNexthops(ns: Netns): void {
+  const byDst = ns.routeNexthops();
+  const gateways = ns
+    .json<{ dst: string; gateway?: string; nhid?: number }>("route", "show", "proto", "87")
+    .filter((r) => r.gateway);
+  for (const r of gateways) assert.ok(byDst.has(r.dst), `route ${r.dst} uses a nexthop object`);
+  const want = [...new Map(gateways.map((r) => [r.nhid!, r.gateway!])).entries()]
+    .map(([id, gw]) => `id ${id} via ${gw} dev ${DEV} onlink`)
+    .sort();
+  assert.deepEqual(ns.ownedNexthops(), want);
+}
+
 describe("kernel dataplane in a network namespace", { concurrency: false }, () => {
   let ns: Netns;
   let drv: Driver | undefined;
@@ -115,6 +131,8 @@ describe("kernel dataplane in a network namespace", { concurrency: false }, () =
     );
     const st = await drv!.call<DataplaneStatus>("status");
     assert.deepEqual(st.owned, { routes: 4, neighbors: 3, fdb: 3 });
+    assertNexthops(ns);
+    assert.equal(ns.ownedNexthops().length, 3);
   });
 
   it("a changed, a removed and a new node converge to exactly the new entries", async () => {
@@ -130,6 +148,7 @@ describe("kernel dataplane in a network namespace", { concurrency: false }, () =
       kernelOf(ns),
       expected([{ n: 2 }, { n: 3, mac: mac(0x33), underlay: "192.168.77.133" }, { n: 5 }]),
     );
+    assertNexthops(ns);
     const again = await drv!.call<ApplyResult>("set", { desired: desiredFor(1, intents) });
     assert.equal(again.actions, 0, "a second identical setDesired changes nothing");
   });
@@ -140,6 +159,12 @@ describe("kernel dataplane in a network namespace", { concurrency: false }, () =
       [
         "route",
         () => ns.ip("route", "del", "10.244.2.0/26"),
+        () => ns.ownedRoutes().includes(`10.244.2.0/26 via 10.244.2.0 dev ${DEV} onlink`),
+      ],
+      [
+        // the kernel drops the routes on a deleted nexthop object without telling anyone
+        "nexthop object",
+        () => ns.ip("nexthop", "del", "id", String(ns.routeNexthops().get("10.244.2.0/26"))),
         () => ns.ownedRoutes().includes(`10.244.2.0/26 via 10.244.2.0 dev ${DEV} onlink`),
       ],
       [
@@ -176,6 +201,7 @@ describe("kernel dataplane in a network namespace", { concurrency: false }, () =
       t.diagnostic(`${what} restored after ${ms.toFixed(0)} ms`);
     }
     assert.deepEqual(kernelOf(ns), want);
+    assertNexthops(ns);
   });
 
   it("a device taken down (routes flushed silently by the kernel) is brought back with its routes", async (t) => {
@@ -252,7 +278,37 @@ describe("kernel dataplane in a network namespace", { concurrency: false }, () =
     const res = await drv!.call<ApplyResult>("set", { desired: desiredFor(1, [intent(1)]) });
     assert.deepEqual(res.failed, []);
     assert.deepEqual(kernelOf(ns), expected([]));
+    assert.deepEqual(ns.ownedNexthops(), [], "no nexthop object left behind");
     assert.ok(ns.routes().includes("10.99.0.0/24 via 192.168.77.200 dev u0"));
+  });
+
+  it("the agent's incremental path (a DesiredTracker): one intent changed, removed, added at a time", async () => {
+    const tracker = { node: "node-1", ownBlocks: ["10.244.1.0/26"] };
+    const call = (req: object) => drv!.call<ApplyResult>("intents", req);
+    let res = await call({ tracker, upsert: [intent(1), intent(2), intent(3), intent(4)] });
+    assert.deepEqual(res.failed, []);
+    assert.deepEqual(kernelOf(ns), expected([{ n: 2 }, { n: 3 }, { n: 4 }]));
+    res = await call({ upsert: [intent(3, { mac: mac(0x33), underlay: "192.168.77.133" })] });
+    assert.deepEqual(res.failed, []);
+    assert.ok(res.actions > 0 && res.actions <= 3, `only node 3's entries were touched (${res.actions})`);
+    assert.deepEqual(
+      kernelOf(ns),
+      expected([{ n: 2 }, { n: 3, mac: mac(0x33), underlay: "192.168.77.133" }, { n: 4 }]),
+    );
+    res = await call({ remove: ["node-2"], upsert: [intent(6)] });
+    assert.deepEqual(
+      kernelOf(ns),
+      expected([{ n: 3, mac: mac(0x33), underlay: "192.168.77.133" }, { n: 4 }, { n: 6 }]),
+    );
+    assertNexthops(ns);
+    // drift repair keeps working against the tracker's state
+    ns.ip("route", "del", "10.244.6.0/26");
+    await eventually("route restored", () =>
+      ns.ownedRoutes().includes(`10.244.6.0/26 via 10.244.6.0 dev ${DEV} onlink`),
+    );
+    res = await call({ remove: ["node-3", "node-4", "node-6"] });
+    assert.deepEqual(kernelOf(ns), expected([]));
+    assert.deepEqual(ns.ownedNexthops(), []);
   });
 });
 

@@ -100,6 +100,30 @@ export class Netns {
       .sort();
   }
 
+  /** Nexthop objects with protocol 0x57, as "id N via GW dev DEV onlink" lines. */
+  ownedNexthops(): string[] {
+    return this.json<{ id: number; gateway?: string; dev?: string; flags?: string[] }>(
+      "nexthop",
+      "show",
+      "proto",
+      "87",
+    )
+      .map(
+        (n) =>
+          `id ${n.id} via ${n.gateway ?? "-"} dev ${n.dev ?? "-"}${n.flags?.includes("onlink") ? " onlink" : ""}`,
+      )
+      .sort();
+  }
+
+  /** Owned routes' nexthop ids by destination (routes without one are left out). */
+  routeNexthops(): Map<string, number> {
+    return new Map(
+      this.json<IpRoute & { nhid?: number }>("route", "show", "proto", "87")
+        .filter((r) => r.nhid !== undefined)
+        .map((r) => [r.dst, r.nhid!]),
+    );
+  }
+
   delete(): void {
     try {
       sh("ip", ["netns", "del", this.name]);

@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import {
   bytesToIP,
+  bytesToMAC,
   canonicalCIDR,
   canonicalIP,
   canonicalMAC,
+  formatCIDR,
   ipToBytes,
+  macToBytes,
   parseCIDR,
 } from "../../../agent/netlink/addr.js";
 
@@ -34,5 +38,55 @@ describe("address helpers", () => {
   it("MACs", () => {
     assert.equal(canonicalMAC("02:AA:bb:00:01:ff"), "02:aa:bb:00:01:ff");
     assert.throws(() => canonicalMAC("02:aa:bb:00:01"), /MAC/);
+  });
+
+  it("the allocation-free fast paths agree with parsing and formatting", () => {
+    const slow = <T>(f: () => T): T | "throws" => {
+      try {
+        return f();
+      } catch {
+        return "throws";
+      }
+    };
+    const octet = fc.oneof(
+      fc.integer({ min: 0, max: 255 }).map(String),
+      fc.constantFrom("00", "01", "256", "x", ""),
+    );
+    const len = fc.oneof(
+      fc.integer({ min: 0, max: 33 }).map(String),
+      fc.constantFrom("024", "00", "", "1x", "+8"),
+    );
+    const cidr = fc
+      .tuple(octet, octet, octet, octet, len)
+      .map(([a, b, c, d, l]) => `${a}.${b}.${c}.${d}/${l}`);
+    fc.assert(
+      fc.property(cidr, (x) => {
+        assert.deepEqual(
+          slow(() => canonicalCIDR(x)),
+          slow(() => {
+            const p = parseCIDR(x);
+            return formatCIDR(p.bytes, p.len);
+          }),
+        );
+        const ip = x.slice(0, x.indexOf("/"));
+        assert.deepEqual(
+          slow(() => canonicalIP(ip)),
+          slow(() => bytesToIP(ipToBytes(ip).bytes)),
+        );
+      }),
+      { numRuns: 2000 },
+    );
+    const mac = fc
+      .array(fc.constantFrom(..."0123456789abcdefABCDEF:g-"), { minLength: 15, maxLength: 18 })
+      .map((cs) => cs.join(""));
+    fc.assert(
+      fc.property(fc.oneof(mac, fc.uint8Array({ minLength: 6, maxLength: 6 }).map(bytesToMAC)), (m) => {
+        assert.deepEqual(
+          slow(() => canonicalMAC(m)),
+          slow(() => bytesToMAC(macToBytes(m))),
+        );
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

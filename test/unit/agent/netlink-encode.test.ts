@@ -8,11 +8,13 @@ import {
   decodeAddress,
   decodeLink,
   decodeNeighbor,
+  decodeNexthop,
   decodeRoute,
   encodeAddress,
   encodeFdb,
   encodeLinkChange,
   encodeNeighbor,
+  encodeNexthop,
   encodeRoute,
   encodeVethLink,
   encodeVxlanLink,
@@ -34,6 +36,41 @@ const body = (b: Buffer) => splitMessages(b)[0]!.body;
  * `strace -e trace=sendmsg -xx` (sequence number set to 1 here; x86 byte order).
  */
 describe("encoders match iproute2's requests byte for byte", () => {
+  it("ip nexthop replace id 7 via 10.244.3.0 dev <3> onlink proto 87; ip nexthop del id 7", () => {
+    const got = encodeNexthop("set", { id: 7, gateway: "10.244.3.0", oif: 3, onlink: true });
+    const want = hex(`
+      30000000 6800 0505 01000000 00000000
+      02005700 04000000
+      08000100 07000000 08000600 0af40300 08000500 03000000`);
+    assert.equal(got.toString("hex"), want);
+    const del = encodeNexthop("del", { id: 7, gateway: "10.244.3.0", oif: 3 });
+    assert.equal(
+      del.toString("hex"),
+      hex(`20000000 6900 0500 01000000 00000000 00000000 00000000 08000100 07000000`),
+    );
+    const n = decodeNexthop(body(got));
+    assert.deepEqual(
+      { id: n.id, gw: n.gateway, oif: n.oif, onlink: n.onlink, proto: n.protocol, family: n.family },
+      { id: 7, gw: "10.244.3.0", oif: 3, onlink: true, proto: RTPROT_WEFT, family: AF_INET },
+    );
+  });
+
+  it("ip route replace 10.244.3.0/26 nhid 7 proto 87", () => {
+    const got = encodeRoute("set", {
+      dst: "10.244.3.0/26",
+      gateway: "10.244.3.0",
+      oif: 4,
+      onlink: true,
+      nhid: 7,
+    });
+    const want = hex(`
+      2c000000 1800 0505 01000000 00000000
+      021a0000 fe570001 00000000
+      08000100 0af40300 08001e00 07000000`);
+    assert.equal(got.toString("hex"), want);
+    assert.equal(decodeRoute(body(got)).nhid, 7);
+  });
+
   it("ip link add weft.vxlan type vxlan id 4096 dstport 4789 local 192.168.50.1 dev <3> nolearning", () => {
     const got = encodeVxlanLink({
       name: "weft.vxlan",
