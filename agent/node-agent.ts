@@ -4,14 +4,15 @@ import {
   type IPAMBlock,
   type IPPool,
   type NodeNetworkStatus,
+  type NodeNetworkStatusStatus,
   type RouteIntent,
 } from "../api/index.js";
 import { Informer } from "../controllers/runtime/informer.js";
 import { storeListWatch } from "../controllers/runtime/listwatch.js";
 import { AlreadyExistsError, type Store } from "../datastore/store.js";
 import type { Logger } from "../lib/log.js";
-import { computeDesired } from "./dataplane/desired.js";
 import type { ApplyResult, KernelDataplane } from "./dataplane/kernel.js";
+import { DesiredTracker } from "./dataplane/tracker.js";
 import { type KernelFeatures, nodeStatus, statusFingerprint } from "./status.js";
 
 export interface NodeAgentOptions {
@@ -24,6 +25,11 @@ export interface NodeAgentOptions {
   /** Status is rewritten at least this often even when nothing changed (default 60 s). */
   statusIntervalMs?: number;
   kernel?: KernelFeatures;
+  /** Adds more to the status being written (the BGP manager's sessions and conditions). */
+  decorateStatus?: (
+    status: NodeNetworkStatusStatus,
+    generation: number | undefined,
+  ) => NodeNetworkStatusStatus;
 }
 
 /**
@@ -40,6 +46,7 @@ export class NodeAgent {
   private syncing: Promise<void> = Promise.resolve();
   private lastStatus = "";
   private written: NodeNetworkStatus | undefined;
+  private readonly tracker: DesiredTracker;
   private lastStatusAt = 0;
   private problems: string[] = [];
   private appliedIntents: Record<string, number> = {};
@@ -52,6 +59,13 @@ export class NodeAgent {
     this.pools = new Informer(storeListWatch(opts.store, "IPPool"), { resyncMs: 5 * 60_000 });
     this.blocks = new Informer(storeListWatch(opts.store, "IPAMBlock"), { resyncMs: 5 * 60_000 });
     this.kernel = opts.kernel ?? { ipip: existsSync("/sys/module/ipip") };
+    this.tracker = new DesiredTracker({ node: opts.node, ipipSupported: this.kernel.ipip });
+    // One intent at a time: a change costs what it touches, not a recomputation of every node.
+    this.intents.on({
+      add: (i) => this.tracker.upsertIntent(i.spec),
+      update: (_o, i) => this.tracker.upsertIntent(i.spec),
+      delete: (i) => this.tracker.removeIntent(i.spec.node),
+    });
     const changed = () => this.scheduleSync();
     for (const inf of [this.intents, this.pools, this.blocks] as Array<
       Informer<RouteIntent | IPPool | IPAMBlock>
@@ -72,7 +86,7 @@ export class NodeAgent {
   async start(): Promise<void> {
     for (const i of [this.intents, this.pools, this.blocks]) i.start();
     await Promise.all([this.intents.waitForSync(), this.pools.waitForSync(), this.blocks.waitForSync()]);
-    await this.opts.dataplane.setDesired(this.desired().desired);
+    await this.opts.dataplane.setDesired(this.desired());
     await this.opts.dataplane.start();
     await this.sync();
     this.statusTimer = setInterval(() => void this.writeStatus().catch(() => undefined), 5_000);
@@ -100,25 +114,25 @@ export class NodeAgent {
     }, this.opts.syncDelayMs ?? 20);
   }
 
-  private desired(): ReturnType<typeof computeDesired> {
+  /** The tracker, brought up to date with this node's own blocks (blackholes). */
+  private desired(): DesiredTracker {
     const { node } = this.opts;
-    return computeDesired({
-      node,
-      intents: this.intents.list().map((i) => i.spec),
-      ownBlocks: this.blocks
+    this.tracker.setOwnBlocks(
+      this.blocks
         .list()
         .filter((b) => b.spec.affinity === node)
         .map((b) => b.spec.cidr),
-      ipipSupported: this.kernel.ipip,
-    });
+    );
+    return this.tracker;
   }
 
   /** One pass: desired state from the caches, applied to the kernel, then status. */
   async sync(): Promise<void> {
     const { node } = this.opts;
     const intents = this.intents.list();
-    const { desired, problems } = this.desired();
-    const result = await this.opts.dataplane.setDesired(desired);
+    const tracker = this.desired();
+    const result = await this.opts.dataplane.setDesired(tracker);
+    const problems = tracker.problems();
     this.firstApply ??= result;
     this.problems = problems;
     this.appliedIntents = Object.fromEntries(
@@ -163,7 +177,7 @@ export class NodeAgent {
     const poolOf = new Map(pools.map((p) => [p.metadata.name, p]));
     const encaps = new Set(blocks.map((b) => poolOf.get(b.spec.pool)?.spec.encapsulation ?? "VXLAN"));
     const anyVxlan = this.intents.list().some((i) => i.spec.encapsulation === "VXLAN") || encaps.has("VXLAN");
-    const status = nodeStatus({
+    const base = nodeStatus({
       previous: this.written?.status,
       generation: this.written?.metadata.generation,
       dataplane: this.opts.dataplane.status(),
@@ -173,6 +187,7 @@ export class NodeAgent {
       kernel: this.kernel,
       ipipWanted: encaps.has("IPIP") || pools.some((p) => p.spec.encapsulation === "IPIP"),
     });
+    const status = this.opts.decorateStatus?.(base, this.written?.metadata.generation) ?? base;
     const fp = statusFingerprint(status);
     if (fp === this.lastStatus && Date.now() - this.lastStatusAt < (this.opts.statusIntervalMs ?? 60_000))
       return;

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createLogger, type Logger } from "../../lib/log.js";
@@ -141,6 +141,18 @@ export class BirdProcess {
     this.statusTimer = setTimeout(tick, 0);
   }
 
+  /**
+   * Stops watching BIRD and leaves it running: the next agent adopts it, so an agent restart
+   * neither drops sessions nor withdraws routes (the dataplane outlives its agent).
+   */
+  release(): void {
+    this.stopping = true;
+    for (const t of [this.restartTimer, this.statusTimer, this.adoptTimer]) if (t) clearTimeout(t);
+    this.child?.unref();
+    this.child?.stdout?.destroy();
+    this.child?.stderr?.destroy();
+  }
+
   /** Stops BIRD: SIGTERM (BIRD closes sessions cleanly), SIGKILL after graceMs. */
   async stop(graceMs = 5000): Promise<void> {
     this.stopping = true;
@@ -200,7 +212,20 @@ export class BirdProcess {
   }
 
   private async startNow(): Promise<void> {
-    const args = ["-f", "-c", this.configPath, "-s", this.socketPath, "-P", this.pidPath];
+    // After a crash the kernel still holds the dead BIRD's routes (they are persistent). With -R the
+    // new BIRD keeps them until its sessions have re-learned everything (graceful restart
+    // recovery) instead of pruning them at its first kernel scan, which would drop traffic.
+    const recover = this.startedAt > 0 || existsSync(this.pidPath);
+    const args = [
+      "-f",
+      "-c",
+      this.configPath,
+      "-s",
+      this.socketPath,
+      "-P",
+      this.pidPath,
+      ...(recover ? ["-R"] : []),
+    ];
     const wrap = this.opts.wrap ?? [];
     const [cmd, ...rest] = wrap.length ? [...wrap, this.birdPath, ...args] : [this.birdPath, ...args];
     const child = spawn(cmd as string, rest, { stdio: ["ignore", "pipe", "pipe"] });

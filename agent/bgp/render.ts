@@ -179,6 +179,8 @@ export function renderBirdConfig(input: RenderInput): RenderResult {
   L.push("timeformat protocol iso long;");
   L.push("timeformat base iso long;");
   L.push("log stderr { info, remote, warning, error, auth, fatal, bug };");
+  // bounds graceful restart recovery (bird -R after a crash): stale kernel routes go after this
+  L.push(`graceful restart wait ${Math.max(grTime, 30)};`);
   L.push("");
   L.push(`protocol device { scan time ${scan}; }`);
   L.push("");

@@ -1,0 +1,327 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import type { BGPConfiguration, BGPPeer } from "../../api/bgp.js";
+import { BGP_CONFIGURATION_NAME } from "../../api/bgp.js";
+import type { IPAMBlock } from "../../api/ipamblock.js";
+import type { IPPool } from "../../api/ippool.js";
+import type { SecretKeyRef } from "../../api/meta.js";
+import type { BGPSessionStatus, NodeNetworkStatusStatus } from "../../api/nodenetworkstatus.js";
+import { Informer } from "../../controllers/runtime/informer.js";
+import { coreListWatch, storeListWatch } from "../../controllers/runtime/listwatch.js";
+import type { Store } from "../../datastore/store.js";
+import type { Logger } from "../../lib/log.js";
+import { BirdProcess } from "./bird-process.js";
+import { type BirdProtocol, sessionStatuses } from "./birdc.js";
+import { announcements, bgpPools, referencedSecrets, topologyInputFrom } from "./inputs.js";
+import { bgpStatus, redact } from "./node-status.js";
+import { type RenderedProtocol, renderBirdConfig } from "./render.js";
+import { computeTopology, type NodeTopology } from "./topology.js";
+import { secretRefKey } from "./validate.js";
+
+/**
+ * The agent's BGP side (I/O): once BGP is in use (a BGP pool or a BGPPeer exists) it watches
+ * BGPConfiguration, BGPPeers and Nodes, computes this node's sessions, reads the passwords of the
+ * Secrets those sessions reference (only those), renders bird.conf and applies it through
+ * BirdProcess, and reads session state back for NodeNetworkStatus (see decorate()).
+ *
+ * BIRD runs as a child of the agent, so it lives in the agent's network namespace.
+ * Passwords are held only in memory and in bird.conf (mode 0600); every message that leaves this
+ * module goes through redact().
+ */
+
+export interface BgpManagerOptions {
+  node: string;
+  store: Store;
+  kc: k8s.KubeConfig;
+  logger: Logger;
+  /** The agent's run directory; BIRD's files go to `<runDir>/bird`. */
+  runDir: string;
+  /** The agent's informers (shared, already started by the NodeAgent). */
+  pools: Informer<IPPool>;
+  blocks: Informer<IPAMBlock>;
+  /** Namespace of Secret references without one (default $POD_NAMESPACE, else weft-system). */
+  secretNamespace?: string;
+  /** Whether the kernel has TCP MD5 (default: detected from /proc/kallsyms). */
+  md5Supported?: boolean;
+  birdPath?: string;
+  birdcPath?: string;
+  /** How often BIRD's session state is read (default 2000 ms). */
+  statusIntervalMs?: number;
+  /** How long a password read from a Secret is reused (default 30 s). */
+  secretTtlMs?: number;
+  /** Called when what decorate() returns changed. */
+  onStatusChange?: () => void;
+}
+
+/** TCP MD5 (RFC 2385) is a kernel build option; its code shows up in kallsyms when present. */
+export function kernelHasTcpMd5(): boolean {
+  try {
+    return /\btcp_md5_do_add\b/.test(readFileSync("/proc/kallsyms", "utf8"));
+  } catch {
+    return true;
+  }
+}
+
+interface SecretEntry {
+  value?: string;
+  readAt: number;
+}
+
+export class BgpManager {
+  readonly configs: Informer<BGPConfiguration>;
+  readonly peers: Informer<BGPPeer>;
+  private nodes: Informer<k8s.V1Node> | undefined;
+  readonly bird: BirdProcess;
+  private readonly core: k8s.CoreV1Api;
+  private readonly md5: boolean;
+  private readonly secrets = new Map<string, SecretEntry>();
+  private active = false;
+  private stopped = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> = Promise.resolve();
+  private rendered: RenderedProtocol[] = [];
+  private problems: string[] = [];
+  private applyError: string | undefined;
+  private passwordSessions = 0;
+  private sessions: BGPSessionStatus[] | undefined;
+  private lastFingerprint = "";
+  /** Set once this node has something to say about BGP; decorate() leaves status alone before. */
+  private inUse = false;
+
+  constructor(private readonly opts: BgpManagerOptions) {
+    this.configs = new Informer(storeListWatch(opts.store, "BGPConfiguration"), { resyncMs: 5 * 60_000 });
+    this.peers = new Informer(storeListWatch(opts.store, "BGPPeer"), { resyncMs: 5 * 60_000 });
+    this.core = opts.kc.makeApiClient(k8s.CoreV1Api);
+    this.md5 = opts.md5Supported ?? kernelHasTcpMd5();
+    this.bird = new BirdProcess({
+      dir: join(opts.runDir, "bird"),
+      logger: opts.logger.child({ component: `bird/${opts.node}` }),
+      statusIntervalMs: opts.statusIntervalMs ?? 2000,
+      onStatus: (p) => this.onBirdStatus(p),
+      ...(opts.birdPath ? { birdPath: opts.birdPath } : {}),
+      ...(opts.birdcPath ? { birdcPath: opts.birdcPath } : {}),
+    });
+    const changed = () => this.schedule();
+    const onAll = { add: changed, update: (o: unknown, n: unknown) => o !== n && changed(), delete: changed };
+    this.configs.on(onAll);
+    this.peers.on(onAll);
+    opts.pools.on(onAll);
+    opts.blocks.on({
+      add: (b) => b.spec.affinity === opts.node && changed(),
+      update: (o, b) =>
+        o !== b && (b.spec.affinity === opts.node || o.spec.affinity === opts.node) && changed(),
+      delete: (b) => b.spec.affinity === opts.node && changed(),
+    });
+  }
+
+  async start(): Promise<void> {
+    this.configs.start();
+    this.peers.start();
+    await Promise.all([this.configs.waitForSync(), this.peers.waitForSync()]);
+    this.schedule();
+  }
+
+  /** Stops watching; BIRD keeps running so that routes and sessions outlive the agent. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    await Promise.all([this.configs.stop(), this.peers.stop(), this.nodes?.stop()]);
+    await this.syncing.catch(() => undefined);
+    this.bird.release();
+  }
+
+  /** Stops BIRD too (tests; removing BGP from a node). */
+  async shutdown(): Promise<void> {
+    await this.stop();
+    await this.bird.stop(3000);
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.syncTimer) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      this.syncing = this.syncing
+        .then(() => this.sync())
+        .catch((err: unknown) => {
+          this.opts.logger.error("BGP sync failed", { error: this.clean(errorText(err)) });
+        });
+    }, 50);
+  }
+
+  /** BGP matters once a BGP pool or a BGPPeer exists; only then are all Nodes watched. */
+  private async activate(): Promise<boolean> {
+    if (this.active) return true;
+    if (bgpPools(this.opts.pools.list()).length === 0 && this.peers.list().length === 0) return false;
+    this.active = true;
+    const nodes = new Informer(coreListWatch<k8s.V1Node>(this.opts.kc, "Node"), { resyncMs: 5 * 60_000 });
+    const relevant = (n: k8s.V1Node) =>
+      JSON.stringify([
+        n.metadata?.labels,
+        n.metadata?.annotations,
+        n.status?.addresses,
+        n.metadata?.deletionTimestamp,
+      ]);
+    nodes.on({
+      add: () => this.schedule(),
+      update: (o, n) => relevant(o) !== relevant(n) && this.schedule(),
+      delete: () => this.schedule(),
+    });
+    this.nodes = nodes;
+    nodes.start();
+    await nodes.waitForSync();
+    this.opts.logger.info("BGP in use: watching nodes");
+    return true;
+  }
+
+  /** One pass: topology, passwords, rendering, BIRD. */
+  async sync(): Promise<void> {
+    if (this.stopped || !(await this.activate())) return;
+    const { node } = this.opts;
+    const pools = this.opts.pools.list();
+    const topo = computeTopology(
+      topologyInputFrom({
+        nodes: this.nodes?.list() ?? [],
+        pools,
+        peers: this.peers.list(),
+        ...(this.configs.get(BGP_CONFIGURATION_NAME)
+          ? { config: this.configs.get(BGP_CONFIGURATION_NAME) }
+          : {}),
+      }),
+    );
+    const { blocks, poolCIDRs } = announcements(node, pools, this.opts.blocks.list());
+    const mine = topo.nodes[node];
+    const problems = topo.problems
+      .filter((p) => p.kind !== "Node" || p.name === node)
+      .filter((p) => p.kind === "Node" || mineMentions(mine, node, p))
+      .map((p) => `${p.kind}/${p.name}: ${p.message}`);
+    if (!mine) {
+      // not (or no longer) a BGP node: nothing to announce, nobody to talk to
+      if (this.inUse && this.bird.running) {
+        this.opts.logger.info("this node no longer takes part in BGP; BIRD keeps its last configuration");
+      }
+      this.rendered = [];
+      this.problems = problems;
+      this.publish();
+      return;
+    }
+    this.inUse = true;
+    let sessions = mine.sessions;
+    const withPassword = sessions.filter((s) => s.password);
+    this.passwordSessions = withPassword.length;
+    if (withPassword.length > 0 && !this.md5) {
+      sessions = sessions.filter((s) => !s.password);
+      for (const s of withPassword)
+        problems.push(
+          `session to ${s.peerName} (${s.peerIP}) left out: it needs TCP MD5, which this kernel lacks`,
+        );
+    }
+    const passwords = await this.readPasswords(referencedSecrets({ ...mine, sessions }));
+    const result = renderBirdConfig({ node: { ...mine, sessions }, blocks, poolCIDRs, passwords });
+    for (const p of result.problems) problems.push(`session to ${p.peerName} (${p.peerIP}): ${p.message}`);
+    this.problems = problems.map((p) => this.clean(p));
+    if (result.protocols.length === 0 && blocks.length === 0 && !this.bird.running) {
+      this.rendered = [];
+      this.publish();
+      return;
+    }
+    try {
+      const r = await this.bird.apply(result.config);
+      this.applyError = undefined;
+      this.rendered = result.protocols;
+      if (r !== "unchanged")
+        this.opts.logger.info(`BIRD ${r}`, { sessions: result.protocols.length, blocks: blocks.length });
+    } catch (err) {
+      this.applyError = this.clean(errorText(err));
+      this.opts.logger.error("BIRD configuration not applied", { error: this.applyError });
+    }
+    for (const p of this.problems) this.opts.logger.warn("BGP problem", { problem: p });
+    this.bird.watchStatus();
+    this.publish();
+  }
+
+  /** Passwords by secretRefKey, read through the API (only the referenced keys), cached briefly. */
+  private async readPasswords(refs: SecretKeyRef[]): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    const ttl = this.opts.secretTtlMs ?? 30_000;
+    const ns = this.opts.secretNamespace ?? process.env.POD_NAMESPACE ?? "weft-system";
+    for (const ref of refs) {
+      const key = secretRefKey(ref);
+      let entry = this.secrets.get(key);
+      if (!entry || Date.now() - entry.readAt > ttl) {
+        entry = { readAt: Date.now() };
+        try {
+          const secret = await this.core.readNamespacedSecret({
+            name: ref.name,
+            namespace: ref.namespace ?? ns,
+          });
+          const data = secret.data?.[ref.key];
+          const str = secret.stringData?.[ref.key];
+          if (data !== undefined) entry.value = Buffer.from(data, "base64").toString("utf8");
+          else if (str !== undefined) entry.value = str;
+        } catch (err) {
+          this.opts.logger.warn("cannot read BGP password Secret", {
+            secret: `${ref.namespace ?? ns}/${ref.name}`,
+            key: ref.key,
+            error: (err as { code?: number }).code ?? "error",
+          });
+        }
+        this.secrets.set(key, entry);
+      }
+      if (entry.value !== undefined) out[key] = entry.value;
+    }
+    return out;
+  }
+
+  private knownSecrets(): string[] {
+    return [...this.secrets.values()].map((e) => e.value).filter((v): v is string => Boolean(v));
+  }
+
+  private clean(text: string): string {
+    return redact(text, this.knownSecrets());
+  }
+
+  private onBirdStatus(protocols: BirdProtocol[]): void {
+    this.sessions = sessionStatuses(protocols, this.rendered);
+    this.publish();
+  }
+
+  private publish(): void {
+    const fp = JSON.stringify([this.sessions, this.problems, this.applyError, this.rendered.length]);
+    if (fp === this.lastFingerprint) return;
+    this.lastFingerprint = fp;
+    this.opts.onStatusChange?.();
+  }
+
+  /** Adds the BGP sessions and conditions to a NodeNetworkStatus being written. */
+  decorate(status: NodeNetworkStatusStatus, generation: number | undefined): NodeNetworkStatusStatus {
+    if (!this.inUse) return status;
+    const { bgpSessions, conditions } = bgpStatus({
+      conditions: status.conditions,
+      generation,
+      sessions: this.bird.running ? this.sessions : undefined,
+      expected: this.rendered.length,
+      problems: this.problems,
+      ...(this.applyError ? { applyError: this.applyError } : {}),
+      passwordSessions: this.passwordSessions,
+      md5Supported: this.md5,
+      secrets: this.knownSecrets(),
+    });
+    return { ...status, bgpSessions, conditions };
+  }
+}
+
+/** A problem of a BGPPeer or the configuration matters to this node only if it shapes its sessions. */
+function mineMentions(
+  mine: NodeTopology | undefined,
+  node: string,
+  p: { kind: string; name: string; message: string },
+): boolean {
+  if (p.kind === "BGPConfiguration") return true;
+  if (p.message.startsWith(`node ${node} `)) return true;
+  return mine?.sessions.some((s) => s.source === `BGPPeer/${p.name}`) ?? false;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

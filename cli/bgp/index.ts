@@ -1,0 +1,4 @@
+import type { Command } from "../command.js";
+import { bgpTopologyCommand } from "./topology.js";
+
+export const bgpCommands: Command[] = [bgpTopologyCommand];

@@ -1,0 +1,168 @@
+import { isDeepStrictEqual } from "node:util";
+import * as k8s from "@kubernetes/client-node";
+import { passwordProblem } from "../../agent/bgp/render.js";
+import { secretRefKey } from "../../agent/bgp/validate.js";
+import type { BGPStatus } from "../../api/bgp.js";
+import type { LabelSelector } from "../../api/meta.js";
+import { NotFoundError } from "../../datastore/store.js";
+import { createLogger } from "../../lib/log.js";
+import { matchesSelector } from "../../lib/selector.js";
+import type { ControllerContext, ControllerPart } from "../context.js";
+import { mergeConditions } from "../ipam/poolstatus.js";
+import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
+import { desiredBgpStatus, referencedPasswords } from "./status.js";
+
+const log = createLogger("bgp-status");
+const KEY = "bgp";
+
+export interface BgpStatusOptions {
+  /**
+   * Only BGPPeers and BGPConfigurations with these labels get status from this controller. A
+   * controller scoped to a shard of nodes (--node-selector) reports only on the BGP objects
+   * labelled for that shard, so that two controllers never fight over one status.
+   */
+  selector?: LabelSelector;
+  /** Namespace of Secret references without one (default $POD_NAMESPACE, else weft-system). */
+  secretNamespace?: string;
+  /** Status is recomputed at least this often, to notice Secret changes (default 60 s). */
+  resyncMs?: number;
+}
+
+/**
+ * Writes status on BGPPeers and the BGPConfiguration from the same topology the agents compute.
+ * The whole topology is one unit of work (any change can move every count), debounced through a
+ * single work-queue key; only statuses that differ are written.
+ */
+export class BgpStatusReconciler implements Reconciler, ControllerPart {
+  readonly name = "bgp-status";
+  private controller: Controller | undefined;
+  private ctx: ControllerContext | undefined;
+  private core: k8s.CoreV1Api | undefined;
+
+  constructor(private readonly opts: BgpStatusOptions = {}) {}
+
+  start(ctx: ControllerContext): void {
+    this.ctx = ctx;
+    this.core = ctx.kc.makeApiClient(k8s.CoreV1Api);
+    const controller = new Controller(this.name, this, { workers: 1 });
+    this.controller = controller;
+    const kick = () => controller.enqueue(KEY);
+    const { nodes, pools, bgpPeers, bgpConfigs } = ctx.informers;
+    const relevant = (n: k8s.V1Node) =>
+      JSON.stringify([n.metadata?.labels, n.metadata?.annotations, n.status?.addresses]);
+    nodes.on({ add: kick, update: (o, n) => relevant(o) !== relevant(n) && kick(), delete: kick });
+    const specChange = {
+      add: kick,
+      update: (o: { metadata: { generation?: number } }, n: { metadata: { generation?: number } }) =>
+        o.metadata.generation !== n.metadata.generation && kick(),
+      delete: kick,
+    };
+    pools.on(specChange);
+    bgpPeers.on(specChange);
+    bgpConfigs.on(specChange);
+    controller.start();
+    kick();
+  }
+
+  async stop(): Promise<void> {
+    await this.controller?.stop();
+  }
+
+  private inScope(labels: Record<string, string> | undefined): boolean {
+    return !this.opts.selector || matchesSelector(this.opts.selector, labels ?? {});
+  }
+
+  /** Verdicts on the referenced passwords; the values are dropped right after the check. */
+  private async checkPasswords(
+    refs: ReturnType<typeof referencedPasswords>,
+  ): Promise<Map<string, string | undefined>> {
+    const out = new Map<string, string | undefined>();
+    const ns = this.opts.secretNamespace ?? process.env.POD_NAMESPACE ?? "weft-system";
+    for (const ref of refs) {
+      const namespace = ref.namespace ?? ns;
+      try {
+        const secret = await (this.core as k8s.CoreV1Api).readNamespacedSecret({ name: ref.name, namespace });
+        const data = secret.data?.[ref.key];
+        out.set(
+          secretRefKey(ref),
+          data === undefined
+            ? `the Secret has no key ${ref.key}`
+            : passwordProblem(Buffer.from(data, "base64").toString("utf8")),
+        );
+      } catch (err) {
+        const code = (err as { code?: number }).code;
+        out.set(
+          secretRefKey(ref),
+          code === 404
+            ? `Secret ${namespace}/${ref.name} not found`
+            : `Secret ${namespace}/${ref.name} cannot be read (${code ?? "error"})`,
+        );
+      }
+    }
+    return out;
+  }
+
+  async reconcile(): Promise<ReconcileResult | undefined> {
+    const ctx = this.ctx;
+    if (!ctx) throw new Error("not started");
+    const { nodes, pools, bgpPeers, bgpConfigs } = ctx.informers;
+    const peers = bgpPeers.list();
+    const config = bgpConfigs.get("default");
+    const scopedPeers = peers.filter((p) => this.inScope(p.metadata.labels));
+    const scopedConfig = config && this.inScope(config.metadata.labels) ? config : undefined;
+    const passwords = await this.checkPasswords(referencedPasswords(scopedPeers, scopedConfig));
+    const desired = desiredBgpStatus({
+      nodes: nodes.list(),
+      pools: pools.list(),
+      peers,
+      ...(config ? { config } : {}),
+      passwords,
+    });
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+    for (const peer of scopedPeers) {
+      const d = desired.peers.get(peer.metadata.name);
+      if (d) await this.write("BGPPeer", peer.metadata.name, d, now);
+    }
+    if (scopedConfig && desired.config)
+      await this.write("BGPConfiguration", scopedConfig.metadata.name, desired.config, now);
+    return { requeueAfter: this.opts.resyncMs ?? 60_000 };
+  }
+
+  private async write(
+    kind: "BGPPeer" | "BGPConfiguration",
+    name: string,
+    d: { status: Omit<BGPStatus, "conditions">; conditions: Parameters<typeof mergeConditions>[1] },
+    now: string,
+  ): Promise<void> {
+    const store = (this.ctx as ControllerContext).store;
+    try {
+      await store.mutate(
+        kind,
+        name,
+        (cur) => {
+          const conditions = mergeConditions(
+            cur.status?.conditions,
+            d.conditions,
+            cur.metadata.generation,
+            now,
+          );
+          const next: BGPStatus = { ...d.status, conditions };
+          if (cur.metadata.generation !== undefined) next.observedGeneration = cur.metadata.generation;
+          if (isDeepStrictEqual(next, cur.status)) return undefined;
+          const ready = conditions.find((c) => c.type === "Ready");
+          log.info("status", {
+            kind,
+            name,
+            ready: ready?.status,
+            reason: ready?.reason,
+            sessions: next.expectedSessions,
+          });
+          return { ...cur, status: next };
+        },
+        { status: true },
+      );
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+  }
+}
