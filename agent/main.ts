@@ -8,6 +8,7 @@ import { createStore } from "../datastore/factory.js";
 import { HealthServer } from "../lib/health.js";
 import { loadKubeConfig } from "../lib/kubeconfig.js";
 import { createLogger } from "../lib/log.js";
+import { parseSelector } from "../lib/selector.js";
 import { BgpManager } from "./bgp/manager.js";
 import { IpamAddressAssigner } from "./cni/ipam-assigner.js";
 import { startCniServer } from "./cni/server.js";
@@ -24,6 +25,7 @@ const HELP = `weft-agent: programs this node's kernel (VXLAN, host-gw routes, AR
   --resync-ms N                full kernel resync period (default 60000)
   --cni-socket PATH            where weft-cni reaches this agent (default /var/run/weft/agent.sock; "" = off)
   --pod-mtu N                  MTU of pod interfaces (default 1450: a 1500 underlay minus VXLAN's 50)
+  --node-selector SEL          apply only the RouteIntents of nodes with these labels (default all)
   --run-dir DIR                state of this agent; BIRD runs from DIR/bird (default /var/run/weft)
 `;
 
@@ -38,6 +40,7 @@ async function main(): Promise<void> {
       "resync-ms": { type: "string", default: "60000" },
       "cni-socket": { type: "string", default: "/var/run/weft/agent.sock" },
       "pod-mtu": { type: "string", default: "1450" },
+      "node-selector": { type: "string" },
       "run-dir": { type: "string", default: "/var/run/weft" },
       help: { type: "boolean", short: "h" },
     },
@@ -65,6 +68,7 @@ async function main(): Promise<void> {
     store,
     dataplane,
     logger: log,
+    ...(values["node-selector"] ? { nodeSelector: parseSelector(values["node-selector"]) } : {}),
     decorateStatus: (s, gen) => bgp?.decorate(s, gen) ?? s,
   });
   bgp = new BgpManager({

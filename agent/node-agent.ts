@@ -3,6 +3,7 @@ import {
   API_VERSION,
   type IPAMBlock,
   type IPPool,
+  type LabelSelector,
   type NodeNetworkStatus,
   type NodeNetworkStatusStatus,
   type RouteIntent,
@@ -11,6 +12,7 @@ import { Informer } from "../controllers/runtime/informer.js";
 import { storeListWatch } from "../controllers/runtime/listwatch.js";
 import { AlreadyExistsError, type Store } from "../datastore/store.js";
 import type { Logger } from "../lib/log.js";
+import { matchesSelector } from "../lib/selector.js";
 import type { ApplyResult, KernelDataplane } from "./dataplane/kernel.js";
 import { DesiredTracker } from "./dataplane/tracker.js";
 import { type KernelFeatures, nodeStatus, statusFingerprint } from "./status.js";
@@ -25,6 +27,8 @@ export interface NodeAgentOptions {
   /** Status is rewritten at least this often even when nothing changed (default 60 s). */
   statusIntervalMs?: number;
   kernel?: KernelFeatures;
+  /** Apply only the intents of nodes with these labels (one cluster network among several). */
+  nodeSelector?: LabelSelector;
   /** Adds more to the status being written (the BGP manager's sessions and conditions). */
   decorateStatus?: (
     status: NodeNetworkStatusStatus,
@@ -61,9 +65,12 @@ export class NodeAgent {
     this.kernel = opts.kernel ?? { ipip: existsSync("/sys/module/ipip") };
     this.tracker = new DesiredTracker({ node: opts.node, ipipSupported: this.kernel.ipip });
     // One intent at a time: a change costs what it touches, not a recomputation of every node.
+    const inScope = (i: RouteIntent) => matchesSelector(opts.nodeSelector, i.metadata.labels);
+    const upsert = (i: RouteIntent) =>
+      inScope(i) ? this.tracker.upsertIntent(i.spec) : this.tracker.removeIntent(i.spec.node);
     this.intents.on({
-      add: (i) => this.tracker.upsertIntent(i.spec),
-      update: (_o, i) => this.tracker.upsertIntent(i.spec),
+      add: upsert,
+      update: (_o, i) => upsert(i),
       delete: (i) => this.tracker.removeIntent(i.spec.node),
     });
     const changed = () => this.scheduleSync();

@@ -121,16 +121,23 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
       log.debug("RouteIntent not written yet", { node: nodeName, reason: desired.wait });
       return { requeueAfter: 5000 };
     }
-    if (existing && sameSpec(existing.spec, desired.spec)) return;
+    // The node's labels travel with its intent, so agents can be sharded by --node-selector too.
+    const labels = node.metadata?.labels ?? {};
+    if (existing && sameSpec(existing.spec, desired.spec) && sameLabels(existing.metadata.labels, labels))
+      return;
     try {
       if (existing) {
-        await ctx.store.update("RouteIntent", { ...existing, spec: desired.spec });
+        await ctx.store.update("RouteIntent", {
+          ...existing,
+          metadata: { ...existing.metadata, labels },
+          spec: desired.spec,
+        });
         log.info("updated RouteIntent", { node: nodeName, routes: desired.spec.routes.length });
       } else {
         const intent: RouteIntent = {
           apiVersion: API_VERSION,
           kind: "RouteIntent",
-          metadata: { name: nodeName, ownerReferences: ownerRef(node) },
+          metadata: { name: nodeName, labels, ownerReferences: ownerRef(node) },
           spec: desired.spec,
         };
         await ctx.store.create("RouteIntent", intent);
@@ -149,6 +156,10 @@ function ownerRef(node: k8s.V1Node) {
   const uid = node.metadata?.uid;
   const name = node.metadata?.name;
   return uid && name ? [{ apiVersion: "v1", kind: "Node", name, uid }] : undefined;
+}
+
+function sameLabels(a: Record<string, string> | undefined, b: Record<string, string>): boolean {
+  return JSON.stringify(canonical(a ?? {})) === JSON.stringify(canonical(b));
 }
 
 function sameSpec(a: RouteIntentSpec, b: RouteIntentSpec): boolean {

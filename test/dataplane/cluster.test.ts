@@ -108,7 +108,7 @@ describe("cluster network: controller + agents in namespaces", { timeout: 300_00
     assert.ok(victim);
     const vtep2 = (await net.store.get("RouteIntent", n(2)))!.spec.vtep!;
     const t0 = Date.now();
-    await ip(["-n", ns, "route", "del", victim.dst, "dev", "weft.vxlan"]);
+    await ip(["-n", ns, "route", "del", victim.dst, "proto", WEFT_PROTO]);
     await ip(["-n", ns, "neigh", "del", vtep2.ip, "dev", "weft.vxlan"]);
     await nsExec(ns, "bridge", ["fdb", "del", vtep2.mac, "dev", "weft.vxlan", "dst", "192.0.2.12"]);
     await waitFor(

@@ -159,6 +159,7 @@ export class ClusterNetwork {
         "--health-host=127.0.0.1",
         `--run-dir=${join(this.opts.runDir, name)}`,
         `--cni-socket=${this.cniSocket(name)}`,
+        `--node-selector=${CLUSTER_LABEL}=${this.opts.id}`,
       ],
       join(this.opts.runDir, `agent-${name}.log`),
     ).pid;
