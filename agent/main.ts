@@ -73,6 +73,7 @@ async function main(): Promise<void> {
   });
   bgp = new BgpManager({
     node,
+    ...(values["node-selector"] ? { nodeSelector: values["node-selector"] } : {}),
     store,
     kc,
     logger: log,

@@ -32,6 +32,8 @@ import { secretRefKey } from "./validate.js";
 
 export interface BgpManagerOptions {
   node: string;
+  /** Only nodes with these labels take part (kubectl syntax): one cluster network among several. */
+  nodeSelector?: string;
   store: Store;
   kc: k8s.KubeConfig;
   logger: Logger;
@@ -154,7 +156,14 @@ export class BgpManager {
     if (this.active) return true;
     if (bgpPools(this.opts.pools.list()).length === 0 && this.peers.list().length === 0) return false;
     this.active = true;
-    const nodes = new Informer(coreListWatch<k8s.V1Node>(this.opts.kc, "Node"), { resyncMs: 5 * 60_000 });
+    const nodes = new Informer(
+      coreListWatch<k8s.V1Node>(
+        this.opts.kc,
+        "Node",
+        this.opts.nodeSelector ? { labelSelector: this.opts.nodeSelector } : {},
+      ),
+      { resyncMs: 5 * 60_000 },
+    );
     const relevant = (n: k8s.V1Node) =>
       JSON.stringify([
         n.metadata?.labels,

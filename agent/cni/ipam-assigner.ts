@@ -33,11 +33,11 @@ export class IpamAddressAssigner implements AddressAssigner {
   }
 
   async lookup(handle: string): Promise<{ ips: string[] } | undefined> {
-    const a = this.ipam.lookup(handle);
+    const a = await this.ipam.lookup(handle);
     return a ? { ips: a.ips } : undefined;
   }
 
   async handles(node: string): Promise<string[]> {
-    return this.ipam.handles(node).filter((h) => !isReservedHandle(h));
+    return (await this.ipam.handles(node)).filter((h) => !isReservedHandle(h));
   }
 }
