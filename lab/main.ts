@@ -1,55 +1,77 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ClusterNetwork, formatConnectivity, type Mode } from "../test/harness/clusternet.js";
 import { kubectl, readState, startControlPlane, stopControlPlane } from "../test/harness/controlplane.js";
-import { alive, stopPid } from "../test/harness/procs.js";
+import { TestEtcd } from "../test/harness/etcd.js";
+import { cmdline, stopPid } from "../test/harness/procs.js";
 import { repoRoot } from "../test/harness/tools.js";
 import { removeNamespaces, requireRoot } from "../test/harness/topology.js";
+import { DATASTORES, type Datastore, hints, labPool, MODES } from "./plan.js";
 
 /**
  * `make lab`: a whole Weft cluster network on this machine: kube-apiserver + etcd, the CRDs, a
  * default pool, weft-controller, three nodes (network namespaces on an underlay bridge) each with
- * its weft-agent, two pods per node created through weft-cni, and a connectivity matrix. Everything it starts is recorded
- * in .weft/lab/ so `make lab-down` removes exactly that, by pid and by name.
+ * its weft-agent, two pods per node created through weft-cni, and a connectivity matrix.
+ * DATASTORE=etcd adds an etcd of its own (TLS) holding the weft.dev objects. Everything it starts
+ * is recorded in .weft/lab/ so `make lab-down` removes exactly that, by pid and by name.
  */
 const LAB_ID = "weft-lab";
 const labDir = join(repoRoot, ".weft", "lab");
 const cpDir = join(labDir, "controlplane");
 const runDir = join(labDir, "run");
+const etcdDir = join(labDir, "etcd");
 const stateFile = join(labDir, "network.json");
 const kubeconfigPath = join(labDir, "kubeconfig");
 
-const MODES: readonly Mode[] = ["vxlan", "host-gw", "bgp", "bgp-rr"];
 const NODES = 3;
 const PODS_PER_NODE = 2;
 
 interface LabNetworkState {
   id: string;
   mode: Mode;
+  datastore: Datastore;
   pids: number[];
+  /** The lab's own etcd (DATASTORE=etcd), stopped by pid on lab-down. */
+  etcdPid?: number;
 }
 
-/** Stops the lab's processes by pid and deletes its namespaces; the control plane stays. */
+/** BIRD daemons of the lab's agents, from their pid files: normally they die with their agent. */
+function birdPids(): number[] {
+  if (!existsSync(runDir)) return [];
+  const pids: number[] = [];
+  for (const node of readdirSync(runDir)) {
+    try {
+      const pid = Number(readFileSync(join(runDir, node, "bird", "bird.pid"), "utf8").trim());
+      // only a BIRD started with this lab's files, never a reused pid
+      if (Number.isInteger(pid) && pid > 1 && cmdline(pid).includes(join(runDir, node))) pids.push(pid);
+    } catch {
+      /* not a BGP node */
+    }
+  }
+  return pids;
+}
+
+/** Stops the lab's processes (etcd included) by pid and deletes its namespaces; the control plane stays. */
 async function removeNetwork(): Promise<void> {
+  const birds = birdPids();
   if (existsSync(stateFile)) {
     const state = JSON.parse(readFileSync(stateFile, "utf8")) as LabNetworkState;
     await Promise.all(state.pids.map((pid) => stopPid(pid, 5000)));
+    if (state.etcdPid) await stopPid(state.etcdPid, 5000);
     rmSync(stateFile);
   }
+  await Promise.all(birds.map((pid) => stopPid(pid, 3000)));
   await removeNamespaces(LAB_ID);
   rmSync(runDir, { recursive: true, force: true });
+  rmSync(etcdDir, { recursive: true, force: true });
 }
 
 async function ensureControlPlane() {
   mkdirSync(labDir, { recursive: true });
   const existing = readState(cpDir);
-  if (existing && alive(existing.apiserverPid) && alive(existing.etcdPid)) {
-    // A second `make lab` starts the network afresh on a fresh API: objects of the old one go too.
-    await stopControlPlane(existing);
-  } else if (existing) {
-    await stopControlPlane(existing);
-  }
+  // A second `make lab` starts afresh on a fresh API: objects of the old one go too.
+  if (existing) await stopControlPlane(existing);
   mkdirSync(cpDir, { recursive: true });
   console.log("starting kube-apiserver and etcd, applying the weft.dev CRDs ...");
   const cp = await startControlPlane({ dir: cpDir });
@@ -58,51 +80,87 @@ async function ensureControlPlane() {
   return cp;
 }
 
-async function up(mode: Mode): Promise<void> {
+async function up(mode: Mode, datastore: Datastore): Promise<void> {
   requireRoot("make lab");
+  const started = Date.now();
   await removeNetwork();
   const cp = await ensureControlPlane();
-  const net = new ClusterNetwork({ id: LAB_ID, runDir, cp });
+  let etcd: TestEtcd | undefined;
+  const pids: number[] = [];
   const save = () =>
     writeFileSync(
       stateFile,
-      JSON.stringify({ id: LAB_ID, mode, pids: net.topo.pids } satisfies LabNetworkState, null, 2),
+      JSON.stringify(
+        {
+          id: LAB_ID,
+          mode,
+          datastore,
+          pids,
+          ...(etcd ? { etcdPid: etcd.pid } : {}),
+        } satisfies LabNetworkState,
+        null,
+        2,
+      ),
     );
+  if (datastore === "etcd") {
+    console.log("starting the lab's own etcd (TLS) for the weft.dev objects ...");
+    etcd = await TestEtcd.start({ dir: etcdDir });
+    save();
+    console.log(`etcd running at ${etcd.client.endpoints.join(",")}`);
+  }
+  const net = new ClusterNetwork({
+    id: LAB_ID,
+    runDir,
+    cp,
+    ...(mode === "bgp-rr" ? { routeReflectors: 2 } : {}),
+    ...(etcd ? { datastore: "etcd" as const, etcd } : {}),
+  });
+  const record = () => {
+    pids.splice(0, pids.length, ...net.topo.pids);
+    save();
+  };
   try {
-    await net.createPool(net.pool("default", "10.244.0.0/16", mode));
+    await net.createPool(labPool(net, mode, datastore));
     console.log(`creating ${NODES} nodes (network namespaces on an underlay bridge) with their agents ...`);
     await net.up(NODES);
-    save();
+    record();
     await net.waitConverged(120_000);
     for (let i = 1; i <= NODES; i++) {
       for (let p = 0; p < PODS_PER_NODE; p++) {
         await net.addPodViaCni(net.nodeName(i), `${LAB_ID}-pod-${i}${"abcdefgh"[p]}`);
       }
     }
-    save();
-    console.log(
-      `\n${await kubectl(kubeconfigPath, ["get", "ippools,ipamblocks,routeintents,nodenetworkstatuses"])}`,
-    );
+    record();
+    if (mode === "bgp" || mode === "bgp-rr") {
+      console.log("waiting for BIRD to carry every node's blocks to every other node ...");
+      await net.waitBgpRoutes(90_000);
+    }
+    if (etcd) {
+      for (const prefix of ["/weft/v1alpha1", "/coreos.com/network"]) {
+        const keys = (await etcd.etcdctl(["get", prefix, "--prefix", "--keys-only"]))
+          .split("\n")
+          .filter(Boolean);
+        console.log(`\netcd keys under ${prefix}:\n${keys.map((k) => `  ${k}`).join("\n")}`);
+      }
+      console.log("");
+    } else {
+      console.log(
+        `\n${await kubectl(kubeconfigPath, ["get", "ippools,ipamblocks,routeintents,nodenetworkstatuses"])}`,
+      );
+    }
     const result = await net.connectivity();
     console.log(formatConnectivity(result));
     const n1 = net.topo.nodes.get(net.nodeName(1))!;
     console.log(`
-Weft lab is up (mode ${mode}); it keeps running. Look around:
-  export KUBECONFIG=${kubeconfigPath}
-  kubectl get weft
-  kubectl get routeintent ${n1.name} -o yaml        # how other nodes reach ${n1.name}
-  kubectl get ipamblocks -o yaml                     # each pod's address with its namespace/name
-  kubectl wait --for=condition=Ready ippool/default
-  ip netns exec ${n1.ns} ip route                     # a node's kernel state
-  ip netns exec ${n1.ns} ip neigh show dev weft.vxlan
-  bridge -n ${n1.ns} fdb show dev weft.vxlan
-  cat ${runDir}/agent-${n1.name}.log
+Weft lab is up (mode ${mode}, datastore ${datastore}, ${((Date.now() - started) / 1000).toFixed(1)} s); it keeps running. Look around:
+${hints({ mode, datastore, kubeconfig: kubeconfigPath, runDir, node: n1, etcd }).join("\n")}
 Stop it with: make lab-down`);
     if (result.ok !== result.total) process.exitCode = 1;
     await net.detach();
   } catch (err) {
-    save();
+    record();
     console.error(net.logTails());
+    await net.detach().catch(() => undefined);
     throw err;
   }
 }
@@ -124,12 +182,16 @@ async function main(): Promise<void> {
     },
   });
   const mode = values.mode as Mode;
+  const datastore = values.datastore as Datastore;
   if (!MODES.includes(mode)) throw new Error(`unknown MODE ${mode}; choose one of ${MODES.join(", ")}`);
-  if (values.datastore !== "kubernetes")
-    throw new Error(`DATASTORE=${values.datastore} is not supported yet`);
-  if (positionals[0] === "up") await up(mode);
+  if (!DATASTORES.includes(datastore))
+    throw new Error(`unknown DATASTORE ${datastore}; choose one of ${DATASTORES.join(", ")}`);
+  if (positionals[0] === "up") await up(mode, datastore);
   else if (positionals[0] === "down") await down();
-  else throw new Error("usage: lab/main.js up|down [--mode vxlan|host-gw|bgp|bgp-rr]");
+  else
+    throw new Error(
+      "usage: lab/main.js up|down [--mode vxlan|host-gw|bgp|bgp-rr] [--datastore kubernetes|etcd]",
+    );
 }
 
 main().catch((err: unknown) => {

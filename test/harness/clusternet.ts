@@ -3,10 +3,14 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
+import { ROUTE_PROTOCOL_BGP } from "../../agent/bgp/render.js";
 import { ANNOTATIONS, type IPPool } from "../../api/index.js";
 import { Assigner } from "../../controllers/ipam/assigner.js";
+import { EtcdStore } from "../../datastore/etcd.js";
 import { KubernetesStore } from "../../datastore/kubernetes.js";
+import type { Store } from "../../datastore/store.js";
 import type { ControlPlaneState } from "./controlplane.js";
+import type { TestEtcd } from "./etcd.js";
 import { cmdline, startDetached, stopPid, waitFor } from "./procs.js";
 import { repoRoot } from "./tools.js";
 import { ip, NetnsTopology, type TopoPod } from "./topology.js";
@@ -26,6 +30,15 @@ export interface ClusterNetworkOptions {
    * creation (bgp-rr: 2), so the cluster starts with reflectors and without the mesh.
    */
   routeReflectors?: number;
+  /**
+   * Where weft.dev objects live (default kubernetes). With "etcd", `etcd` is required: the
+   * controller and agents get its WEFT_ETCD_* environment, its port is bridged into every node
+   * namespace, and `store` reads and writes it. Node and Pod objects stay in the apiserver.
+   */
+  datastore?: "kubernetes" | "etcd";
+  etcd?: TestEtcd;
+  /** etcd datastore: key prefix of weft.dev objects (default /weft/v1alpha1). */
+  etcdPrefix?: string;
 }
 
 /** Cluster id the harness gives its route reflectors. */
@@ -44,7 +57,8 @@ export class ClusterNetwork {
   readonly topo: NetnsTopology;
   readonly kc: k8s.KubeConfig;
   readonly core: k8s.CoreV1Api;
-  readonly store: KubernetesStore;
+  /** The weft.dev objects of this cluster, in the apiserver or in etcd (options.datastore). */
+  readonly store: Store;
   private controllerPid: number | undefined;
   private readonly agentPids = new Map<string, number>();
   private assigner: Assigner | undefined;
@@ -55,7 +69,21 @@ export class ClusterNetwork {
     this.kc = new k8s.KubeConfig();
     this.kc.loadFromFile(opts.cp.kubeconfig);
     this.core = this.kc.makeApiClient(k8s.CoreV1Api);
-    this.store = new KubernetesStore(this.kc);
+    if (opts.datastore === "etcd") {
+      if (!opts.etcd) throw new Error("ClusterNetwork: datastore etcd needs the etcd option (a TestEtcd)");
+      this.store = new EtcdStore({
+        ...opts.etcd.client,
+        ...(opts.etcdPrefix ? { prefix: opts.etcdPrefix } : {}),
+      });
+    } else {
+      this.store = new KubernetesStore(this.kc);
+    }
+  }
+
+  /** Environment of the controller and the agents: the etcd datastore's WEFT_* variables, if any. */
+  private componentEnv(): NodeJS.ProcessEnv {
+    if (this.opts.datastore !== "etcd" || !this.opts.etcd) return process.env;
+    return { ...process.env, ...this.opts.etcd.env(this.opts.etcdPrefix) };
   }
 
   get labels(): Record<string, string> {
@@ -93,6 +121,9 @@ export class ClusterNetwork {
       Number(new URL(this.opts.cp.server).port),
       dist("test/harness/forward.js"),
     );
+    // agents inside the namespaces reach etcd at the same 127.0.0.1 URL its certificate names
+    if (this.opts.datastore === "etcd" && this.opts.etcd)
+      await this.topo.bridgePort("etcd", this.opts.etcd.port, dist("test/harness/forward.js"));
     let k = 0;
     for (const node of this.topo.nodes.values())
       await this.createNodeObject(node.name, node.underlayIP, k++ < (this.opts.routeReflectors ?? 0));
@@ -138,6 +169,7 @@ export class ClusterNetwork {
         ...(this.opts.controllerArgs ?? []),
       ],
       join(this.opts.runDir, "controller.log"),
+      this.componentEnv(),
     ).pid;
     this.topo.pids.push(this.controllerPid);
   }
@@ -162,6 +194,7 @@ export class ClusterNetwork {
         `--node-selector=${CLUSTER_LABEL}=${this.opts.id}`,
       ],
       join(this.opts.runDir, `agent-${name}.log`),
+      this.componentEnv(),
     ).pid;
     this.agentPids.set(name, pid);
     this.topo.pids.push(pid);
@@ -175,23 +208,7 @@ export class ClusterNetwork {
   async joinNode(opts: { reflector?: boolean } = {}): Promise<string> {
     const name = this.nodeName(this.topo.nodes.size + 1);
     const node = await this.topo.addNode(name);
-    const port = new URL(this.opts.cp.server).port;
-    const sock = join(this.opts.runDir, "apiserver.sock");
-    this.topo.pids.push(
-      startDetached(
-        "ip",
-        [
-          "netns",
-          "exec",
-          node.ns,
-          process.execPath,
-          dist("test/harness/forward.js"),
-          `tcp:127.0.0.1:${port}`,
-          `unix:${sock}`,
-        ],
-        join(this.opts.runDir, `fwd-${name}.log`),
-      ).pid,
-    );
+    this.topo.bridgeNode(name);
     await this.createNodeObject(name, node.underlayIP, opts.reflector ?? false);
     this.startAgent(name);
     return name;
@@ -260,6 +277,37 @@ export class ClusterNetwork {
             if (!ri || ri.spec.routes.length === 0) {
               if (ri?.spec.encapsulation !== "BGP") return undefined;
             }
+          }
+          return true;
+        },
+        timeoutMs,
+        250,
+      ),
+    );
+  }
+
+  /**
+   * BGP modes: every node's kernel holds a route learned through BIRD (route protocol
+   * ROUTE_PROTOCOL_BGP) to every other node's blocks, so pods on different nodes can talk.
+   */
+  async waitBgpRoutes(timeoutMs = 60_000): Promise<void> {
+    await this.explainOnFailure(
+      waitFor(
+        "every node's kernel to learn every other node's blocks over BGP",
+        async () => {
+          const blocks = (await this.store.list("IPAMBlock")).items.filter((b) =>
+            this.topo.nodes.has(b.spec.affinity),
+          );
+          for (const node of this.topo.nodes.values()) {
+            const learned = new Set(
+              (
+                JSON.parse(
+                  await ip(["-n", node.ns, "-json", "route", "show", "proto", String(ROUTE_PROTOCOL_BGP)]),
+                ) as Array<{ dst: string }>
+              ).map((r) => r.dst),
+            );
+            if (blocks.some((b) => b.spec.affinity !== node.name && !learned.has(b.spec.cidr)))
+              return undefined;
           }
           return true;
         },
@@ -426,6 +474,12 @@ export class ClusterNetwork {
   async detach(): Promise<void> {
     await this.assigner?.stop();
     this.assigner = undefined;
+    this.closeStore();
+  }
+
+  /** An etcd store holds a gRPC connection that would keep the process alive. */
+  private closeStore(): void {
+    if (this.store instanceof EtcdStore) this.store.close();
   }
 
   /** Stops every process and removes every namespace and API object it made. */
@@ -435,41 +489,45 @@ export class ClusterNetwork {
     const birds = [...this.topo.nodes.keys()].map((n) => this.birdPid(n)).filter((p) => p !== undefined);
     await this.topo.destroy();
     for (const pid of birds) if (cmdline(pid).includes("bird")) await stopPid(pid, 3000);
-    const sel = `${CLUSTER_LABEL}=${this.opts.id}`;
-    const pods = await this.core
-      .listPodForAllNamespaces({ labelSelector: sel })
-      .catch(() => ({ items: [] as k8s.V1Pod[] }));
-    for (const p of pods.items) {
-      await this.core
-        .deleteNamespacedPod({
-          name: p.metadata!.name!,
-          namespace: p.metadata!.namespace!,
-          gracePeriodSeconds: 0,
-        })
-        .catch(() => undefined);
-    }
-    for (const n of this.topo.nodes.keys()) {
-      await this.core.deleteNode({ name: n }).catch(() => undefined);
-      for (const kind of ["RouteIntent", "NodeNetworkStatus"] as const)
-        await this.store.delete(kind, n).catch(() => undefined);
-    }
-    const pools = (await this.store.list("IPPool")).items.filter(
-      (p) => p.metadata.labels?.[CLUSTER_LABEL] === this.opts.id,
-    );
-    const poolNames = new Set(pools.map((p) => p.metadata.name));
-    for (const b of (await this.store.list("IPAMBlock")).items) {
-      if (poolNames.has(b.spec.pool) || this.topo.nodes.has(b.spec.affinity)) {
-        await this.store.delete("IPAMBlock", b.metadata.name).catch(() => undefined);
+    try {
+      const sel = `${CLUSTER_LABEL}=${this.opts.id}`;
+      const pods = await this.core
+        .listPodForAllNamespaces({ labelSelector: sel })
+        .catch(() => ({ items: [] as k8s.V1Pod[] }));
+      for (const p of pods.items) {
+        await this.core
+          .deleteNamespacedPod({
+            name: p.metadata!.name!,
+            namespace: p.metadata!.namespace!,
+            gracePeriodSeconds: 0,
+          })
+          .catch(() => undefined);
       }
-    }
-    for (const p of pools) {
-      await this.store
-        .mutate("IPPool", p.metadata.name, (cur) => ({
-          ...cur,
-          metadata: { ...cur.metadata, finalizers: [] },
-        }))
-        .catch(() => undefined);
-      await this.store.delete("IPPool", p.metadata.name).catch(() => undefined);
+      for (const n of this.topo.nodes.keys()) {
+        await this.core.deleteNode({ name: n }).catch(() => undefined);
+        for (const kind of ["RouteIntent", "NodeNetworkStatus"] as const)
+          await this.store.delete(kind, n).catch(() => undefined);
+      }
+      const pools = (await this.store.list("IPPool")).items.filter(
+        (p) => p.metadata.labels?.[CLUSTER_LABEL] === this.opts.id,
+      );
+      const poolNames = new Set(pools.map((p) => p.metadata.name));
+      for (const b of (await this.store.list("IPAMBlock")).items) {
+        if (poolNames.has(b.spec.pool) || this.topo.nodes.has(b.spec.affinity)) {
+          await this.store.delete("IPAMBlock", b.metadata.name).catch(() => undefined);
+        }
+      }
+      for (const p of pools) {
+        await this.store
+          .mutate("IPPool", p.metadata.name, (cur) => ({
+            ...cur,
+            metadata: { ...cur.metadata, finalizers: [] },
+          }))
+          .catch(() => undefined);
+        await this.store.delete("IPPool", p.metadata.name).catch(() => undefined);
+      }
+    } finally {
+      this.closeStore();
     }
   }
 }

@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -101,9 +101,13 @@ export class TestEtcd {
     };
   }
 
-  /** Starts a fresh etcd and waits until it answers over TLS with the client certificate. */
-  static async start(): Promise<TestEtcd> {
-    const dir = mkdtempSync(join(tmpdir(), `weft-etcd-${process.pid}-`));
+  /**
+   * Starts a fresh etcd and waits until it answers over TLS with the client certificate. `dir`
+   * (created if missing, e.g. the lab's) replaces the default temporary directory.
+   */
+  static async start(opts: { dir?: string } = {}): Promise<TestEtcd> {
+    const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `weft-etcd-${process.pid}-`));
+    mkdirSync(dir, { recursive: true });
     const e = new TestEtcd(dir, await freePort(), await freePort());
     try {
       await e.restart();
@@ -112,6 +116,11 @@ export class TestEtcd {
       throw err;
     }
     return e;
+  }
+
+  /** The 127.0.0.1 port clients connect to (to bridge it into network namespaces). */
+  get port(): number {
+    return this.clientPort;
   }
 
   /** The environment weft-controller and weft-agent read in etcd mode. */
@@ -173,18 +182,21 @@ export class TestEtcd {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** etcdctl's connection flags for this etcd (endpoints and the client certificate). */
+  etcdctlFlags(): string[] {
+    return [
+      `--endpoints=${this.client.endpoints.join(",")}`,
+      `--cacert=${this.client.ca}`,
+      `--cert=${this.client.cert}`,
+      `--key=${this.client.key}`,
+    ];
+  }
+
   /** Runs etcdctl (API v3) against this etcd with the client certificate; returns stdout. */
   async etcdctl(args: string[]): Promise<string> {
     const { stdout } = await execFileP(
       tool("etcdctl"),
-      [
-        `--endpoints=${this.client.endpoints.join(",")}`,
-        `--cacert=${this.client.ca}`,
-        `--cert=${this.client.cert}`,
-        `--key=${this.client.key}`,
-        "--command-timeout=5s",
-        ...args,
-      ],
+      [...this.etcdctlFlags(), "--command-timeout=5s", ...args],
       { env: { ...process.env, ETCDCTL_API: "3" }, maxBuffer: 64 * 1024 * 1024 },
     );
     return stdout;

@@ -56,6 +56,14 @@ export interface TopoPod {
   containerID?: string;
 }
 
+/** A host TCP port bridged into node namespaces through a unix socket. */
+export interface PortBridge {
+  name: string;
+  port: number;
+  sock: string;
+  forwardScript: string;
+}
+
 /** Host-side veth name of a pod: `weft` + 11 hex chars of a hash of its sandbox id (DESIGN.md "Names"). */
 export function hostVethName(sandboxId: string): string {
   return `weft${createHash("sha256").update(sandboxId).digest("hex").slice(0, 11)}`;
@@ -72,6 +80,8 @@ export class NetnsTopology {
   readonly nodes = new Map<string, TopoNode>();
   readonly pods = new Map<string, TopoPod>();
   readonly pids: number[] = [];
+  /** Host ports bridged into the node namespaces, so a joining node gets them too. */
+  readonly bridges: PortBridge[] = [];
 
   constructor(
     readonly prefix: string,
@@ -132,31 +142,53 @@ export class NetnsTopology {
    * through a unix socket (see forward.ts). Call after the nodes exist.
    */
   async bridgeApiserver(port: number, forwardScript: string): Promise<void> {
-    const sock = join(this.runDir, "apiserver.sock");
+    await this.bridgePort("apiserver", port, forwardScript);
+  }
+
+  /**
+   * Makes a TCP service on the host's 127.0.0.1:port (the apiserver, an etcd) reachable as
+   * 127.0.0.1:port inside every node namespace, through one unix socket named after `name` (see
+   * forward.ts). Call after the nodes exist; nodes added later get it through bridgeNode().
+   */
+  async bridgePort(name: string, port: number, forwardScript: string): Promise<void> {
+    const sock = join(this.runDir, `${name}.sock`);
+    const hostLog = name === "apiserver" ? "fwd-host.log" : `fwd-host-${name}.log`;
     this.pids.push(
       startDetached(
         process.execPath,
         [forwardScript, `unix:${sock}`, `tcp:127.0.0.1:${port}`],
-        join(this.runDir, "fwd-host.log"),
+        join(this.runDir, hostLog),
       ).pid,
     );
-    for (const node of this.nodes.values()) {
-      this.pids.push(
-        startDetached(
-          "ip",
-          [
-            "netns",
-            "exec",
-            node.ns,
-            process.execPath,
-            forwardScript,
-            `tcp:127.0.0.1:${port}`,
-            `unix:${sock}`,
-          ],
-          join(this.runDir, `fwd-${node.name}.log`),
-        ).pid,
-      );
-    }
+    const bridge = { name, port, sock, forwardScript };
+    this.bridges.push(bridge);
+    for (const node of this.nodes.values()) this.startNodeForwarder(node, bridge);
+  }
+
+  /** Every bridged port inside one node's namespace (for a node added after bridgePort). */
+  bridgeNode(name: string): void {
+    const node = this.nodes.get(name);
+    if (!node) throw new Error(`no node ${name}`);
+    for (const bridge of this.bridges) this.startNodeForwarder(node, bridge);
+  }
+
+  private startNodeForwarder(node: TopoNode, bridge: PortBridge): void {
+    const log = bridge.name === "apiserver" ? `fwd-${node.name}.log` : `fwd-${bridge.name}-${node.name}.log`;
+    this.pids.push(
+      startDetached(
+        "ip",
+        [
+          "netns",
+          "exec",
+          node.ns,
+          process.execPath,
+          bridge.forwardScript,
+          `tcp:127.0.0.1:${bridge.port}`,
+          `unix:${bridge.sock}`,
+        ],
+        join(this.runDir, log),
+      ).pid,
+    );
   }
 
   /**
