@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import * as k8s from "@kubernetes/client-node";
+import { withConnectionReuse } from "../../lib/kubeconfig.js";
 import { type ControlPlaneState, kubectl } from "./controlplane.js";
 
 /** Environment variable through which the suite runner hands its control plane to test files. */
@@ -28,6 +29,7 @@ export function testCluster(): TestCluster {
   const state = JSON.parse(readFileSync(path, "utf8")) as ControlPlaneState;
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(state.kubeconfig);
+  withConnectionReuse(kc);
   return {
     state,
     kubeconfig: state.kubeconfig,

@@ -9,6 +9,7 @@ import { Assigner } from "../../controllers/ipam/assigner.js";
 import { EtcdStore } from "../../datastore/etcd.js";
 import { KubernetesStore } from "../../datastore/kubernetes.js";
 import type { Store } from "../../datastore/store.js";
+import { withConnectionReuse } from "../../lib/kubeconfig.js";
 import type { ControlPlaneState } from "./controlplane.js";
 import type { TestEtcd } from "./etcd.js";
 import { cmdline, startDetached, stopPid, waitFor } from "./procs.js";
@@ -68,6 +69,7 @@ export class ClusterNetwork {
     this.topo = new NetnsTopology(opts.id, opts.runDir);
     this.kc = new k8s.KubeConfig();
     this.kc.loadFromFile(opts.cp.kubeconfig);
+    withConnectionReuse(this.kc);
     this.core = this.kc.makeApiClient(k8s.CoreV1Api);
     if (opts.datastore === "etcd") {
       if (!opts.etcd) throw new Error("ClusterNetwork: datastore etcd needs the etcd option (a TestEtcd)");

@@ -1,0 +1,275 @@
+/**
+ * IPAM benchmark, on a control plane of its own (startControlPlane; stopped at the end):
+ *
+ * 1. burst: 100 concurrent assignments on one node through the Assigner; API writes per address
+ *    (datastore write counter) and time until all are done. Peer: Calico documents 2 writes per
+ *    address (handle + block), so the ratio is ours / 2.
+ * 2. scale: 5,000 nodes and 150,000 addresses (5,000 blocks of 30 allocations, VTEP included),
+ *    created directly in the apiserver; weft-controller (dist/controllers/main.js) is started,
+ *    stopped and started again: RSS and time until it has reconciled every node with empty queues.
+ *
+ * Flags: --nodes N (5000), --per-node N (30), --burst N (100), --rounds N (3), --skip-scale.
+ * Last line of output: one JSON object with the results.
+ */
+import { spawn } from "node:child_process";
+import { openSync, readFileSync } from "node:fs";
+import https from "node:https";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import * as k8s from "@kubernetes/client-node";
+import { API_VERSION, blockName, type IPAMBlockSpec } from "../../api/index.js";
+import { Assigner } from "../../controllers/ipam/assigner.js";
+import { KubernetesStore } from "../../datastore/kubernetes.js";
+import { writesTotal } from "../../datastore/metrics.js";
+import { blockCidrAt, parsePool, vtepHandle as vtepOf } from "../../ipam/index.js";
+import { startControlPlane, stopControlPlane } from "../../test/harness/controlplane.js";
+import { freePort } from "../../test/harness/ports.js";
+import { sleep, stopPid } from "../../test/harness/procs.js";
+
+const CALICO_WRITES_PER_ADDRESS = 2;
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: "string", default: "5000" },
+    "per-node": { type: "string", default: "30" },
+    burst: { type: "string", default: "100" },
+    rounds: { type: "string", default: "3" },
+    "skip-scale": { type: "boolean" },
+  },
+});
+
+async function totalWrites(): Promise<number> {
+  return (await writesTotal.get()).values.reduce((s, v) => s + v.value, 0);
+}
+
+/** Runs `fn` over items with at most `limit` in flight. */
+async function pool<T>(items: T[], limit: number, fn: (t: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= items.length) return;
+        await fn(items[i]!);
+      }
+    }),
+  );
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function burst(kc: k8s.KubeConfig, store: KubernetesStore, n: number, rounds: number) {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  await store.create("IPPool", {
+    apiVersion: API_VERSION,
+    kind: "IPPool",
+    metadata: { name: "bench-burst" },
+    spec: { cidr: "10.240.0.0/16" },
+  });
+  const assigner = new Assigner({ store, kc, poolFilter: (p) => p === "bench-burst" });
+  await assigner.start();
+  const results: Array<{ ms: number; writes: number }> = [];
+  for (let r = 0; r < rounds; r++) {
+    const node = `burst-${r}`;
+    await core.createNode({ body: { metadata: { name: node } } });
+    const w0 = await totalWrites();
+    const t0 = performance.now();
+    const got = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        assigner.assign({ node, handle: `burst-${r}-${i}.eth0`, namespace: "bench", pod: `p${r}-${i}` }),
+      ),
+    );
+    const ms = performance.now() - t0;
+    const writes = (await totalWrites()) - w0;
+    if (new Set(got.map((g) => g.ips[0])).size !== n) throw new Error("duplicate addresses in the burst");
+    results.push({ ms, writes });
+    console.log(`# burst round ${r}: ${n} addresses in ${ms.toFixed(0)} ms, ${writes} writes`);
+  }
+  await assigner.stop();
+  const writesPerAddress = median(results.map((x) => x.writes)) / n;
+  return {
+    addresses: n,
+    rounds,
+    msMedian: Math.round(median(results.map((x) => x.ms))),
+    writesPerAddress,
+    calicoWritesPerAddress: CALICO_WRITES_PER_ADDRESS,
+    ratioVsCalico: writesPerAddress / CALICO_WRITES_PER_ADDRESS,
+  };
+}
+
+/** Setup only: one keep-alive agent (client-node 1.3 makes a new TLS connection per request). */
+function keepAliveCopy(kc: k8s.KubeConfig): k8s.KubeConfig {
+  const copy = new k8s.KubeConfig();
+  copy.loadFromString(kc.exportConfig());
+  let agent: https.Agent | undefined;
+  const patched = copy as unknown as { createAgent: (c: unknown, o: https.AgentOptions) => https.Agent };
+  patched.createAgent = (_c, o) => {
+    agent ??= new https.Agent({ ...o, keepAlive: true, maxSockets: 64 });
+    return agent;
+  };
+  return copy;
+}
+
+async function populate(base: k8s.KubeConfig, nodes: number, perNode: number) {
+  const kc = keepAliveCopy(base);
+  const store = new KubernetesStore(kc);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const spec = { cidr: "10.128.0.0/12" };
+  await store.create("IPPool", {
+    apiVersion: API_VERSION,
+    kind: "IPPool",
+    metadata: { name: "bench-scale" },
+    spec,
+  });
+  const p = parsePool({ name: "bench-scale", spec });
+  const names = Array.from({ length: nodes }, (_, i) => `scale-${i}`);
+  const t0 = performance.now();
+  await pool(names, 48, async (name) => {
+    const i = Number(name.slice(6));
+    await core.createNode({
+      body: {
+        metadata: { name, annotations: { "weft.dev/underlay-ip": `192.0.${(i >> 8) & 255}.${i & 255}` } },
+      },
+    });
+    const cidr = blockCidrAt(p, BigInt(i));
+    const allocations = Array.from({ length: perNode }, (_, j) =>
+      j === 0
+        ? { ordinal: 0, handle: vtepOf(name), sequence: 1 }
+        : {
+            ordinal: j,
+            handle: `scale-${i}-${j}.eth0`,
+            namespace: "bench",
+            pod: `p-${i}-${j}`,
+            sequence: j + 1,
+          },
+    );
+    const block: IPAMBlockSpec = {
+      cidr,
+      pool: "bench-scale",
+      affinity: name,
+      allocations,
+      sequence: perNode,
+    };
+    await store.create("IPAMBlock", {
+      apiVersion: API_VERSION,
+      kind: "IPAMBlock",
+      metadata: { name: blockName(cidr) },
+      spec: block,
+    });
+  });
+  return Math.round(performance.now() - t0);
+}
+
+async function get(url: string): Promise<{ status: number; body: string }> {
+  try {
+    const r = await fetch(url);
+    return { status: r.status, body: await r.text() };
+  } catch {
+    return { status: 0, body: "" };
+  }
+}
+
+function metric(body: string, name: string, labels: string): number {
+  let sum = 0;
+  for (const line of body.split("\n")) {
+    if (line.startsWith(`${name}{`) && line.includes(labels)) sum += Number(line.split(" ").pop());
+  }
+  return sum;
+}
+
+function rssMB(pid: number, field = "VmRSS"): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Math.round(Number(m[1]) / 1024) : 0;
+}
+
+/** Starts weft-controller; resolves when every node was reconciled once and the queues are empty. */
+async function runController(kubeconfig: string, nodes: number, logFile: string) {
+  const port = await freePort();
+  const main = fileURLToPath(new URL("../../controllers/main.js", import.meta.url));
+  const out = openSync(logFile, "a");
+  const t0 = performance.now();
+  const child = spawn(
+    process.execPath,
+    [
+      main,
+      "--kubeconfig",
+      kubeconfig,
+      "--leader-elect",
+      "false",
+      "--health-port",
+      String(port),
+      "--health-host",
+      "127.0.0.1",
+      "--gc-grace-ms",
+      "3600000",
+    ],
+    { stdio: ["ignore", out, out], env: { ...process.env, WEFT_LOG_LEVEL: "warn" } },
+  );
+  const base = `http://127.0.0.1:${port}`;
+  for (;;) {
+    if (child.exitCode !== null)
+      throw new Error(`weft-controller exited with ${child.exitCode}; see ${logFile}`);
+    const ready = await get(`${base}/readyz`);
+    if (ready.status === 200) {
+      const m = (await get(`${base}/metrics`)).body;
+      const reconciled = metric(m, "weft_reconcile_total", 'controller="ipam-node"');
+      const depth = metric(m, "weft_workqueue_depth", "queue=");
+      if (reconciled >= nodes && depth === 0) break;
+    }
+    await sleep(100);
+  }
+  const ms = Math.round(performance.now() - t0);
+  await sleep(2000); // settle: pool status, RouteIntents
+  return { child, ms, rssMB: rssMB(child.pid!), peakRssMB: rssMB(child.pid!, "VmHWM") };
+}
+
+async function main(): Promise<void> {
+  const cp = await startControlPlane({ ownerPid: process.pid });
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(cp.kubeconfig);
+  const store = new KubernetesStore(kc);
+  const result: Record<string, unknown> = { bench: "ipam" };
+  try {
+    result.burst = await burst(kc, store, Number(values.burst), Number(values.rounds));
+    if (!values["skip-scale"]) {
+      const nodes = Number(values.nodes);
+      const perNode = Number(values["per-node"]);
+      const populateMs = await populate(kc, nodes, perNode);
+      console.log(`# created ${nodes} nodes and ${nodes * perNode} addresses in ${populateMs} ms`);
+      const log = join(cp.dir, "controller.log");
+      const first = await runController(cp.kubeconfig, nodes, log);
+      console.log(`# first start converged in ${first.ms} ms, RSS ${first.rssMB} MB`);
+      await stopPid(first.child.pid!, 10_000);
+      const second = await runController(cp.kubeconfig, nodes, log);
+      console.log(`# restart converged in ${second.ms} ms, RSS ${second.rssMB} MB`);
+      const used = (await store.get("IPPool", "bench-scale"))?.status?.addresses?.used;
+      await stopPid(second.child.pid!, 10_000);
+      result.scale = {
+        nodes,
+        addresses: nodes * perNode,
+        populateMs,
+        firstStartConvergeMs: first.ms,
+        restartConvergeMs: second.ms,
+        rssMB: second.rssMB,
+        peakRssMB: Math.max(first.peakRssMB, second.peakRssMB),
+        rssTargetMB: 500,
+        poolStatusAddressesUsed: used,
+      };
+    }
+  } finally {
+    await stopControlPlane(cp);
+  }
+  console.log(JSON.stringify(result));
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,138 @@
+import { parseArgs } from "node:util";
+import { blockAddressCount, isIpamError, parsePool, poolUsage } from "../../ipam/index.js";
+import type { Command } from "../command.js";
+import { percent, table } from "../table.js";
+import { readSnapshot } from "./snapshot.js";
+
+/** `weftctl ipam show`: pools with their usage, then blocks and addresses per node. */
+export const ipamShow: Command = {
+  path: ["ipam", "show"],
+  summary: "pools, blocks per node and utilisation",
+  usage: "weftctl ipam show [-o text|json] [--blocks]",
+  async run(ctx, args) {
+    const { values } = parseArgs({
+      args,
+      options: { output: { type: "string", short: "o", default: "text" }, blocks: { type: "boolean" } },
+    });
+    const snap = await readSnapshot(ctx, { pods: false });
+    const pools = snap.pools
+      .map((p) => {
+        const conds = Object.fromEntries((p.status?.conditions ?? []).map((c) => [c.type, c.status]));
+        let usage: ReturnType<typeof poolUsage> | undefined;
+        try {
+          usage = poolUsage(
+            parsePool({ name: p.metadata.name, spec: p.spec }),
+            snap.blocks.map((b) => b.spec),
+          );
+        } catch (e) {
+          if (!isIpamError(e)) throw e;
+        }
+        return {
+          name: p.metadata.name,
+          cidr: p.spec.cidr,
+          allocation: p.spec.allocation ?? "Blocks",
+          encapsulation: p.spec.encapsulation ?? "VXLAN",
+          disabled: p.spec.disabled ?? false,
+          deleting: Boolean(p.metadata.deletionTimestamp),
+          blocksUsed: usage?.blocksUsed ?? 0,
+          blocksTotal: usage?.blocksTotal.toString() ?? "?",
+          addressesUsed: usage?.addressesUsed ?? 0,
+          addressesTotal: usage?.addressesTotal.toString() ?? "?",
+          ready: conds.Ready ?? "Unknown",
+          overlapping: conds.Overlapping === "True",
+          exhausted: conds.Exhausted === "True",
+        };
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    const nodes = new Map<string, { blocks: number; used: number; capacity: number; pools: Set<string> }>();
+    for (const b of snap.blocks) {
+      const key = b.spec.affinity || "(none)";
+      const n = nodes.get(key) ?? { blocks: 0, used: 0, capacity: 0, pools: new Set<string>() };
+      n.blocks++;
+      n.used += b.spec.allocations.length;
+      n.capacity += blockAddressCount(b.spec);
+      n.pools.add(b.spec.pool);
+      nodes.set(key, n);
+    }
+    const perNode = [...nodes]
+      .map(([node, n]) => ({
+        node,
+        exists: node === "(none)" || snap.nodes.has(node),
+        blocks: n.blocks,
+        addressesUsed: n.used,
+        capacity: n.capacity,
+        pools: [...n.pools].sort(),
+      }))
+      .sort((a, b) => (a.node < b.node ? -1 : 1));
+    const blocks = snap.blocks
+      .map((b) => ({
+        block: b.metadata.name,
+        cidr: b.spec.cidr,
+        pool: b.spec.pool,
+        node: b.spec.affinity,
+        used: b.spec.allocations.length,
+        capacity: blockAddressCount(b.spec),
+      }))
+      .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : a.cidr < b.cidr ? -1 : 1));
+    if (values.output === "json") {
+      ctx.out(JSON.stringify({ pools, nodes: perNode, ...(values.blocks ? { blocks } : {}) }, null, 2));
+      return 0;
+    }
+    const state = (p: (typeof pools)[number]) =>
+      p.deleting
+        ? "Draining"
+        : p.disabled
+          ? "Disabled"
+          : p.overlapping && p.ready !== "True"
+            ? "Overlapping"
+            : p.exhausted
+              ? "Exhausted"
+              : p.ready === "True"
+                ? "Ready"
+                : p.ready;
+    ctx.out(
+      table(
+        ["POOL", "CIDR", "ALLOCATION", "ENCAP", "BLOCKS", "ADDRESSES", "USED", "STATE"],
+        pools.map((p) => [
+          p.name,
+          p.cidr,
+          p.allocation,
+          p.encapsulation,
+          `${p.blocksUsed}/${p.blocksTotal}`,
+          `${p.addressesUsed}/${p.addressesTotal}`,
+          percent(p.addressesUsed, BigInt(p.addressesTotal === "?" ? 0 : p.addressesTotal)),
+          state(p),
+        ]),
+      ),
+    );
+    ctx.out("");
+    ctx.out(
+      table(
+        ["NODE", "BLOCKS", "ADDRESSES", "USED", "POOLS"],
+        perNode.map((n) => [
+          n.exists ? n.node : `${n.node} (deleted)`,
+          n.blocks,
+          `${n.addressesUsed}/${n.capacity}`,
+          percent(n.addressesUsed, n.capacity),
+          n.pools.join(","),
+        ]),
+      ),
+    );
+    if (values.blocks) {
+      ctx.out("");
+      ctx.out(
+        table(
+          ["BLOCK", "POOL", "NODE", "ADDRESSES", "USED"],
+          blocks.map((b) => [
+            b.cidr,
+            b.pool,
+            b.node || "(none)",
+            `${b.used}/${b.capacity}`,
+            percent(b.used, b.capacity),
+          ]),
+        ),
+      );
+    }
+    return 0;
+  },
+};

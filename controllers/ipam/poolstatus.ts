@@ -1,0 +1,245 @@
+import type { IPAMBlockSpec } from "../../api/ipamblock.js";
+import type { IPPool, IPPoolStatus } from "../../api/ippool.js";
+import { type Condition, FINALIZERS } from "../../api/meta.js";
+import { ConflictError, NotFoundError } from "../../datastore/store.js";
+import { isEmptyOfPods, isIpamError, parsePool, poolUsage } from "../../ipam/index.js";
+import { createLogger } from "../../lib/log.js";
+import type { ControllerContext, ControllerPart } from "../context.js";
+import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
+import { poolView } from "./pools.js";
+import type { IpamShared } from "./shared.js";
+
+const log = createLogger("ipam-pool");
+
+type CondInput = Omit<Condition, "lastTransitionTime" | "observedGeneration">;
+
+/** Conditions with lastTransitionTime kept where the status did not change. */
+export function mergeConditions(
+  old: readonly Condition[] | undefined,
+  next: CondInput[],
+  generation: number | undefined,
+  now: string,
+): Condition[] {
+  return next.map((c) => {
+    const prev = old?.find((o) => o.type === c.type);
+    const since = prev && prev.status === c.status ? prev.lastTransitionTime : now;
+    const out: Condition = { ...c, lastTransitionTime: since };
+    if (generation !== undefined) out.observedGeneration = generation;
+    return out;
+  });
+}
+
+/** What the pool's status should say, from the pool, every pool (overlaps) and the blocks. */
+export function desiredPoolStatus(
+  pool: IPPool,
+  all: readonly IPPool[],
+  blocks: readonly { spec: IPAMBlockSpec }[],
+  now: string,
+  filter?: (name: string) => boolean,
+): IPPoolStatus {
+  const name = pool.metadata.name;
+  const gen = pool.metadata.generation;
+  const view = poolView(all, filter);
+  const conds: CondInput[] = [];
+  const status: IPPoolStatus = {};
+  if (gen !== undefined) status.observedGeneration = gen;
+  let parsed: ReturnType<typeof parsePool> | undefined;
+  try {
+    parsed = parsePool({ name, spec: pool.spec });
+  } catch (e) {
+    if (!isIpamError(e)) throw e;
+    conds.push({ type: "Ready", status: "False", reason: "Invalid", message: e.message });
+  }
+  const others = view.overlaps.get(name) ?? [];
+  const shadowed = view.shadowed.has(name);
+  if (parsed) {
+    const u = poolUsage(
+      parsed,
+      blocks.map((b) => b.spec),
+    );
+    status.blocks = { used: u.blocksUsed, total: u.blocksTotal.toString() };
+    status.addresses = { used: u.addressesUsed, free: u.addressesFree.toString() };
+    const deleting = Boolean(pool.metadata.deletionTimestamp);
+    if (deleting) {
+      conds.push({
+        type: "Ready",
+        status: "False",
+        reason: "Draining",
+        message: `pool is being deleted: no new addresses; ${u.addressesUsed} address(es) still allocated`,
+      });
+    } else if (shadowed) {
+      conds.push({
+        type: "Ready",
+        status: "False",
+        reason: "Overlapping",
+        message: `pool overlaps ${others.join(", ")} and is not used`,
+      });
+    } else if (parsed.disabled) {
+      conds.push({
+        type: "Ready",
+        status: "False",
+        reason: "Disabled",
+        message: "pool is disabled: no new addresses",
+      });
+    } else {
+      conds.push({ type: "Ready", status: "True", reason: "Allocating", message: "pool gives addresses" });
+    }
+    const exhausted = BigInt(u.blocksUsed) >= u.blocksTotal;
+    conds.push(
+      exhausted
+        ? {
+            type: "Exhausted",
+            status: "True",
+            reason: u.addressesFree === 0n ? "NoFreeAddresses" : "NoFreeBlocks",
+            message: `all ${u.blocksTotal} blocks are claimed; ${u.addressesFree} address(es) free inside them`,
+          }
+        : {
+            type: "Exhausted",
+            status: "False",
+            reason: "BlocksAvailable",
+            message: `${u.blocksTotal - BigInt(u.blocksUsed)} of ${u.blocksTotal} blocks free`,
+          },
+    );
+  }
+  conds.push(
+    others.length > 0
+      ? {
+          type: "Overlapping",
+          status: "True",
+          reason: shadowed ? "OverlapsOlderPool" : "OverlappedByNewerPool",
+          message: shadowed
+            ? `overlaps ${others.join(", ")}; this pool is not used`
+            : `overlapped by ${others.join(", ")}; this pool stays in use, the newer one is not used`,
+        }
+      : {
+          type: "Overlapping",
+          status: "False",
+          reason: "NoOverlap",
+          message: "no other pool overlaps this one",
+        },
+  );
+  status.conditions = mergeConditions(pool.status?.conditions, conds, gen, now);
+  return status;
+}
+
+/** The apiserver hands objects back with sorted keys; compare values, not key order. */
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === "object") {
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>)
+        .filter(([, x]) => x !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, x]) => [k, canonical(x)]),
+    );
+  }
+  return v;
+}
+
+function sameStatus(a: IPPoolStatus | undefined, b: IPPoolStatus): boolean {
+  return JSON.stringify(canonical(a ?? {})) === JSON.stringify(canonical(b));
+}
+
+/**
+ * IPPool status (usage and conditions) and the pool-drain finalizer: a pool that is deleted
+ * gives no new addresses, keeps its finalizer while pods hold addresses in it, and once drained
+ * its blocks are deleted and the finalizer removed.
+ */
+export class PoolStatusReconciler implements Reconciler, ControllerPart {
+  readonly name = "ipam-pool";
+  private controller: Controller | undefined;
+  private ctx: ControllerContext | undefined;
+
+  constructor(
+    private readonly shared: IpamShared,
+    private readonly poolFilter?: (name: string) => boolean,
+    /** Coalesces block changes into at most one status write per pool this often. */
+    private readonly statusDelayMs = 1000,
+  ) {}
+
+  start(ctx: ControllerContext): void {
+    this.ctx = ctx;
+    this.shared.init(ctx);
+    const controller = new Controller(this.name, this, { workers: 2 });
+    this.controller = controller;
+    const ok = (n: string) => !this.poolFilter || this.poolFilter(n);
+    const { pools, blocks } = ctx.informers;
+    const all = () => {
+      for (const p of pools.list()) if (ok(p.metadata.name)) controller.enqueue(p.metadata.name);
+    };
+    pools.on({ add: all, update: all, delete: all });
+    const later = (pool: string) => ok(pool) && controller.queue.addAfter(pool, this.statusDelayMs);
+    blocks.on({
+      add: (b) => later(b.spec.pool),
+      update: (o, b) => o !== b && later(b.spec.pool),
+      delete: (b) => later(b.spec.pool),
+    });
+    controller.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.controller?.stop();
+  }
+
+  async reconcile(name: string): Promise<ReconcileResult | undefined> {
+    const ctx = this.ctx!;
+    const pool = ctx.informers.pools.get(name);
+    if (!pool) return;
+    const cache = this.shared.assigner!.cache;
+    const blocks = [...cache.all()].filter((b) => b.spec.pool === name);
+    const fin = FINALIZERS.pool;
+    const has = pool.metadata.finalizers?.includes(fin) ?? false;
+    try {
+      if (pool.metadata.deletionTimestamp) {
+        if (!blocks.every((b) => isEmptyOfPods(b.spec))) {
+          await this.writeStatus(pool, blocks);
+          return { requeueAfter: 5000 };
+        }
+        for (const b of blocks) {
+          await ctx.store.delete("IPAMBlock", b.metadata.name, {
+            resourceVersion: b.metadata.resourceVersion,
+          });
+          cache.remove(b.metadata.name);
+        }
+        if (has) {
+          await ctx.store.mutate("IPPool", name, (p) => {
+            p.metadata.finalizers = (p.metadata.finalizers ?? []).filter((f) => f !== fin);
+            return p;
+          });
+          log.info("pool drained, finalizer removed", { pool: name, blocksDeleted: blocks.length });
+        }
+        return;
+      }
+      if (!has) {
+        await ctx.store.mutate("IPPool", name, (p) => {
+          if (p.metadata.deletionTimestamp || p.metadata.finalizers?.includes(fin)) return p;
+          p.metadata.finalizers = [...(p.metadata.finalizers ?? []), fin];
+          return p;
+        });
+        return; // the update event brings the pool back for its status
+      }
+      await this.writeStatus(pool, blocks);
+    } catch (err) {
+      if (err instanceof ConflictError || err instanceof NotFoundError) return { requeueAfter: 200 };
+      throw err;
+    }
+    return;
+  }
+
+  private async writeStatus(pool: IPPool, blocks: readonly { spec: IPAMBlockSpec }[]) {
+    const ctx = this.ctx!;
+    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    const want = desiredPoolStatus(pool, ctx.informers.pools.list(), blocks, now, this.poolFilter);
+    if (sameStatus(pool.status, want)) return;
+    await ctx.store.mutate(
+      "IPPool",
+      pool.metadata.name,
+      (p) => {
+        const fresh = desiredPoolStatus(p, ctx.informers.pools.list(), blocks, now, this.poolFilter);
+        p.status = fresh;
+        return p;
+      },
+      { status: true },
+    );
+  }
+}

@@ -1,0 +1,193 @@
+/** Shared setup of the IPAM integration tests: pools, nodes, namespaces, an in-process controller. */
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import * as k8s from "@kubernetes/client-node";
+import { API_VERSION, type IPAMBlock, type IPPoolSpec } from "../../api/index.js";
+import {
+  type ControllerContext,
+  type ControllerPart,
+  createInformers,
+  nodeExistsFn,
+  startInformers,
+  stopInformers,
+} from "../../controllers/context.js";
+import { type IpamPartsOptions, ipamControllerParts } from "../../controllers/ipam/index.js";
+import { createStore } from "../../datastore/factory.js";
+import type { Store } from "../../datastore/store.js";
+import { addressAt } from "../../ipam/index.js";
+import { testCluster } from "../harness/cluster.js";
+
+export function setup() {
+  const cluster = testCluster();
+  // WEFT_DATASTORE=etcd (+ WEFT_ETCD_*) runs the same tests on etcd (etcd-ipam-*.test.ts); workers inherit it.
+  const store = createStore(undefined, cluster.kc);
+  const core = cluster.kc.makeApiClient(k8s.CoreV1Api);
+  return { cluster, kc: cluster.kc, store, core };
+}
+
+export async function createPool(store: Store, name: string, spec: IPPoolSpec): Promise<void> {
+  await store.create("IPPool", { apiVersion: API_VERSION, kind: "IPPool", metadata: { name }, spec });
+}
+
+export async function createNode(core: k8s.CoreV1Api, name: string, labels: Record<string, string> = {}) {
+  await core.createNode({ body: { metadata: { name, labels } } });
+}
+
+export async function deleteNode(core: k8s.CoreV1Api, name: string): Promise<void> {
+  try {
+    await core.deleteNode({ name });
+  } catch (err) {
+    if (!(err instanceof k8s.ApiException && err.code === 404)) throw err;
+  }
+}
+
+export async function ensureNamespace(core: k8s.CoreV1Api, name: string): Promise<void> {
+  try {
+    await core.createNamespace({ body: { metadata: { name } } });
+  } catch (err) {
+    if (!(err instanceof k8s.ApiException && err.code === 409)) throw err;
+  }
+}
+
+export async function createPod(core: k8s.CoreV1Api, namespace: string, name: string): Promise<void> {
+  await core.createNamespacedPod({
+    namespace,
+    body: { metadata: { name }, spec: { containers: [{ name: "c", image: "registry.invalid/pause" }] } },
+  });
+}
+
+export async function deletePods(
+  core: k8s.CoreV1Api,
+  namespace: string,
+  labelSelector?: string,
+): Promise<void> {
+  await core.deleteCollectionNamespacedPod({ namespace, labelSelector, gracePeriodSeconds: 0 });
+}
+
+export async function blocksOf(store: Store, pool: string): Promise<IPAMBlock[]> {
+  return (await store.list("IPAMBlock")).items.filter((b) => b.spec.pool === pool);
+}
+
+/** Removes the pools (finalizers first: no controller may be left to drain them) and their blocks. */
+export async function removePools(store: Store, pools: string[]): Promise<void> {
+  const blocks = (await store.list("IPAMBlock")).items.filter((b) => pools.includes(b.spec.pool));
+  await Promise.all(blocks.map((b) => store.delete("IPAMBlock", b.metadata.name)));
+  for (const name of pools) {
+    const p = await store.get("IPPool", name);
+    if (!p) continue;
+    if (p.metadata.finalizers?.length) {
+      await store.mutate("IPPool", name, (x) => {
+        x.metadata.finalizers = [];
+        return x;
+      });
+    }
+    await store.delete("IPPool", name);
+  }
+}
+
+/** The IPAM parts of weft-controller in this process, scoped to the test's pools. */
+export async function startController(
+  kc: k8s.KubeConfig,
+  store: Store,
+  opts: IpamPartsOptions,
+): Promise<{ ctx: ControllerContext; parts: ControllerPart[]; stop(): Promise<void> }> {
+  const informers = createInformers(store, kc);
+  await startInformers(informers);
+  const ctx: ControllerContext = { store, kc, informers, nodeExists: nodeExistsFn(kc) };
+  const parts = ipamControllerParts(opts);
+  for (const p of parts) await p.start(ctx);
+  return {
+    ctx,
+    parts,
+    async stop() {
+      await Promise.all(parts.map((p) => p.stop()));
+      await stopInformers(informers);
+    },
+  };
+}
+
+export interface WorkerArgs {
+  kubeconfig: string;
+  id: number;
+  pool: string;
+  nodes: string[];
+  count: number;
+  inflight: number;
+  out: string;
+  namespace?: string;
+}
+
+export interface Worker {
+  id: number;
+  pid: number;
+  out: string;
+  exited: Promise<number | null>;
+  /** null while it runs. */
+  exitCode(): number | null;
+  stderr(): string;
+}
+
+/** One allocator process (workers/ipam-worker.ts); its held addresses go to args.out, one JSON line each. */
+export function spawnWorker(args: WorkerArgs): Worker {
+  const script = fileURLToPath(new URL("./workers/ipam-worker.js", import.meta.url));
+  const child = spawn(process.execPath, [script, JSON.stringify(args)], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, WEFT_LOG_LEVEL: "warn" },
+  });
+  let err = "";
+  child.stderr!.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return {
+    id: args.id,
+    pid: child.pid!,
+    out: args.out,
+    exited,
+    exitCode: () => child.exitCode ?? (child.signalCode ? -1 : null),
+    stderr: () => err,
+  };
+}
+
+export interface Held {
+  handle: string;
+  ip: string;
+  node: string;
+  block: string;
+}
+
+export function readHeld(file: string): Held[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Held];
+      } catch {
+        return []; // a line cut short by SIGKILL
+      }
+    });
+}
+
+export function killWorker(w: Worker): void {
+  try {
+    process.kill(w.pid, "SIGKILL");
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Every allocation of the pool's blocks as ip -> handle, failing on an address held twice. */
+export function allocationsByIp(blocks: IPAMBlock[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const b of blocks) {
+    for (const a of b.spec.allocations) {
+      const ip = addressAt(b.spec, a.ordinal);
+      if (out.has(ip)) throw new Error(`${ip} is held by ${out.get(ip)} and ${a.handle}`);
+      out.set(ip, a.handle);
+    }
+  }
+  return out;
+}
