@@ -1,5 +1,5 @@
 import type * as k8s from "@kubernetes/client-node";
-import { KubernetesStore } from "../datastore/kubernetes.js";
+import { createStore } from "../datastore/factory.js";
 import type { Store } from "../datastore/store.js";
 import { loadKubeConfig } from "../lib/kubeconfig.js";
 
@@ -27,7 +27,7 @@ export interface Command {
 /** A usage error: printed with the command's usage, exit code 2. */
 export class UsageError extends Error {}
 
-export function makeContext(kubeconfig: string | undefined): CliContext {
+export function makeContext(kubeconfig: string | undefined, datastore?: string): CliContext {
   let kc: k8s.KubeConfig | undefined;
   let store: Store | undefined;
   return {
@@ -37,7 +37,8 @@ export function makeContext(kubeconfig: string | undefined): CliContext {
       return kc;
     },
     store() {
-      store ??= new KubernetesStore(this.kc(), { fieldManager: "weftctl" });
+      // --datastore or WEFT_DATASTORE, like the controller and the agent (etcd reads WEFT_ETCD_*).
+      store ??= createStore(datastore, this.kc());
       return store;
     },
     out: (t) => process.stdout.write(t.endsWith("\n") ? t : `${t}\n`),

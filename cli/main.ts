@@ -12,7 +12,7 @@ function help(): string {
   return [
     "weftctl: inspect and repair Weft",
     "",
-    "Usage: weftctl [--kubeconfig PATH] COMMAND [flags]",
+    "Usage: weftctl [--kubeconfig PATH] [--datastore kubernetes|etcd] COMMAND [flags]",
     "",
     "Commands:",
     ...COMMANDS.map((c) => `  ${c.path.join(" ").padEnd(width)}  ${c.summary}`),
@@ -22,22 +22,25 @@ function help(): string {
 }
 
 /** Global flags may come anywhere; the rest selects the command (longest matching path). */
-function split(argv: string[]): { kubeconfig?: string; help: boolean; rest: string[] } {
+function split(argv: string[]): { kubeconfig?: string; datastore?: string; help: boolean; rest: string[] } {
   const rest: string[] = [];
   let kubeconfig: string | undefined;
+  let datastore: string | undefined;
   let wantHelp = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === "--kubeconfig") kubeconfig = argv[++i];
+    if (a === "--datastore") datastore = argv[++i];
+    else if (a.startsWith("--datastore=")) datastore = a.slice("--datastore=".length);
+    else if (a === "--kubeconfig") kubeconfig = argv[++i];
     else if (a.startsWith("--kubeconfig=")) kubeconfig = a.slice("--kubeconfig=".length);
     else if (a === "-h" || a === "--help") wantHelp = true;
     else rest.push(a);
   }
-  return { kubeconfig, help: wantHelp, rest };
+  return { kubeconfig, datastore, help: wantHelp, rest };
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { kubeconfig, help: wantHelp, rest } = split(argv);
+  const { kubeconfig, datastore, help: wantHelp, rest } = split(argv);
   const cmd = COMMANDS.filter((c) => c.path.every((w, i) => rest[i] === w)).sort(
     (a, b) => b.path.length - a.path.length,
   )[0];
@@ -55,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    return await cmd.run(makeContext(kubeconfig), rest.slice(cmd.path.length));
+    return await cmd.run(makeContext(kubeconfig, datastore), rest.slice(cmd.path.length));
   } catch (err) {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`error: ${(err as Error).message}\nUsage: ${cmd.usage}\n`);
