@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const node = values.node as string;
   const log = createLogger(`agent/${node}`);
   const kc = loadKubeConfig(values.kubeconfig);
-  const store = createStore(values.datastore as string, kc);
+  const store = createStore(values.datastore as string, kc, { fieldManager: "weft-agent" });
   const health = new HealthServer({
     port: Number(values["health-port"]),
     host: values["health-host"] as string,

@@ -38,7 +38,7 @@ export function makeContext(kubeconfig: string | undefined, datastore?: string):
     },
     store() {
       // --datastore or WEFT_DATASTORE, like the controller and the agent (etcd reads WEFT_ETCD_*).
-      store ??= createStore(datastore, this.kc());
+      store ??= createStore(datastore, this.kc(), { fieldManager: "weftctl" });
       return store;
     },
     out: (t) => process.stdout.write(t.endsWith("\n") ? t : `${t}\n`),

@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   }
   const log = createLogger("controller");
   const kc = loadKubeConfig(values.kubeconfig);
-  const store = createStore(values.datastore as string, kc);
+  const store = createStore(values.datastore as string, kc, { fieldManager: "weft-controller" });
   const health = new HealthServer({
     port: Number(values["health-port"]),
     host: values["health-host"] as string,

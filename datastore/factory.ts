@@ -10,6 +10,8 @@ export type Backend = (typeof BACKENDS)[number];
 export interface CreateStoreOptions {
   /** etcd backend: where etcd is; default from WEFT_ETCD_ENDPOINTS, _CA, _CERT, _KEY, _PREFIX. */
   etcd?: EtcdConnectionOptions;
+  /** kubernetes backend: who the apiserver records in managedFields (weft-controller, weft-agent, weftctl). */
+  fieldManager?: string;
 }
 
 /**
@@ -24,7 +26,7 @@ export function createStore(
   const which = backend || process.env.WEFT_DATASTORE || "kubernetes";
   switch (which) {
     case "kubernetes":
-      return new KubernetesStore(kc);
+      return new KubernetesStore(kc, opts.fieldManager ? { fieldManager: opts.fieldManager } : {});
     case "etcd":
       return new EtcdStore(opts.etcd ?? etcdOptionsFromEnv());
     default:

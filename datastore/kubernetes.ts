@@ -24,6 +24,11 @@ export interface KubernetesStoreOptions {
   /** Page size of list calls (default 500); a list is one consistent snapshot across pages. */
   pageSize?: number;
   watch?: KubeWatchOptions;
+  /**
+   * Recorded by the apiserver in managedFields for every write (default "weft"), so `kubectl get
+   * -o yaml --show-managed-fields` and GitOps tools see which component owns what.
+   */
+  fieldManager?: string;
 }
 
 interface KubeStatus {
@@ -53,6 +58,9 @@ function codeOf(err: unknown): number | undefined {
 export class KubernetesStore implements Store {
   readonly backend = "kubernetes";
   private readonly api: k8s.CustomObjectsApi;
+  private get fieldManager(): string {
+    return this.opts.fieldManager ?? "weft";
+  }
 
   constructor(
     private readonly kc: k8s.KubeConfig,
@@ -136,7 +144,11 @@ export class KubernetesStore implements Store {
     const body = { ...obj, apiVersion: API_VERSION, kind, metadata };
     writesTotal.inc({ kind, verb: "create" });
     try {
-      return (await this.api.createClusterCustomObject({ ...this.params(kind), body })) as ObjectOf<K>;
+      return (await this.api.createClusterCustomObject({
+        ...this.params(kind),
+        body,
+        fieldManager: this.fieldManager,
+      })) as ObjectOf<K>;
     } catch (err) {
       this.fail(err, kind, obj.metadata.name, "create");
     }
@@ -152,7 +164,7 @@ export class KubernetesStore implements Store {
     const body = { ...obj, apiVersion: API_VERSION, kind };
     writesTotal.inc({ kind, verb });
     try {
-      const req = { ...this.params(kind), name, body };
+      const req = { ...this.params(kind), name, body, fieldManager: this.fieldManager };
       const out = status
         ? await this.api.replaceClusterCustomObjectStatus(req)
         : await this.api.replaceClusterCustomObject(req);
