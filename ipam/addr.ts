@@ -1,4 +1,5 @@
 import { IPv6, Validator } from "ip-num";
+import { formatV6Groups } from "../lib/ipv6text.js";
 import { IpamError } from "./errors.js";
 
 /**
@@ -71,25 +72,7 @@ function formatV6(value: bigint): string {
   const hexAll = value.toString(16).padStart(32, "0");
   const groups: number[] = [];
   for (let i = 0; i < 32; i += 4) groups.push(Number.parseInt(hexAll.slice(i, i + 4), 16));
-  // RFC 5952: compress the longest run of two or more zero groups, the first one on a tie.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
+  return formatV6Groups(groups);
 }
 
 export function formatIP(family: Family, value: bigint): string {

@@ -1,3 +1,4 @@
+import { formatV6Groups } from "../../lib/ipv6text.js";
 /**
  * Strict IP and CIDR parsing for everything that ends up in bird.conf. Values are parsed into
  * numbers and printed back canonically, so only digits, hex letters, dots and colons can ever
@@ -67,25 +68,7 @@ function formatV4(v: bigint): string {
 function formatV6(v: bigint): string {
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((v >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: compress the longest run (length >= 2) of zero groups, the first one on ties
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
+  return formatV6Groups(groups);
 }
 
 export function parseIP(s: unknown): ParsedIP | undefined {

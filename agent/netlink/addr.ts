@@ -1,4 +1,5 @@
 import { isIPv6 } from "node:net";
+import { formatV6Groups } from "../../lib/ipv6text.js";
 import { AF_INET, AF_INET6 } from "./constants.js";
 
 /** Address bytes as the kernel carries them (network order), with the family they imply. */
@@ -69,25 +70,7 @@ export function bytesToIP(b: Uint8Array): string {
   if (b.length !== 16) throw new Error(`bad address length ${b.length}`);
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
-  // RFC 5952: compress the longest run (>= 2) of zero groups, lowercase hex
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
+  return formatV6Groups(groups);
 }
 
 /** The canonical text form of an address (what iproute2 prints). */
