@@ -18,7 +18,7 @@ help:
 	@echo "make bench       run the benchmarks"
 
 node_modules/.weft-installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
 deps: node_modules/.weft-installed tools
