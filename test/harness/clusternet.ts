@@ -490,7 +490,11 @@ export class ClusterNetwork {
     // BIRD is a child of its agent; one adopted after an agent restart is not, so stop it by pid
     const birds = [...this.topo.nodes.keys()].map((n) => this.birdPid(n)).filter((p) => p !== undefined);
     await this.topo.destroy();
-    for (const pid of birds) if (cmdline(pid).includes("bird")) await stopPid(pid, 3000);
+    // Once the agents are gone nothing restarts BIRD; any left that runs from this cluster's
+    // directory (one restarted after its pid file was read) is found by its command line.
+    for (const pid of new Set([...birds, ...pidsRunningFrom(this.opts.runDir)])) {
+      if (cmdline(pid).includes("bird")) await stopPid(pid, 3000);
+    }
     try {
       const sel = `${CLUSTER_LABEL}=${this.opts.id}`;
       const pods = await this.core
@@ -551,4 +555,14 @@ export function formatConnectivity(result: {
   }
   lines.push(`connectivity: ${result.ok}/${result.total} pairs ok`);
   return lines.join("\n");
+}
+
+/** Pids of processes whose command line mentions `dir/` (by /proc, so also children of dead parents). */
+function pidsRunningFrom(dir: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    if (cmdline(Number(entry)).includes(`${dir}/`)) out.push(Number(entry));
+  }
+  return out;
 }
