@@ -4,6 +4,7 @@ import { type Condition, FINALIZERS } from "../../api/meta.js";
 import { ConflictError, NotFoundError } from "../../datastore/store.js";
 import { isEmptyOfPods, isIpamError, parsePool, poolUsage } from "../../ipam/index.js";
 import { createLogger } from "../../lib/log.js";
+import { sameValue } from "../../lib/same.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
 import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
 import { poolView } from "./pools.js";
@@ -122,22 +123,8 @@ export function desiredPoolStatus(
   return status;
 }
 
-/** The apiserver hands objects back with sorted keys; compare values, not key order. */
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v && typeof v === "object") {
-    return Object.fromEntries(
-      Object.entries(v as Record<string, unknown>)
-        .filter(([, x]) => x !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([k, x]) => [k, canonical(x)]),
-    );
-  }
-  return v;
-}
-
 function sameStatus(a: IPPoolStatus | undefined, b: IPPoolStatus): boolean {
-  return JSON.stringify(canonical(a ?? {})) === JSON.stringify(canonical(b));
+  return sameValue(a ?? {}, b);
 }
 
 /**

@@ -9,6 +9,7 @@ import {
 import { AlreadyExistsError, ConflictError } from "../../datastore/store.js";
 import { findHandle, vtepHandle } from "../../ipam/index.js";
 import { createLogger } from "../../lib/log.js";
+import { sameValue } from "../../lib/same.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
 import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
 import { computeRouteIntent, type NodeBlock, underlayIPOf } from "./compute.js";
@@ -159,23 +160,9 @@ function ownerRef(node: k8s.V1Node) {
 }
 
 function sameLabels(a: Record<string, string> | undefined, b: Record<string, string>): boolean {
-  return JSON.stringify(canonical(a ?? {})) === JSON.stringify(canonical(b));
+  return sameValue(a ?? {}, b);
 }
 
 function sameSpec(a: RouteIntentSpec, b: RouteIntentSpec): boolean {
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
-}
-
-/** Key order does not matter to the apiserver; compare values only. */
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v && typeof v === "object") {
-    return Object.fromEntries(
-      Object.entries(v as Record<string, unknown>)
-        .filter(([, x]) => x !== undefined)
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, x]) => [k, canonical(x)]),
-    );
-  }
-  return v;
+  return sameValue(a, b);
 }
