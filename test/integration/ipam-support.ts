@@ -30,8 +30,16 @@ export async function createPool(store: Store, name: string, spec: IPPoolSpec): 
   await store.create("IPPool", { apiVersion: API_VERSION, kind: "IPPool", metadata: { name }, spec });
 }
 
+/**
+ * Every node a test file creates carries its pid, and the in-process controller of that file
+ * watches only those: files run side by side on one apiserver, and a controller that saw another
+ * file's nodes would claim blocks and VTEP addresses for them.
+ */
+const OWNER_LABEL = "weft.dev/test-owner";
+const OWNER = String(process.pid);
+
 export async function createNode(core: k8s.CoreV1Api, name: string, labels: Record<string, string> = {}) {
-  await core.createNode({ body: { metadata: { name, labels } } });
+  await core.createNode({ body: { metadata: { name, labels: { ...labels, [OWNER_LABEL]: OWNER } } } });
 }
 
 export async function deleteNode(core: k8s.CoreV1Api, name: string): Promise<void> {
@@ -92,7 +100,7 @@ export async function startController(
   store: Store,
   opts: IpamPartsOptions,
 ): Promise<{ ctx: ControllerContext; parts: ControllerPart[]; stop(): Promise<void> }> {
-  const informers = createInformers(store, kc);
+  const informers = createInformers(store, kc, { nodeSelector: `${OWNER_LABEL}=${OWNER}` });
   await startInformers(informers);
   const ctx: ControllerContext = { store, kc, informers, nodeExists: nodeExistsFn(kc) };
   const parts = ipamControllerParts(opts);
