@@ -31,9 +31,9 @@ import {
  * must free exactly those after the grace period and nothing that a living pod holds.
  */
 const PROCESSES = 8;
-// 500 per process (as in ipam-concurrency) with a Pod per address ran past the 600 s test timeout
-// when the 2-core machine also ran another suite; 200 still kills mid-run under heavy contention.
-const PER_PROCESS = 200;
+// 500 per process, as in ipam-concurrency, with a Pod per address: about 3.5 min on the 2-core
+// machine while another suite runs (it ran past the 600 s timeout before API connections were reused).
+const PER_PROCESS = 500;
 const NODES = 20;
 const GRACE_MS = 2000;
 
