@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { testCluster } from "../harness/cluster.js";
 import { ClusterNetwork, formatConnectivity } from "../harness/clusternet.js";
-import { alive, waitFor } from "../harness/procs.js";
+import { alive, sleep, waitFor } from "../harness/procs.js";
 import { requireRoot } from "../harness/topology.js";
 import {
   bgpRoutes,
@@ -102,9 +102,22 @@ describe("BGP: full mesh, then two route reflectors", { timeout: 900_000 }, () =
 
   it("a 7th node joins and learns every route without any reflector restarting", async () => {
     const pids = [net.birdPid(n(1)), net.birdPid(n(2))];
-    const since = new Map<string, string | undefined>();
-    for (const r of [n(1), n(2)])
-      for (const s of await sessionsOf(net, r)) since.set(`${r}|${s.peer}`, s.since);
+    // The reflector restarted just before may still settle its sessions (graceful restart) and
+    // status lags by a few seconds: take the baseline once two reads 3 s apart agree.
+    const snapshot = async () => {
+      const m = new Map<string, string | undefined>();
+      for (const r of [n(1), n(2)])
+        for (const s of await sessionsOf(net, r)) m.set(`${r}|${s.peer}`, s.since);
+      return m;
+    };
+    let since = await snapshot();
+    for (let i = 0; i < 20; i++) {
+      await sleep(3000);
+      const again = await snapshot();
+      const settled = again.size === since.size && [...again].every(([k, v]) => since.get(k) === v);
+      since = again;
+      if (settled) break;
+    }
     const seventh = await net.joinNode();
     await net.waitConverged(120_000);
     await net.addPod(seventh, `${id}-p7`);
