@@ -7,21 +7,22 @@
 import { closeSync, openSync } from "node:fs";
 import { createRtNetlink, type RtNetlinkSocket, type rt } from "netlink";
 import { ipToBytes, macToBytes } from "../netlink/addr.js";
-import { RTPROT_WEFT_POD } from "../netlink/constants.js";
-
-const NLM_F_REPLACE = 0x100;
-const NLM_F_EXCL = 0x200;
-const NLM_F_CREATE = 0x400;
-const IFLA_ADDRESS = 1;
-const IFLA_IFNAME = 3;
-const IFLA_MTU = 4;
-const IFLA_NET_NS_FD = 28;
-const IFLA_INFO_KIND = 1;
-const IFLA_INFO_DATA = 2;
-const VETH_INFO_PEER = 1;
-const RT_SCOPE_LINK = 253;
-const RT_TABLE_MAIN = 254;
-const RTN_UNICAST = 1;
+import {
+  IFLA_ADDRESS,
+  IFLA_IFNAME,
+  IFLA_INFO_DATA,
+  IFLA_INFO_KIND,
+  IFLA_MTU,
+  IFLA_NET_NS_FD,
+  NLM_F_CREATE,
+  NLM_F_EXCL,
+  NLM_F_REPLACE,
+  RT_SCOPE_LINK,
+  RT_TABLE_MAIN,
+  RTN_UNICAST,
+  RTPROT_WEFT_POD,
+  VETH_INFO_PEER,
+} from "../netlink/constants.js";
 
 function attr(type: number, payload: Buffer): Buffer {
   const len = 4 + payload.length;
