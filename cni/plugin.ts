@@ -67,14 +67,7 @@ export async function runPlugin(
     const result = convertResult(mergeResults(prev, res.result), cniVersion);
     return { stdout: `${JSON.stringify(result)}\n`, exitCode: 0 };
   } catch (err) {
-    const e =
-      err instanceof CniError
-        ? err
-        : new CniError(
-            ErrorCode.Internal,
-            "weft-cni failed",
-            err instanceof Error ? err.message : String(err),
-          );
+    const e = CniError.from(err, "weft-cni failed");
     return { stdout: `${JSON.stringify(e.toJSON(versionForErrors(stdin)))}\n`, exitCode: 1 };
   }
 }

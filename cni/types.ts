@@ -42,6 +42,12 @@ export class CniError extends Error {
     this.name = "CniError";
   }
 
+  /** A CniError as it is, anything else as an internal error (999) that keeps its message as details. */
+  static from(err: unknown, msg: string): CniError {
+    if (err instanceof CniError) return err;
+    return new CniError(ErrorCode.Internal, msg, err instanceof Error ? err.message : String(err));
+  }
+
   toJSON(cniVersion: string): CniErrorJSON {
     const out: CniErrorJSON = { cniVersion, code: this.code, msg: this.message };
     if (this.details) out.details = this.details;

@@ -146,14 +146,7 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
       send(res, 200, result ? { result } : {});
       log.debug("cni request", { command, id: body.containerId, ms: +(performance.now() - t0).toFixed(1) });
     } catch (err) {
-      const e =
-        err instanceof CniError
-          ? err
-          : new CniError(
-              ErrorCode.Internal,
-              `${command} failed`,
-              err instanceof Error ? err.message : String(err),
-            );
+      const e = CniError.from(err, `${command} failed`);
       log.warn("cni request failed", {
         command,
         id: body?.containerId,
