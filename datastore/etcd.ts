@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from "etcd3";
 import { API_VERSION, PLURALS } from "../api/meta.js";
+import { applyEmulated, applyFinalizerEmulated, applyStatusEmulated } from "./applyemulated.js";
 import { createEtcdClient, DEFAULT_ETCD_PREFIX, type EtcdConnectionOptions } from "./etcdconfig.js";
 import {
   decodeObject,
@@ -18,6 +19,7 @@ import { conflictsTotal, writesTotal } from "./metrics.js";
 import { mutateWith } from "./mutate.js";
 import {
   AlreadyExistsError,
+  type ApplyOptions,
   ConflictError,
   type DeleteOptions,
   InvalidError,
@@ -27,6 +29,7 @@ import {
   type Mutation,
   NotFoundError,
   type ObjectOf,
+  type StatusOf,
   type StopWatch,
   type Store,
   StoreError,
@@ -309,6 +312,24 @@ export class EtcdStore implements Store {
     opts?: MutateOptions,
   ): Promise<ObjectOf<K>> {
     return mutateWith(this, kind, name, fn, opts);
+  }
+
+  apply<K extends Kind>(kind: K, obj: ObjectOf<K>): Promise<ObjectOf<K>> {
+    return applyEmulated(this, kind, obj);
+  }
+
+  applyStatus<K extends Kind>(kind: K, name: string, status: StatusOf<K>): Promise<ObjectOf<K>> {
+    return applyStatusEmulated(this, kind, name, status);
+  }
+
+  applyFinalizer<K extends Kind>(
+    kind: K,
+    name: string,
+    finalizer: string,
+    present: boolean,
+    opts?: ApplyOptions,
+  ): Promise<ObjectOf<K>> {
+    return applyFinalizerEmulated(this, kind, name, finalizer, present, opts);
   }
 
   /** Compacts etcd's history up to the current revision (tests, and operators through weftctl). */

@@ -5,6 +5,7 @@ import { conflictsTotal, writesTotal } from "./metrics.js";
 import { mutateWith } from "./mutate.js";
 import {
   AlreadyExistsError,
+  type ApplyOptions,
   ConflictError,
   type DeleteOptions,
   InvalidError,
@@ -14,6 +15,7 @@ import {
   type Mutation,
   NotFoundError,
   type ObjectOf,
+  type StatusOf,
   type StopWatch,
   type Store,
   StoreError,
@@ -80,8 +82,15 @@ export class KubernetesStore implements Store {
     if (code === 404) throw new NotFoundError(kind, name);
     if (code === 409) {
       if (verb === "create" || status.reason === "AlreadyExists") throw new AlreadyExistsError(kind, name);
+      // An apply that names a uid, to an object that is gone.
+      if (status.message?.includes("no existing object was found")) throw new NotFoundError(kind, name);
       conflictsTotal.inc({ kind, verb });
       throw new ConflictError(kind, name, status.message ? `conflict: ${status.message}` : undefined);
+    }
+    // An apply that names a uid, to another incarnation of the name.
+    if (code === 422 && status.message?.includes("metadata.uid")) {
+      conflictsTotal.inc({ kind, verb });
+      throw new ConflictError(kind, name, "it was deleted and created again since it was read");
     }
     if (code === 422 || code === 400) {
       throw new InvalidError(`${kind} ${name} is invalid: ${status.message ?? "refused"}`, kind, name, {
@@ -180,6 +189,57 @@ export class KubernetesStore implements Store {
 
   updateStatus<K extends Kind>(kind: K, obj: ObjectOf<K>): Promise<ObjectOf<K>> {
     return this.replace(kind, obj, true);
+  }
+
+  /** PATCH as application/apply-patch+yaml, forced: fieldManager takes what body names. */
+  private async serverSideApply<K extends Kind>(
+    kind: K,
+    name: string,
+    body: object,
+    verb: "apply" | "applyStatus" | "applyFinalizer",
+    fieldManager: string,
+  ): Promise<ObjectOf<K>> {
+    writesTotal.inc({ kind, verb });
+    const req = { ...this.params(kind), name, body, fieldManager, force: true };
+    const options = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.ServerSideApply);
+    try {
+      const out =
+        verb === "applyStatus"
+          ? await this.api.patchClusterCustomObjectStatus(req, options)
+          : await this.api.patchClusterCustomObject(req, options);
+      return out as ObjectOf<K>;
+    } catch (err) {
+      this.fail(err, kind, name, verb);
+    }
+  }
+
+  apply<K extends Kind>(kind: K, obj: ObjectOf<K>): Promise<ObjectOf<K>> {
+    const { name, labels, annotations, ownerReferences } = obj.metadata;
+    const metadata = { name, labels, annotations, ownerReferences };
+    const body = { apiVersion: API_VERSION, kind, metadata, spec: obj.spec };
+    return this.serverSideApply(kind, name, body, "apply", this.fieldManager);
+  }
+
+  applyStatus<K extends Kind>(kind: K, name: string, status: StatusOf<K>): Promise<ObjectOf<K>> {
+    // No uid precondition here: the status subresource ignores metadata.
+    const body = { apiVersion: API_VERSION, kind, metadata: { name }, status };
+    return this.serverSideApply(kind, name, body, "applyStatus", this.fieldManager);
+  }
+
+  async applyFinalizer<K extends Kind>(
+    kind: K,
+    name: string,
+    finalizer: string,
+    present: boolean,
+    opts: ApplyOptions = {},
+  ): Promise<ObjectOf<K>> {
+    // Without a uid an apply to a missing object would try to create it from the metadata alone.
+    const uid = opts.uid ?? (await this.get(kind, name))?.metadata.uid;
+    if (!uid) throw new NotFoundError(kind, name);
+    // Leaving the finalizer out is how this field manager gives it up.
+    const metadata = { name, uid, finalizers: present ? [finalizer] : undefined };
+    const body = { apiVersion: API_VERSION, kind, metadata };
+    return this.serverSideApply(kind, name, body, "applyFinalizer", `${this.fieldManager}-finalizer`);
   }
 
   async delete<K extends Kind>(kind: K, name: string, opts: DeleteOptions = {}): Promise<boolean> {

@@ -64,6 +64,14 @@ export interface MutateOptions {
   maxBackoffMs?: number;
 }
 
+/** Which incarnation of an object an apply may touch. */
+export interface ApplyOptions {
+  /** Only this incarnation (ConflictError when the name now holds another, NotFoundError when gone). */
+  uid?: string;
+}
+
+export type StatusOf<K extends Kind> = NonNullable<ObjectOf<K>["status"]>;
+
 /**
  * A change applied by mutate(). It may change the object in place or return a new one. When the
  * result equals what was read, nothing is written (no API write for a no-op).
@@ -92,6 +100,31 @@ export interface Store {
    * until they are removed.
    */
   delete<K extends Kind>(kind: K, name: string, opts?: DeleteOptions): Promise<boolean>;
+  /**
+   * Server-side apply under this store's field manager, for objects one writer owns whole
+   * (RouteIntent, the spec of a NodeNetworkStatus): obj carries every label, annotation, owner
+   * reference and spec field the writer owns. Creates the object when absent; whatever the writer
+   * set before and leaves out now is removed; finalizers and status are left alone.
+   */
+  apply<K extends Kind>(kind: K, obj: ObjectOf<K>): Promise<ObjectOf<K>>;
+  /**
+   * Server-side apply of the status alone (the writer owns the whole status): fields it leaves out
+   * are removed. NotFoundError when the object does not exist.
+   */
+  applyStatus<K extends Kind>(kind: K, name: string, status: StatusOf<K>): Promise<ObjectOf<K>>;
+  /**
+   * Adds (present) or drops one finalizer this writer owns, leaving the spec, the status and other
+   * writers' finalizers alone. NotFoundError when the object does not exist. Finalizers are applied
+   * under their own field manager (`<manager>-finalizer`): one manager's apply holds everything it
+   * owns, so applying only a finalizer under the manager that applied the spec would drop the spec.
+   */
+  applyFinalizer<K extends Kind>(
+    kind: K,
+    name: string,
+    finalizer: string,
+    present: boolean,
+    opts?: ApplyOptions,
+  ): Promise<ObjectOf<K>>;
   /** Read, apply fn, write with compare-and-swap; conflicts are retried (see mutateWith). */
   mutate<K extends Kind>(
     kind: K,

@@ -166,6 +166,88 @@ export function runStoreConformance(
       );
     });
 
+    it("apply creates an absent object, then replaces what it owns: a label left out is removed", async () => {
+      const nm = fresh();
+      const first = peer(nm, 1010);
+      first.metadata.labels = { ...first.metadata.labels, "weft.dev/extra": "yes" };
+      const created = await store.apply("BGPPeer", first);
+      assert.equal(created.spec.port, 1010);
+      assert.equal(created.metadata.labels?.["weft.dev/extra"], "yes");
+      const second = peer(nm, 1011);
+      const applied = await store.apply("BGPPeer", second);
+      assert.equal(applied.spec.port, 1011);
+      const got = await store.get("BGPPeer", nm);
+      assert.deepEqual(got?.metadata.labels, second.metadata.labels, "the label left out is gone");
+      assert.equal(got?.spec.port, 1011);
+      assert.equal(got?.metadata.uid, created.metadata.uid, "the same object, not a new one");
+    });
+
+    it("apply leaves the status and finalizers alone; applying the same object again changes nothing", async () => {
+      const nm = fresh();
+      await store.apply("BGPPeer", peer(nm, 1020));
+      await store.applyStatus("BGPPeer", nm, { expectedSessions: 2 });
+      await store.applyFinalizer("BGPPeer", nm, "weft.dev/conformance", true);
+      const before = await store.get("BGPPeer", nm);
+      const again = await store.apply("BGPPeer", peer(nm, 1020));
+      assert.equal(
+        again.metadata.resourceVersion,
+        before?.metadata.resourceVersion,
+        "a no-op apply writes nothing",
+      );
+      await store.apply("BGPPeer", peer(nm, 1021));
+      const got = await store.get("BGPPeer", nm);
+      assert.equal(got?.status?.expectedSessions, 2, "apply must keep the status");
+      assert.deepEqual(got?.metadata.finalizers, ["weft.dev/conformance"], "apply must keep finalizers");
+      await store.applyFinalizer("BGPPeer", nm, "weft.dev/conformance", false);
+    });
+
+    it("applyStatus replaces the status only, and refuses an absent object", async () => {
+      const nm = fresh();
+      await store.create("BGPPeer", peer(nm, 1030));
+      await store.applyStatus("BGPPeer", nm, { expectedSessions: 4, selectedNodes: ["a"] });
+      const v2 = await store.applyStatus("BGPPeer", nm, { expectedSessions: 5 });
+      assert.equal(v2.status?.expectedSessions, 5);
+      assert.equal(v2.status?.selectedNodes, undefined, "a status field left out is removed");
+      assert.equal(v2.spec.port, 1030);
+      assert.equal((await store.get("BGPPeer", nm))?.status?.expectedSessions, 5);
+      await assert.rejects(store.applyStatus("BGPPeer", fresh(), { expectedSessions: 1 }), NotFoundError);
+    });
+
+    it("applyFinalizer adds and drops its own finalizer and leaves another writer's", async () => {
+      const nm = fresh();
+      const v1 = await store.create("BGPPeer", peer(nm, 1040));
+      await store.mutate("BGPPeer", nm, (p) => {
+        p.metadata.finalizers = ["example.com/other"];
+        return p;
+      });
+      await store.applyFinalizer("BGPPeer", nm, "weft.dev/conformance", true, { uid: v1.metadata.uid });
+      assert.deepEqual([...((await store.get("BGPPeer", nm))?.metadata.finalizers ?? [])].sort(), [
+        "example.com/other",
+        "weft.dev/conformance",
+      ]);
+      assert.equal(await store.delete("BGPPeer", nm), true);
+      const marked = await store.get("BGPPeer", nm);
+      assert.ok(marked?.metadata.deletionTimestamp, "kept, marked for deletion, while finalizers remain");
+      await store.applyFinalizer("BGPPeer", nm, "weft.dev/conformance", false);
+      assert.deepEqual((await store.get("BGPPeer", nm))?.metadata.finalizers, ["example.com/other"]);
+      await store.mutate("BGPPeer", nm, (p) => {
+        p.metadata.finalizers = [];
+        return p;
+      });
+      await waitFor("the object to go with its last finalizer", async () =>
+        (await store.get("BGPPeer", nm)) === undefined ? true : undefined,
+      );
+      await assert.rejects(store.applyFinalizer("BGPPeer", nm, "weft.dev/conformance", false), NotFoundError);
+      await assert.rejects(store.applyFinalizer("BGPPeer", nm, "weft.dev/conformance", true), NotFoundError);
+      await store.create("BGPPeer", peer(nm, 1041));
+      await assert.rejects(
+        store.applyFinalizer("BGPPeer", nm, "weft.dev/conformance", true, { uid: v1.metadata.uid }),
+        ConflictError,
+        "a finalizer meant for the deleted incarnation must not land on the new one",
+      );
+      assert.equal((await store.get("BGPPeer", nm))?.metadata.finalizers, undefined);
+    });
+
     it("delete removes the object, is false when absent, and honours preconditions", async () => {
       const nm = fresh();
       const v1 = await store.create("BGPPeer", peer(nm));
