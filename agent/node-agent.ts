@@ -10,8 +10,9 @@ import {
 } from "../api/index.js";
 import { Informer } from "../controllers/runtime/informer.js";
 import { storeListWatch } from "../controllers/runtime/listwatch.js";
-import { AlreadyExistsError, type Store } from "../datastore/store.js";
+import type { Store } from "../datastore/store.js";
 import type { Logger } from "../lib/log.js";
+import { sameValue } from "../lib/same.js";
 import { matchesSelector } from "../lib/selector.js";
 import type { ApplyResult, KernelDataplane } from "./dataplane/kernel.js";
 import { DesiredTracker } from "./dataplane/tracker.js";
@@ -70,13 +71,16 @@ export class NodeAgent {
       inScope(i) ? this.tracker.upsertIntent(i.spec) : this.tracker.removeIntent(i.spec.node);
     this.intents.on({
       add: upsert,
-      update: (_o, i) => upsert(i),
+      update: (o, i) => intentChanged(o, i) && upsert(i),
       delete: (i) => this.tracker.removeIntent(i.spec.node),
     });
     const changed = () => this.scheduleSync();
-    for (const inf of [this.intents, this.pools, this.blocks] as Array<
-      Informer<RouteIntent | IPPool | IPAMBlock>
-    >) {
+    this.intents.on({
+      add: changed,
+      update: (o, n) => o !== n && intentChanged(o, n) && changed(),
+      delete: changed,
+    });
+    for (const inf of [this.pools, this.blocks] as Array<Informer<IPPool | IPAMBlock>>) {
       inf.on({ add: changed, update: (o, n) => o !== n && changed(), delete: changed });
     }
   }
@@ -157,20 +161,15 @@ export class NodeAgent {
     await this.writeStatus();
   }
 
-  private async ensureStatusObject(): Promise<void> {
+  /** Server-side apply of the object (its spec names the node); idempotent, so also after restarts. */
+  private ensureStatusObject(): Promise<NodeNetworkStatus> {
     const { node, store } = this.opts;
-    if (await store.get("NodeNetworkStatus", node)) return;
-    const fresh: NodeNetworkStatus = {
+    return store.apply("NodeNetworkStatus", {
       apiVersion: API_VERSION,
       kind: "NodeNetworkStatus",
       metadata: { name: node },
       spec: { node },
-    };
-    try {
-      await store.create("NodeNetworkStatus", fresh);
-    } catch (err) {
-      if (!(err instanceof AlreadyExistsError)) throw err;
-    }
+    });
   }
 
   /**
@@ -179,6 +178,8 @@ export class NodeAgent {
    */
   async writeStatus(): Promise<void> {
     const { node, store } = this.opts;
+    // Read once per process, so conditions keep their transition times across agent restarts.
+    if (!this.written) this.written = await this.ensureStatusObject();
     const pools = this.pools.list();
     const blocks = this.blocks.list().filter((b) => b.spec.affinity === node);
     const poolOf = new Map(pools.map((p) => [p.metadata.name, p]));
@@ -198,16 +199,19 @@ export class NodeAgent {
     const fp = statusFingerprint(status);
     if (fp === this.lastStatus && Date.now() - this.lastStatusAt < (this.opts.statusIntervalMs ?? 60_000))
       return;
-    if (!this.written) await this.ensureStatusObject();
-    this.written = await store.mutate(
-      "NodeNetworkStatus",
-      node,
-      (cur) => ({ ...cur, status: { ...cur.status, ...status } }),
-      {
-        status: true,
-      },
-    );
+    // The agent owns the whole status (field manager weft-agent): what it leaves out is removed.
+    this.written = await store.applyStatus("NodeNetworkStatus", node, status);
     this.lastStatus = fp;
     this.lastStatusAt = Date.now();
   }
+}
+
+/** The controller's status writes (Ready, observedGeneration) change neither routes nor scope. */
+function intentChanged(o: RouteIntent, n: RouteIntent): boolean {
+  return (
+    o === n ||
+    o.metadata.generation === undefined ||
+    o.metadata.generation !== n.metadata.generation ||
+    !sameValue(o.metadata.labels, n.metadata.labels)
+  );
 }

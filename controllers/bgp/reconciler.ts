@@ -134,33 +134,24 @@ export class BgpStatusReconciler implements Reconciler, ControllerPart {
     d: { status: Omit<BGPStatus, "conditions">; conditions: Parameters<typeof mergeConditions>[1] },
     now: string,
   ): Promise<void> {
-    const store = (this.ctx as ControllerContext).store;
+    const ctx = this.ctx as ControllerContext;
+    const cur = kind === "BGPPeer" ? ctx.informers.bgpPeers.get(name) : ctx.informers.bgpConfigs.get(name);
+    if (!cur) return;
+    const conditions = mergeConditions(cur.status?.conditions, d.conditions, cur.metadata.generation, now);
+    const next: BGPStatus = { ...d.status, conditions };
+    if (cur.metadata.generation !== undefined) next.observedGeneration = cur.metadata.generation;
+    if (isDeepStrictEqual(next, cur.status)) return;
+    const ready = conditions.find((c) => c.type === "Ready");
+    log.info("status", {
+      kind,
+      name,
+      ready: ready?.status,
+      reason: ready?.reason,
+      sessions: next.expectedSessions,
+    });
     try {
-      await store.mutate(
-        kind,
-        name,
-        (cur) => {
-          const conditions = mergeConditions(
-            cur.status?.conditions,
-            d.conditions,
-            cur.metadata.generation,
-            now,
-          );
-          const next: BGPStatus = { ...d.status, conditions };
-          if (cur.metadata.generation !== undefined) next.observedGeneration = cur.metadata.generation;
-          if (isDeepStrictEqual(next, cur.status)) return undefined;
-          const ready = conditions.find((c) => c.type === "Ready");
-          log.info("status", {
-            kind,
-            name,
-            ready: ready?.status,
-            reason: ready?.reason,
-            sessions: next.expectedSessions,
-          });
-          return { ...cur, status: next };
-        },
-        { status: true },
-      );
+      // Server-side apply of the status alone: the spec stays owned by whoever applied it (GitOps).
+      await ctx.store.applyStatus(kind, name, next);
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
     }

@@ -1,4 +1,5 @@
 import type { ControllerPart } from "../context.js";
+import { BlockStatusReconciler } from "./blockstatus.js";
 import { PodGC } from "./gc.js";
 import { NodeReconciler } from "./node.js";
 import { PoolStatusReconciler } from "./poolstatus.js";
@@ -7,6 +8,7 @@ import { IpamShared } from "./shared.js";
 export * from "./assigner.js";
 export * from "./audit.js";
 export { BlockCache } from "./blockcache.js";
+export { BlockStatusReconciler, desiredBlockStatus } from "./blockstatus.js";
 export { type GCOptions, PodGC } from "./gc.js";
 export { NodeReconciler } from "./node.js";
 export { type PoolView, poolView } from "./pools.js";
@@ -20,11 +22,11 @@ export interface IpamPartsOptions {
   gcIntervalMs?: number;
   /** Only pools whose name passes (and their blocks) are handled: several controllers over disjoint pools, tests. */
   poolFilter?: (name: string) => boolean;
-  /** Pool status writes are coalesced to at most one per pool this often (default 1000 ms). */
+  /** Pool and block status writes are coalesced to at most one per object this often (default 1000 ms). */
   statusDelayMs?: number;
 }
 
-/** The IPAM concerns of weft-controller: node join/leave, pod address GC, pool status and drain. */
+/** The IPAM concerns of weft-controller: node join/leave, pod address GC, pool and block status, drain. */
 export function ipamControllerParts(opts: IpamPartsOptions = {}): ControllerPart[] {
   const shared = new IpamShared(opts.poolFilter);
   const gc: ConstructorParameters<typeof PodGC>[1] = { poolFilter: opts.poolFilter };
@@ -33,6 +35,7 @@ export function ipamControllerParts(opts: IpamPartsOptions = {}): ControllerPart
   return [
     new NodeReconciler(shared, opts.poolFilter),
     new PoolStatusReconciler(shared, opts.poolFilter, opts.statusDelayMs),
+    new BlockStatusReconciler(opts.poolFilter, opts.statusDelayMs),
     new PodGC(shared, gc),
   ];
 }

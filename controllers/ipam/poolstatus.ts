@@ -189,20 +189,14 @@ export class PoolStatusReconciler implements Reconciler, ControllerPart {
           cache.remove(b.metadata.name);
         }
         if (has) {
-          await ctx.store.mutate("IPPool", name, (p) => {
-            p.metadata.finalizers = (p.metadata.finalizers ?? []).filter((f) => f !== fin);
-            return p;
-          });
+          await ctx.store.applyFinalizer("IPPool", name, fin, false, { uid: pool.metadata.uid });
           log.info("pool drained, finalizer removed", { pool: name, blocksDeleted: blocks.length });
         }
         return;
       }
       if (!has) {
-        await ctx.store.mutate("IPPool", name, (p) => {
-          if (p.metadata.deletionTimestamp || p.metadata.finalizers?.includes(fin)) return p;
-          p.metadata.finalizers = [...(p.metadata.finalizers ?? []), fin];
-          return p;
-        });
+        // Server-side apply of the finalizer alone: the spec stays owned by whoever applied it.
+        await ctx.store.applyFinalizer("IPPool", name, fin, true, { uid: pool.metadata.uid });
         return; // the update event brings the pool back for its status
       }
       await this.writeStatus(pool, blocks);
@@ -218,15 +212,6 @@ export class PoolStatusReconciler implements Reconciler, ControllerPart {
     const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
     const want = desiredPoolStatus(pool, ctx.informers.pools.list(), blocks, now, this.poolFilter);
     if (sameStatus(pool.status, want)) return;
-    await ctx.store.mutate(
-      "IPPool",
-      pool.metadata.name,
-      (p) => {
-        const fresh = desiredPoolStatus(p, ctx.informers.pools.list(), blocks, now, this.poolFilter);
-        p.status = fresh;
-        return p;
-      },
-      { status: true },
-    );
+    await ctx.store.applyStatus("IPPool", pool.metadata.name, want);
   }
 }

@@ -6,13 +6,14 @@ import {
   type RouteIntent,
   type RouteIntentSpec,
 } from "../../api/index.js";
-import { AlreadyExistsError, ConflictError } from "../../datastore/store.js";
+import { ConflictError, NotFoundError } from "../../datastore/store.js";
 import { findHandle, vtepHandle } from "../../ipam/index.js";
 import { createLogger } from "../../lib/log.js";
 import { sameValue } from "../../lib/same.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
 import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
 import { computeRouteIntent, type NodeBlock, underlayIPOf } from "./compute.js";
+import { type IntentWait, intentStatus } from "./status.js";
 import { vtepMAC } from "./vtep.js";
 
 const log = createLogger("routeintent");
@@ -32,9 +33,15 @@ export function desiredIntent(
   node: k8s.V1Node,
   blocks: IPAMBlock[],
   pools: IPPool[],
-): { spec: RouteIntentSpec } | { wait: string } {
+): { spec: RouteIntentSpec } | { wait: IntentWait } {
   const underlayIP = underlayIPOf(node);
-  if (!underlayIP) return { wait: "node has no InternalIP and no weft.dev/underlay-ip annotation" };
+  if (!underlayIP)
+    return {
+      wait: {
+        reason: "NoUnderlayAddress",
+        message: "node has no InternalIP and no weft.dev/underlay-ip annotation",
+      },
+    };
   const poolByName = new Map(pools.map((p) => [p.metadata.name, p]));
   const own: NodeBlock[] = [];
   let vxlan: { vni: number; port: number } | undefined;
@@ -49,7 +56,10 @@ export function desiredIntent(
   let vtep: RouteIntentSpec["vtep"];
   if (vxlan) {
     const ip = findVtep(nodeName, blocks);
-    if (!ip) return { wait: "waiting for the node's VTEP address to be reserved" };
+    if (!ip)
+      return {
+        wait: { reason: "WaitingForVTEP", message: "waiting for the node's VTEP address to be reserved" },
+      };
     vtep = { ip, mac: vtepMAC(nodeName), ...vxlan };
   }
   return { spec: computeRouteIntent({ node: nodeName, underlayIP, blocks: own, ...(vtep ? { vtep } : {}) }) };
@@ -118,38 +128,44 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
     }
     const own = blocks.list().filter((b) => b.spec.affinity === nodeName);
     const desired = desiredIntent(nodeName, node, own, pools.list());
-    if ("wait" in desired) {
-      log.debug("RouteIntent not written yet", { node: nodeName, reason: desired.wait });
-      return { requeueAfter: 5000 };
-    }
-    // The node's labels travel with its intent, so agents can be sharded by --node-selector too.
-    const labels = node.metadata?.labels ?? {};
-    if (existing && sameSpec(existing.spec, desired.spec) && sameLabels(existing.metadata.labels, labels))
-      return;
     try {
-      if (existing) {
-        await ctx.store.update("RouteIntent", {
-          ...existing,
-          metadata: { ...existing.metadata, labels },
-          spec: desired.spec,
-        });
-        log.info("updated RouteIntent", { node: nodeName, routes: desired.spec.routes.length });
-      } else {
-        const intent: RouteIntent = {
+      if ("wait" in desired) {
+        log.debug("RouteIntent not complete yet", { node: nodeName, reason: desired.wait.message });
+        // An intent that exists keeps its last spec (agents keep routing); its status says why.
+        if (existing) await this.writeStatus(existing, desired.wait);
+        return { requeueAfter: 5000 };
+      }
+      // The node's labels travel with its intent, so agents can be sharded by --node-selector too.
+      const labels = node.metadata?.labels ?? {};
+      let current = existing;
+      if (!current || !sameSpec(current.spec, desired.spec) || !sameLabels(current.metadata.labels, labels)) {
+        // Server-side apply: the controller owns the whole intent, so a label or route it no longer
+        // names is removed, and managedFields show weft-controller as the one manager.
+        current = await ctx.store.apply("RouteIntent", {
           apiVersion: API_VERSION,
           kind: "RouteIntent",
           metadata: { name: nodeName, labels, ownerReferences: ownerRef(node) },
           spec: desired.spec,
-        };
-        await ctx.store.create("RouteIntent", intent);
-        log.info("created RouteIntent", { node: nodeName, routes: desired.spec.routes.length });
+        });
+        log.info(existing ? "updated RouteIntent" : "created RouteIntent", {
+          node: nodeName,
+          routes: desired.spec.routes.length,
+          generation: current.metadata.generation,
+        });
       }
+      await this.writeStatus(current, undefined);
     } catch (err) {
-      // Our cache was behind; the informer will deliver the newer object and requeue this node.
-      if (err instanceof ConflictError || err instanceof AlreadyExistsError) return { requeueAfter: 200 };
+      // Deleted or replaced under us: the informer delivers the change and requeues this node.
+      if (err instanceof ConflictError || err instanceof NotFoundError) return { requeueAfter: 200 };
       throw err;
     }
     return;
+  }
+
+  private async writeStatus(intent: RouteIntent, wait: IntentWait | undefined): Promise<void> {
+    const status = intentStatus(intent, wait, new Date());
+    if (sameValue(intent.status, status)) return;
+    await this.ctx?.store.applyStatus("RouteIntent", intent.metadata.name, status);
   }
 }
 

@@ -75,6 +75,30 @@ function nodeStatus(node: string): string {
   });
 }
 
+/** The agent's write of a block: read it, change it, PUT it back with the resourceVersion read. */
+async function replaceBlock(kc: string, cidr: string, change: (spec: Record<string, unknown>) => void) {
+  const got = await as(kc, ["get", "ipamblock", blockName(cidr), "-o", "json"]);
+  if (!got.ok) return got;
+  const obj = JSON.parse(got.stdout) as { spec: Record<string, unknown> };
+  change(obj.spec);
+  return as(kc, ["replace", "-f", "-"], JSON.stringify(obj));
+}
+
+/** Server-side apply, as the Store does it (forced, under the component's field manager). */
+function serverSideApply(kc: string, manager: string, body: object, subresource?: "status") {
+  const args = ["apply", "--server-side", "--force-conflicts", `--field-manager=${manager}`, "-f", "-"];
+  return as(kc, subresource ? [...args, `--subresource=${subresource}`] : args, JSON.stringify(body));
+}
+
+function statusOf(node: string): object {
+  return {
+    apiVersion: "weft.dev/v1alpha1",
+    kind: "NodeNetworkStatus",
+    metadata: { name: node },
+    status: { lastSyncTime: "2026-01-01T00:00:00Z" },
+  };
+}
+
 function allowed(r: Result, what: string): void {
   assert.ok(r.ok, `${what} should be allowed: ${r.out}`);
 }
@@ -147,48 +171,41 @@ describe("least privilege with real credentials", () => {
   test("node A's agent writes its own blocks and status", async () => {
     allowed(await as(agentA, ["create", "-f", "-"], block(cidrA, nodeA)), "create own block");
     allowed(
-      await as(agentA, [
-        "patch",
-        "ipamblock",
-        blockName(cidrA),
-        "--type=merge",
-        "-p",
-        '{"spec":{"sequence":1}}',
-      ]),
+      await replaceBlock(agentA, cidrA, (spec) => {
+        spec.sequence = 1;
+      }),
       "update own block",
     );
-    allowed(await as(agentA, ["create", "-f", "-"], nodeStatus(nodeA)), "create own NodeNetworkStatus");
     allowed(
-      await as(agentA, [
-        "patch",
-        "nodenetworkstatus",
-        nodeA,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        '{"status":{"lastSyncTime":"2026-01-01T00:00:00Z"}}',
-      ]),
-      "update own status",
+      await serverSideApply(agentA, "weft-agent", JSON.parse(nodeStatus(nodeA))),
+      "apply own NodeNetworkStatus",
     );
+    allowed(await serverSideApply(agentA, "weft-agent", statusOf(nodeA), "status"), "apply own status");
     allowed(await as(agentA, ["get", "routeintents,ippools,bgppeers,bgpconfigurations,ipamblocks"]), "read");
     allowed(await as(agentA, ["get", "nodes"]), "read nodes");
   });
 
   test("node A's agent cannot touch node B's block or status, nor claim them", async () => {
     denied(await as(agentA, ["create", "-f", "-"], block(cidrA2, nodeB)), "create a block for B", NOT_OWN);
-    const patchB = (p: string, ...extra: string[]) =>
-      as(agentA, ["patch", "ipamblock", blockName(cidrB), "--type=merge", "-p", p, ...extra]);
-    denied(await patchB('{"spec":{"sequence":5}}'), "update B's block", NOT_OWN);
-    denied(await patchB(`{"spec":{"affinity":"${nodeA}"}}`), "re-point B's block to A", NOT_OWN);
+    const changeB = (change: (spec: Record<string, unknown>) => void) => replaceBlock(agentA, cidrB, change);
     denied(
-      await as(agentA, [
-        "patch",
-        "ipamblock",
-        blockName(cidrA),
-        "--type=merge",
-        "-p",
-        `{"spec":{"affinity":"${nodeB}"}}`,
-      ]),
+      await changeB((spec) => {
+        spec.sequence = 5;
+      }),
+      "update B's block",
+      NOT_OWN,
+    );
+    denied(
+      await changeB((spec) => {
+        spec.affinity = nodeA;
+      }),
+      "re-point B's block to A",
+      NOT_OWN,
+    );
+    denied(
+      await replaceBlock(agentA, cidrA, (spec) => {
+        spec.affinity = nodeB;
+      }),
       "hand its own block to B",
       NOT_OWN,
     );
@@ -199,30 +216,12 @@ describe("least privilege with real credentials", () => {
       NOT_OWN,
     );
     denied(
-      await as(agentA, [
-        "patch",
-        "nodenetworkstatus",
-        nodeB,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        '{"status":{"lastSyncTime":"2026-01-01T00:00:00Z"}}',
-      ]),
-      "update B's status",
+      await serverSideApply(agentA, "weft-agent", statusOf(nodeB), "status"),
+      "apply B's status",
       NOT_OWN,
     );
-    denied(
-      await as(agentA, [
-        "patch",
-        "nodenetworkstatus",
-        nodeB,
-        "--type=merge",
-        "-p",
-        '{"metadata":{"labels":{"x":"y"}}}',
-      ]),
-      "label B's NodeNetworkStatus",
-      NOT_OWN,
-    );
+    const labelled = { ...JSON.parse(nodeStatus(nodeB)), metadata: { name: nodeB, labels: { x: "y" } } };
+    denied(await serverSideApply(agentA, "weft-agent", labelled), "label B's NodeNetworkStatus", NOT_OWN);
   });
 
   test("the agent cannot write RouteIntents, pools, peers or the BGP configuration", async () => {
@@ -283,14 +282,9 @@ describe("least privilege with real credentials", () => {
 
   test("an agent token without a node claim writes nothing", async () => {
     denied(
-      await as(agentUnbound, [
-        "patch",
-        "ipamblock",
-        blockName(cidrA),
-        "--type=merge",
-        "-p",
-        '{"spec":{"sequence":2}}',
-      ]),
+      await replaceBlock(agentUnbound, cidrA, (spec) => {
+        spec.sequence = 2;
+      }),
       "update a block without a node claim",
       /carry no node/,
     );
@@ -309,14 +303,9 @@ describe("least privilege with real credentials", () => {
       return hc.kubeconfigFile(`impersonate-${node}`, stringify(kc));
     };
     const patch = (node: string, cidr: string, seq: number) =>
-      as(imp(node), [
-        "patch",
-        "ipamblock",
-        blockName(cidr),
-        "--type=merge",
-        "-p",
-        `{"spec":{"sequence":${seq}}}`,
-      ]);
+      replaceBlock(imp(node), cidr, (spec) => {
+        spec.sequence = seq;
+      });
     allowed(await patch(nodeB, cidrB, 7), "B's agent updates B's block");
     denied(await patch(nodeB, cidrA, 7), "B's agent updates A's block", NOT_OWN);
   });
@@ -351,13 +340,80 @@ describe("least privilege with real credentials", () => {
         (await as(controller, ["auth", "can-i", verb, resource, ...(ns ? ["-n", ns] : [])])).out,
       )?.[1];
     assert.equal(await can("create", "ipamblocks.weft.dev"), "yes");
-    assert.equal(await can("update", "routeintents.weft.dev"), "yes");
-    assert.equal(await can("update", "ippools.weft.dev/status"), "yes");
+    assert.equal(await can("update", "ippools.weft.dev"), "no", "a pool's spec is the user's");
     assert.equal(await can("update", "nodenetworkstatuses.weft.dev"), "no");
     assert.equal(await can("update", "bgppeers.weft.dev"), "no");
     assert.equal(await can("update", "leases.coordination.k8s.io/weft-controller", namespace), "yes");
     assert.equal(await can("update", "leases.coordination.k8s.io/other", namespace), "no");
     assert.equal(await can("create", "leases.coordination.k8s.io", otherNamespace), "no");
+  });
+
+  test("the controller's server-side applies go through: RouteIntent, pool finalizer, statuses", async () => {
+    const intent = {
+      apiVersion: "weft.dev/v1alpha1",
+      kind: "RouteIntent",
+      metadata: { name: nodeA, labels: { "weft.dev/test": tag } },
+      spec: {
+        node: nodeA,
+        underlayIP: "192.0.2.11",
+        encapsulation: "HostGW",
+        routes: [],
+        neighbors: [],
+        fdb: [],
+      },
+    };
+    allowed(await serverSideApply(controller, "weft-controller", intent), "apply a RouteIntent");
+    const ready = {
+      observedGeneration: 1,
+      conditions: [
+        {
+          type: "Ready",
+          status: "True",
+          reason: "Published",
+          message: "",
+          lastTransitionTime: "2026-01-01T00:00:00Z",
+        },
+      ],
+    };
+    const statusBody = (kind: string, name: string) => ({
+      apiVersion: "weft.dev/v1alpha1",
+      kind,
+      metadata: { name },
+      status: ready,
+    });
+    allowed(
+      await serverSideApply(controller, "weft-controller", statusBody("RouteIntent", nodeA), "status"),
+      "apply a RouteIntent's status",
+    );
+    allowed(
+      await serverSideApply(
+        controller,
+        "weft-controller",
+        statusBody("IPAMBlock", blockName(cidrB)),
+        "status",
+      ),
+      "apply a block's status",
+    );
+    const finalizer = (finalizers?: string[]) => ({
+      apiVersion: "weft.dev/v1alpha1",
+      kind: "IPPool",
+      metadata: { name: pool, ...(finalizers ? { finalizers } : {}) },
+    });
+    allowed(
+      await serverSideApply(controller, "weft-controller-finalizer", finalizer(["weft.dev/pool-drain"])),
+      "apply the pool's finalizer",
+    );
+    allowed(
+      await serverSideApply(controller, "weft-controller-finalizer", finalizer()),
+      "give the pool's finalizer up",
+    );
+    const pools = JSON.parse(await cluster.kubectl(["get", "ippool", pool, "-o", "json"]));
+    assert.equal(pools.metadata.finalizers, undefined, "the finalizer left with its manager");
+    denied(
+      await serverSideApply(controller, "weft-controller", statusOf(nodeA), "status"),
+      "apply a NodeNetworkStatus",
+      NO_RBAC,
+    );
   });
 
   for (const [name, sa] of [

@@ -1,0 +1,117 @@
+import type { IPAMBlock, IPAMBlockStatus } from "../../api/ipamblock.js";
+import { NotFoundError } from "../../datastore/store.js";
+import { cidrSize, parseCidr } from "../../ipam/index.js";
+import { type ConditionInput, setCondition } from "../../lib/conditions.js";
+import { createLogger } from "../../lib/log.js";
+import { sameValue } from "../../lib/same.js";
+import type { ControllerContext, ControllerPart } from "../context.js";
+import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
+
+const log = createLogger("ipam-block");
+
+export interface BlockFacts {
+  /** The node named by spec.affinity exists. */
+  nodeExists: boolean;
+  /** The pool named by spec.pool exists. */
+  poolExists: boolean;
+}
+
+function readyOf(block: IPAMBlock, facts: BlockFacts): ConditionInput {
+  const { affinity, allocations, cidr, pool } = block.spec;
+  const used = `${allocations.length} of ${cidrSize(parseCidr(cidr))} addresses in use`;
+  if (!facts.poolExists)
+    return {
+      type: "Ready",
+      status: false,
+      reason: "PoolMissing",
+      message: `IPPool ${pool} does not exist; ${used}`,
+    };
+  if (!affinity)
+    return { type: "Ready", status: false, reason: "Released", message: `no node owns the block; ${used}` };
+  if (!facts.nodeExists)
+    return {
+      type: "Ready",
+      status: false,
+      reason: "NodeMissing",
+      message: `node ${affinity} no longer exists; the block is released once its pod addresses are free; ${used}`,
+    };
+  return { type: "Ready", status: true, reason: "Claimed", message: `owned by node ${affinity}; ${used}` };
+}
+
+/**
+ * The status of a block: Ready while a node that exists owns it in a pool that exists.
+ * observedGeneration follows the block's generation, which every assignment raises.
+ */
+export function desiredBlockStatus(block: IPAMBlock, facts: BlockFacts, now: Date): IPAMBlockStatus {
+  const generation = block.metadata.generation;
+  const conditions = setCondition(block.status?.conditions, readyOf(block, facts), generation, now);
+  return { ...(generation !== undefined ? { observedGeneration: generation } : {}), conditions };
+}
+
+/**
+ * Keeps every block's Ready condition and observedGeneration current. Writes are coalesced per
+ * block (statusDelayMs after its first change), so a burst of assignments costs one status write
+ * and seldom makes an assigner's compare-and-swap lose to it.
+ */
+export class BlockStatusReconciler implements Reconciler, ControllerPart {
+  readonly name = "ipam-block-status";
+  private controller: Controller | undefined;
+  private ctx: ControllerContext | undefined;
+
+  constructor(
+    private readonly poolFilter?: (name: string) => boolean,
+    private readonly statusDelayMs = 1000,
+  ) {}
+
+  start(ctx: ControllerContext): void {
+    this.ctx = ctx;
+    const controller = new Controller(this.name, this, { workers: 2 });
+    this.controller = controller;
+    const { blocks, nodes, pools } = ctx.informers;
+    const ok = (b: IPAMBlock) => !this.poolFilter || this.poolFilter(b.spec.pool);
+    const later = (b: IPAMBlock) => ok(b) && controller.queue.addAfter(b.metadata.name, this.statusDelayMs);
+    blocks.on({
+      add: later,
+      update: (o, b) => (o === b || o.metadata.generation !== b.metadata.generation) && later(b),
+    });
+    const ofNode = (name: string | undefined) => {
+      for (const b of blocks.list()) if (name && b.spec.affinity === name) later(b);
+    };
+    nodes.on({ add: (n) => ofNode(n.metadata?.name), delete: (n) => ofNode(n.metadata?.name) });
+    const ofPool = (name: string) => {
+      for (const b of blocks.list()) if (b.spec.pool === name) later(b);
+    };
+    pools.on({ add: (p) => ofPool(p.metadata.name), delete: (p) => ofPool(p.metadata.name) });
+    controller.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.controller?.stop();
+  }
+
+  async reconcile(name: string): Promise<ReconcileResult | undefined> {
+    const ctx = this.ctx;
+    if (!ctx) throw new Error("not started");
+    const block = ctx.informers.blocks.get(name);
+    if (!block || (this.poolFilter && !this.poolFilter(block.spec.pool))) return;
+    const affinity = block.spec.affinity;
+    let nodeExists = !affinity || ctx.informers.nodes.get(affinity) !== undefined;
+    if (!nodeExists && ctx.nodeExists) {
+      // Outside this controller's --node-selector shard: alive, and another controller's to describe.
+      if (await ctx.nodeExists(affinity)) return;
+      nodeExists = false;
+    }
+    const poolExists = ctx.informers.pools.get(block.spec.pool) !== undefined;
+    const status = desiredBlockStatus(block, { nodeExists, poolExists }, new Date());
+    if (sameValue(block.status, status)) return;
+    try {
+      await ctx.store.applyStatus("IPAMBlock", name, status);
+    } catch (err) {
+      if (err instanceof NotFoundError) return;
+      throw err;
+    }
+    const ready = status.conditions?.[0];
+    if (ready?.status !== "True") log.info("block not ready", { block: name, reason: ready?.reason });
+    return;
+  }
+}
