@@ -83,7 +83,13 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
     nodes.on({
       add: (n) => enqueue(n.metadata?.name),
       update: (o, n) => {
-        if (underlayIPOf(o) !== underlayIPOf(n) || o === n) enqueue(n.metadata?.name);
+        // The underlay goes into the spec, the labels onto the intent (agents' --node-selector).
+        if (
+          o === n ||
+          underlayIPOf(o) !== underlayIPOf(n) ||
+          !sameLabels(o.metadata?.labels, n.metadata?.labels ?? {})
+        )
+          enqueue(n.metadata?.name);
       },
       delete: (n) => enqueue(n.metadata?.name),
     });
