@@ -81,7 +81,7 @@ export class NodeAgent {
       delete: changed,
     });
     for (const inf of [this.pools, this.blocks] as Array<Informer<IPPool | IPAMBlock>>) {
-      inf.on({ add: changed, update: (o, n) => o !== n && changed(), delete: changed });
+      inf.on({ add: changed, update: (o, n) => o !== n && specChanged(o, n) && changed(), delete: changed });
     }
   }
 
@@ -206,12 +206,15 @@ export class NodeAgent {
   }
 }
 
+/** Status writes (the controller's conditions, pool usage) leave the generation as it was. */
+function specChanged(
+  o: { metadata: { generation?: number } },
+  n: { metadata: { generation?: number } },
+): boolean {
+  return o.metadata.generation === undefined || o.metadata.generation !== n.metadata.generation;
+}
+
 /** The controller's status writes (Ready, observedGeneration) change neither routes nor scope. */
 function intentChanged(o: RouteIntent, n: RouteIntent): boolean {
-  return (
-    o === n ||
-    o.metadata.generation === undefined ||
-    o.metadata.generation !== n.metadata.generation ||
-    !sameValue(o.metadata.labels, n.metadata.labels)
-  );
+  return o === n || specChanged(o, n) || !sameValue(o.metadata.labels, n.metadata.labels);
 }

@@ -6,7 +6,8 @@
  *    address (handle + block), so the ratio is ours / 2.
  * 2. scale: 5,000 nodes and 150,000 addresses (5,000 blocks of 30 allocations, VTEP included),
  *    created directly in the apiserver; weft-controller (dist/controllers/main.js) is started,
- *    stopped and started again: RSS and time until it has reconciled every node with empty queues.
+ *    stopped and started again: RSS and time until it has reconciled every node, block status and
+ *    RouteIntent with empty queues.
  *
  * Flags: --nodes N (5000), --per-node N (30), --burst N (100), --rounds N (3), --skip-scale.
  * Last line of output: one JSON object with the results.
@@ -186,7 +187,10 @@ function rssMB(pid: number, field = "VmRSS"): number {
   return m ? Math.round(Number(m[1]) / 1024) : 0;
 }
 
-/** Starts weft-controller; resolves when every node was reconciled once and the queues are empty. */
+/**
+ * Starts weft-controller; resolves when every node, block and RouteIntent was reconciled at least
+ * once and the queues are empty.
+ */
 async function runController(kubeconfig: string, nodes: number, logFile: string) {
   const port = await freePort();
   const main = fileURLToPath(new URL("../../controllers/main.js", import.meta.url));
@@ -216,7 +220,12 @@ async function runController(kubeconfig: string, nodes: number, logFile: string)
     const ready = await get(`${base}/readyz`);
     if (ready.status === 200) {
       const m = (await get(`${base}/metrics`)).body;
-      const reconciled = metric(m, "weft_reconcile_total", 'controller="ipam-node"');
+      // every node planned, every block's status and every RouteIntent (spec + status) applied
+      const reconciled = Math.min(
+        ...["ipam-node", "ipam-block-status", "routeintent"].map((c) =>
+          metric(m, "weft_reconcile_total", `controller="${c}"`),
+        ),
+      );
       const depth = metric(m, "weft_workqueue_depth", "queue=");
       if (reconciled >= nodes && depth === 0) break;
     }

@@ -10,7 +10,7 @@ export type Shape =
   | { kind: "enum"; values: string[] }
   | { kind: "array"; items: Shape }
   | { kind: "map"; values: Shape }
-  | { kind: "object"; props: Record<string, { optional: boolean; shape: Shape }> };
+  | { kind: "object"; props: Record<string, { optional: boolean; defaulted?: boolean; shape: Shape }> };
 
 /** Top-level shapes of one kind: its spec and (when it has one) its status. */
 export interface KindShape {
@@ -154,9 +154,10 @@ export function shapeOfSchema(s: JSONSchemaProps): Shape {
         return { kind: "map", values: shapeOfSchema(s.additionalProperties) };
       }
       const required = new Set(s.required ?? []);
-      const props: Record<string, { optional: boolean; shape: Shape }> = {};
+      const props: Record<string, { optional: boolean; defaulted?: boolean; shape: Shape }> = {};
       for (const [name, sub] of Object.entries(s.properties ?? {})) {
         props[name] = { optional: !required.has(name), shape: shapeOfSchema(sub) };
+        if (sub.default !== undefined) props[name].defaulted = true;
       }
       return { kind: "object", props };
     }
@@ -198,7 +199,9 @@ export function diffShapes(path: string, ts: Shape, crd: Shape): string[] {
       if (!b) out.push(`${p}: in the TypeScript type but not in the CRD schema`);
       else if (!a) out.push(`${p}: in the CRD schema but not in the TypeScript type`);
       else {
-        if (a.optional !== b.optional) {
+        // A field the CRD defaults may be left out by writers yet is always there when read:
+        // either spelling in TypeScript is right.
+        if (a.optional !== b.optional && !(b.optional && b.defaulted)) {
           out.push(
             `${p}: ${a.optional ? "optional" : "required"} in TypeScript but ${b.optional ? "optional" : "required"} in the CRD`,
           );
