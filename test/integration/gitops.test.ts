@@ -148,7 +148,18 @@ describe("GitOps: server-side apply, field managers and status conditions", () =
       `routeintent/${node}`,
     ]);
     const block = await waitFor("the node's block", blockOfNode, 30_000);
-    await cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=60s", `ipamblock/${block}`]);
+    const blocksNow = async () =>
+      (await store.list("IPAMBlock")).items
+        .filter((b) => b.spec.pool === pool)
+        .map((b) => `${b.metadata.name} (node ${b.spec.affinity})`)
+        .join(", ");
+    await cluster
+      .kubectl(["wait", "--for=condition=Ready", "--timeout=60s", `ipamblock/${block}`])
+      .catch(async (err: Error) => {
+        throw new Error(
+          `${err.message}\nblocks of ${pool} now: ${await blocksNow()}\ncontroller log:\n${controllerLog()}`,
+        );
+      });
     for (const [kind, name] of [
       ["ippool", pool],
       ["routeintent", node],
@@ -193,7 +204,15 @@ describe("GitOps: server-side apply, field managers and status conditions", () =
   it("objects Weft derives are applied whole by their one component", async () => {
     const intent = await get("routeintent", node);
     assert.deepEqual(managers(intent).sort(), ["weft-controller/Apply", "weft-controller/Apply/status"]);
-    const block = await get("ipamblock", (await blockOfNode())!);
+    const name = await waitFor("the node's block", blockOfNode, 30_000);
+    const block = await waitFor(
+      "the block's status",
+      async () => {
+        const o = await get("ipamblock", name);
+        return current(o) ? o : undefined;
+      },
+      30_000,
+    );
     // a block is the unit of compare-and-swap (create = claim, PUT with resourceVersion), its
     // status is applied
     assert.ok(managers(block).includes("weft-controller/Apply/status"), managers(block).join(" "));
