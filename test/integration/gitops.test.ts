@@ -148,18 +148,20 @@ describe("GitOps: server-side apply, field managers and status conditions", () =
       `routeintent/${node}`,
     ]);
     const block = await waitFor("the node's block", blockOfNode, 30_000);
-    const blocksNow = async () =>
-      (await store.list("IPAMBlock")).items
-        .filter((b) => b.spec.pool === pool)
-        .map((b) => `${b.metadata.name} (node ${b.spec.affinity})`)
-        .join(", ");
-    await cluster
-      .kubectl(["wait", "--for=condition=Ready", "--timeout=60s", `ipamblock/${block}`])
-      .catch(async (err: Error) => {
-        throw new Error(
-          `${err.message}\nblocks of ${pool} now: ${await blocksNow()}\ncontroller log:\n${controllerLog()}`,
-        );
-      });
+    // kubectl wait reads through the apiserver's watch cache, which under load can lag a block
+    // created moments ago by seconds (NotFound); ask again until it has caught up.
+    await waitFor(
+      `kubectl wait --for=condition=Ready ipamblock/${block}`,
+      () =>
+        cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=10s", `ipamblock/${block}`]).then(
+          () => true,
+          () => undefined,
+        ),
+      60_000,
+      500,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\ncontroller log:\n${controllerLog()}`);
+    });
     for (const [kind, name] of [
       ["ippool", pool],
       ["routeintent", node],
