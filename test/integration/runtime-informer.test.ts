@@ -108,6 +108,14 @@ describe("informer against the apiserver", () => {
     assert.deepEqual(log, want);
     assert.equal((inf.get(b.metadata.name) as BGPPeer | undefined)?.spec.port, 3);
     assert.equal(inf.get(existing.metadata.name), undefined);
+    // the cache keeps no managedFields (from the list nor from the watch); the apiserver still has them
+    for (const o of inf.list()) assert.equal("managedFields" in o.metadata, false, o.metadata.name);
+    const cached = inf.get(b.metadata.name) as BGPPeer;
+    await store.update("BGPPeer", { ...cached, spec: { ...cached.spec, port: 4 } });
+    const stored = JSON.parse(
+      await cluster.kubectl(["get", "bgppeer", b.metadata.name, "-o", "json", "--show-managed-fields"]),
+    ) as { metadata: { managedFields?: unknown[] } };
+    assert.ok((stored.metadata.managedFields?.length ?? 0) > 0, "an update from a cached copy keeps them");
     await inf.stop();
   });
 
@@ -213,6 +221,8 @@ describe("informer against the apiserver", () => {
     const watched = inf.get(`default/${second}`);
     assert.equal(typeof watched?.metadata?.creationTimestamp, "string", "watch objects are plain JSON too");
     assert.equal(watched?.metadata?.annotations?.["weft.dev/x"], "1");
+    assert.equal(watched?.metadata?.managedFields, undefined, "no managedFields in the cache");
+    assert.equal(inf.get(`default/${first}`)?.metadata?.managedFields, undefined);
     await waitFor("both pods reconciled", () => (reconciled.has(`default/${second}`) ? true : undefined));
     assert.ok(reconciled.has(`default/${first}`));
     await inf.stop();
