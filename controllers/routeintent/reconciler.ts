@@ -5,6 +5,7 @@ import {
   type IPPool,
   type RouteIntent,
   type RouteIntentSpec,
+  type RouteIntentStatus,
 } from "../../api/index.js";
 import { ConflictError, NotFoundError } from "../../datastore/store.js";
 import { findHandle, vtepHandle } from "../../ipam/index.js";
@@ -33,7 +34,7 @@ export function desiredIntent(
   node: k8s.V1Node,
   blocks: IPAMBlock[],
   pools: IPPool[],
-): { spec: RouteIntentSpec } | { wait: IntentWait } {
+): { spec: RouteIntentSpec; blocks: number } | { wait: IntentWait } {
   const underlayIP = underlayIPOf(node);
   if (!underlayIP)
     return {
@@ -62,7 +63,10 @@ export function desiredIntent(
       };
     vtep = { ip, mac: vtepMAC(nodeName), ...vxlan };
   }
-  return { spec: computeRouteIntent({ node: nodeName, underlayIP, blocks: own, ...(vtep ? { vtep } : {}) }) };
+  return {
+    spec: computeRouteIntent({ node: nodeName, underlayIP, blocks: own, ...(vtep ? { vtep } : {}) }),
+    blocks: own.length,
+  };
 }
 
 /**
@@ -73,6 +77,11 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
   readonly name = "routeintent";
   private controller: Controller | undefined;
   private ctx: ControllerContext | undefined;
+  /**
+   * What this process last wrote per intent. The informer delivers our own writes a little later;
+   * until it has, a reconcile would compare with an older object and write the same thing again.
+   */
+  private readonly written = new Map<string, WrittenIntent>();
 
   start(ctx: ControllerContext): void {
     this.ctx = ctx;
@@ -96,6 +105,8 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
     blocks.on({
       add: (b) => enqueue(b.spec.affinity),
       update: (o, b) => {
+        // Status writes and pod addresses leave the generation alone and change no intent.
+        if (o !== b && o.metadata.generation === b.metadata.generation) return;
         if (o.spec.affinity !== b.spec.affinity) enqueue(o.spec.affinity);
         enqueue(b.spec.affinity);
       },
@@ -109,7 +120,13 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
       update: (o, n) => o.metadata.generation !== n.metadata.generation && all(),
       delete: all,
     });
-    intents.on({ update: (_o, i) => enqueue(i.metadata.name), delete: (i) => enqueue(i.metadata.name) });
+    intents.on({
+      update: (_o, i) => enqueue(i.metadata.name),
+      delete: (i) => {
+        this.written.delete(i.metadata.name);
+        enqueue(i.metadata.name);
+      },
+    });
     controller.start();
   }
 
@@ -126,12 +143,15 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
     if (!node || node.metadata?.deletionTimestamp) {
       // With --node-selector a node outside this shard is absent from the cache but alive.
       if (existing && !node && (await ctx.nodeExists?.(nodeName))) return;
+      this.written.delete(nodeName);
       if (existing) {
         await ctx.store.delete("RouteIntent", nodeName);
         log.info("deleted RouteIntent of removed node", { node: nodeName });
       }
       return;
     }
+    const mine = this.written.get(nodeName);
+    if (mine && isBehind(existing, mine)) return; // the watch brings our write, and this node again
     const own = blocks.list().filter((b) => b.spec.affinity === nodeName);
     const desired = desiredIntent(nodeName, node, own, pools.list());
     try {
@@ -141,6 +161,9 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
         if (existing) await this.writeStatus(existing, desired.wait);
         return { requeueAfter: 5000 };
       }
+      // A joining node is reconciled before its block reaches the cache: an intent now would say
+      // nothing and be rewritten a moment later. The block's arrival brings the node back.
+      if (!existing && desired.blocks === 0) return;
       // The node's labels travel with its intent, so agents can be sharded by --node-selector too.
       const labels = node.metadata?.labels ?? {};
       let current = existing;
@@ -152,6 +175,10 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
           kind: "RouteIntent",
           metadata: { name: nodeName, labels, ownerReferences: ownerRef(node) },
           spec: desired.spec,
+        });
+        this.written.set(nodeName, {
+          uid: current.metadata.uid,
+          generation: current.metadata.generation ?? 0,
         });
         log.info(existing ? "updated RouteIntent" : "created RouteIntent", {
           node: nodeName,
@@ -169,10 +196,38 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
   }
 
   private async writeStatus(intent: RouteIntent, wait: IntentWait | undefined): Promise<void> {
+    const name = intent.metadata.name;
     const status = intentStatus(intent, wait, new Date());
     if (sameValue(intent.status, status)) return;
-    await this.ctx?.store.applyStatus("RouteIntent", intent.metadata.name, status);
+    const key = statusKey(status);
+    const mine = this.written.get(name);
+    if (mine?.uid === intent.metadata.uid && mine?.status === key) return;
+    await this.ctx?.store.applyStatus("RouteIntent", name, status);
+    this.written.set(name, {
+      uid: intent.metadata.uid,
+      generation: Math.max(mine?.generation ?? 0, intent.metadata.generation ?? 0),
+      status: key,
+    });
   }
+}
+
+interface WrittenIntent {
+  uid: string | undefined;
+  generation: number;
+  /** statusKey of the status last applied. */
+  status?: string;
+}
+
+/** The cached intent is older than what this process wrote (or its create is not cached yet). */
+function isBehind(cached: RouteIntent | undefined, mine: WrittenIntent): boolean {
+  if (!cached) return true;
+  return cached.metadata.uid === mine.uid && (cached.metadata.generation ?? 0) < mine.generation;
+}
+
+/** A status without its timestamps: what it says, and about which generation. */
+function statusKey(status: RouteIntentStatus): string {
+  const conditions = (status.conditions ?? []).map(({ lastTransitionTime: _t, ...c }) => c);
+  return JSON.stringify({ observedGeneration: status.observedGeneration, conditions });
 }
 
 function ownerRef(node: k8s.V1Node) {
