@@ -136,10 +136,19 @@ describe("GitOps: server-side apply, field managers and status conditions", () =
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const controllerLog = () => (ctl ? readFileSync(ctl.logFile, "utf8").slice(-3000) : "");
+  const controllerLog = () => (ctl ? readFileSync(ctl.logFile, "utf8").slice(-6000) : "");
 
   it("every status the controller writes has a Ready condition at the current generation", async () => {
-    // what `kubectl wait --for=condition=Ready` and kstatus-based health checks rely on
+    // what `kubectl wait --for=condition=Ready` and kstatus-based health checks rely on; kubectl
+    // wait fails at once on an object that does not exist yet, and an intent is written only once
+    // the node has its block
+    await waitFor(
+      "the node's RouteIntent",
+      async () => ((await store.get("RouteIntent", node)) ? true : undefined),
+      60_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\ncontroller log:\n${controllerLog()}`);
+    });
     await cluster.kubectl([
       "wait",
       "--for=condition=Ready",
