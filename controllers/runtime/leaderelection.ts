@@ -265,28 +265,39 @@ export class LeaderElector {
     this.observed = { holder, resourceVersion, durationMs, at };
   }
 
-  /** Hands the lease back: empty holder, so the next candidate need not wait for it to expire. */
+  /**
+   * Hands the lease back: empty holder, so the next candidate need not wait for it to expire. A
+   * renewal interrupted by stop() may still land after our read; that conflict is read again.
+   */
   private async release(): Promise<void> {
     const { namespace, name, identity } = this.opts;
-    try {
-      const lease = await this.api.readNamespacedLease({ name, namespace });
-      if (lease.spec?.holderIdentity !== identity) return;
-      await this.api.replaceNamespacedLease({
-        name,
-        namespace,
-        body: {
-          ...lease,
-          spec: {
-            ...lease.spec,
-            holderIdentity: "",
-            leaseDurationSeconds: 1,
-            renewTime: new k8s.V1MicroTime(Date.now()),
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const lease = await this.api.readNamespacedLease({ name, namespace });
+        if (lease.spec?.holderIdentity !== identity) return;
+        await this.api.replaceNamespacedLease({
+          name,
+          namespace,
+          body: {
+            ...lease,
+            spec: {
+              ...lease.spec,
+              holderIdentity: "",
+              leaseDurationSeconds: 1,
+              renewTime: new k8s.V1MicroTime(Date.now()),
+            },
           },
-        },
-      });
-      this.log.info("released the lease", { lease: `${namespace}/${name}` });
-    } catch (err) {
-      this.log.warn("could not release the lease; others take over when it expires", { error: String(err) });
+        });
+        this.log.info("released the lease", { lease: `${namespace}/${name}` });
+        return;
+      } catch (err) {
+        const conflict = err instanceof k8s.ApiException && err.code === 409;
+        if (conflict && attempt < 5) continue;
+        this.log.warn("could not release the lease; others take over when it expires", {
+          error: conflict ? "HTTP 409 (kept changing)" : String(err).split("\n")[0],
+        });
+        return;
+      }
     }
   }
 }
