@@ -121,6 +121,8 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
       delete: all,
     });
     intents.on({
+      // our own create arriving: a reconcile skipped while the cache was behind it runs again
+      add: (i) => enqueue(i.metadata.name),
       update: (_o, i) => enqueue(i.metadata.name),
       delete: (i) => {
         this.written.delete(i.metadata.name);
