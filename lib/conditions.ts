@@ -7,36 +7,67 @@ export interface ConditionInput {
   message: string;
 }
 
+/** Kubernetes time format for conditions: seconds, no fraction. */
+function conditionTime(now: Date): string {
+  return now.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
 /**
- * Sets one condition in a list the Kubernetes way: lastTransitionTime changes only when the status
- * flips, observedGeneration records which spec the condition describes (GitOps health checks and
- * `kubectl wait --for=condition=Ready` rely on both). Returns a new list; the input is not changed.
+ * One condition the Kubernetes way: lastTransitionTime changes only when the status flips,
+ * observedGeneration records which spec the condition describes (GitOps health checks and
+ * `kubectl wait --for=condition=Ready` rely on both).
  */
+function nextCondition(
+  previous: Condition | undefined,
+  input: ConditionInput,
+  observedGeneration: number | undefined,
+  now: string,
+): Condition {
+  const status: Condition["status"] =
+    typeof input.status === "boolean" ? (input.status ? "True" : "False") : input.status;
+  return {
+    type: input.type,
+    status,
+    reason: input.reason,
+    message: input.message,
+    lastTransitionTime: previous && previous.status === status ? previous.lastTransitionTime : now,
+    ...(observedGeneration !== undefined ? { observedGeneration } : {}),
+  };
+}
+
+/** Sets one condition in a list (see nextCondition). Returns a new list; the input is not changed. */
 export function setCondition(
   conditions: readonly Condition[] | undefined,
   input: ConditionInput,
   observedGeneration: number | undefined,
   now: Date = new Date(),
 ): Condition[] {
-  const status: Condition["status"] =
-    typeof input.status === "boolean" ? (input.status ? "True" : "False") : input.status;
   const list = [...(conditions ?? [])];
   const i = list.findIndex((c) => c.type === input.type);
-  const previous = i >= 0 ? list[i] : undefined;
-  const next: Condition = {
-    type: input.type,
-    status,
-    reason: input.reason,
-    message: input.message,
-    lastTransitionTime:
-      previous && previous.status === status
-        ? previous.lastTransitionTime
-        : now.toISOString().replace(/\.\d{3}Z$/, "Z"),
-    ...(observedGeneration !== undefined ? { observedGeneration } : {}),
-  };
+  const next = nextCondition(i >= 0 ? list[i] : undefined, input, observedGeneration, conditionTime(now));
   if (i >= 0) list[i] = next;
   else list.push(next);
   return list;
+}
+
+/**
+ * The whole list becomes exactly `next` (types not named are dropped), each condition keeping its
+ * lastTransitionTime from `old` where its status did not change. `now` is already formatted.
+ */
+export function mergeConditions(
+  old: readonly Condition[] | undefined,
+  next: readonly ConditionInput[],
+  observedGeneration: number | undefined,
+  now: string,
+): Condition[] {
+  return next.map((c) =>
+    nextCondition(
+      old?.find((o) => o.type === c.type),
+      c,
+      observedGeneration,
+      now,
+    ),
+  );
 }
 
 export function conditionOf(

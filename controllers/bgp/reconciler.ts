@@ -5,10 +5,10 @@ import { secretRefKey } from "../../agent/bgp/validate.js";
 import type { BGPStatus } from "../../api/bgp.js";
 import type { LabelSelector } from "../../api/meta.js";
 import { NotFoundError } from "../../datastore/store.js";
+import { mergeConditions } from "../../lib/conditions.js";
 import { createLogger } from "../../lib/log.js";
 import { matchesSelector } from "../../lib/selector.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
-import { mergeConditions } from "../ipam/poolstatus.js";
 import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
 import { desiredBgpStatus, referencedPasswords } from "./status.js";
 

@@ -12,7 +12,7 @@ export { BlockStatusReconciler, desiredBlockStatus } from "./blockstatus.js";
 export { type GCOptions, PodGC } from "./gc.js";
 export { NodeReconciler } from "./node.js";
 export { type PoolView, poolView } from "./pools.js";
-export { desiredPoolStatus, mergeConditions, PoolStatusReconciler } from "./poolstatus.js";
+export { desiredPoolStatus, PoolStatusReconciler } from "./poolstatus.js";
 export { IpamShared } from "./shared.js";
 
 export interface IpamPartsOptions {

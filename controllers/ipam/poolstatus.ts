@@ -3,6 +3,7 @@ import type { IPPool, IPPoolStatus } from "../../api/ippool.js";
 import { type Condition, FINALIZERS } from "../../api/meta.js";
 import { ConflictError, NotFoundError } from "../../datastore/store.js";
 import { isEmptyOfPods, isIpamError, parsePool, poolUsage } from "../../ipam/index.js";
+import { mergeConditions } from "../../lib/conditions.js";
 import { createLogger } from "../../lib/log.js";
 import { sameValue } from "../../lib/same.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
@@ -13,22 +14,6 @@ import type { IpamShared } from "./shared.js";
 const log = createLogger("ipam-pool");
 
 type CondInput = Omit<Condition, "lastTransitionTime" | "observedGeneration">;
-
-/** Conditions with lastTransitionTime kept where the status did not change. */
-export function mergeConditions(
-  old: readonly Condition[] | undefined,
-  next: CondInput[],
-  generation: number | undefined,
-  now: string,
-): Condition[] {
-  return next.map((c) => {
-    const prev = old?.find((o) => o.type === c.type);
-    const since = prev && prev.status === c.status ? prev.lastTransitionTime : now;
-    const out: Condition = { ...c, lastTransitionTime: since };
-    if (generation !== undefined) out.observedGeneration = generation;
-    return out;
-  });
-}
 
 /** What the pool's status should say, from the pool, every pool (overlaps) and the blocks. */
 export function desiredPoolStatus(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { conditionOf, isTrue, setCondition } from "../../../lib/conditions.js";
+import { conditionOf, isTrue, mergeConditions, setCondition } from "../../../lib/conditions.js";
 
 describe("setCondition", () => {
   const t0 = new Date("2026-01-01T00:00:00.000Z");
@@ -43,5 +43,37 @@ describe("setCondition", () => {
     assert.equal(b.length, 2);
     assert.equal(conditionOf(b, "Exhausted")?.status, "Unknown");
     assert.equal(isTrue(b, "Ready"), true);
+  });
+});
+
+describe("mergeConditions", () => {
+  it("becomes exactly the named conditions, keeping a transition time where the status stayed", () => {
+    const old = setCondition(
+      setCondition(
+        undefined,
+        { type: "Ready", status: true, reason: "Ok", message: "" },
+        1,
+        new Date("2026-01-01T00:00:00Z"),
+      ),
+      { type: "Exhausted", status: false, reason: "Free", message: "" },
+      1,
+      new Date("2026-01-01T00:00:00Z"),
+    );
+    const merged = mergeConditions(
+      old,
+      [
+        { type: "Ready", status: "True", reason: "StillOk", message: "m" },
+        { type: "Overlapping", status: "False", reason: "NoOverlap", message: "" },
+      ],
+      2,
+      "2026-02-02T00:00:00Z",
+    );
+    assert.deepEqual(
+      merged.map((c) => [c.type, c.reason, c.lastTransitionTime, c.observedGeneration]),
+      [
+        ["Ready", "StillOk", "2026-01-01T00:00:00Z", 2],
+        ["Overlapping", "NoOverlap", "2026-02-02T00:00:00Z", 2],
+      ],
+    );
   });
 });
