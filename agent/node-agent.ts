@@ -11,6 +11,7 @@ import {
 import { Informer } from "../controllers/runtime/informer.js";
 import { storeListWatch } from "../controllers/runtime/listwatch.js";
 import type { Store } from "../datastore/store.js";
+import { SerialDebounce } from "../lib/debounce.js";
 import type { Logger } from "../lib/log.js";
 import { sameValue } from "../lib/same.js";
 import { matchesSelector } from "../lib/selector.js";
@@ -46,9 +47,8 @@ export class NodeAgent {
   readonly intents: Informer<RouteIntent>;
   readonly pools: Informer<IPPool>;
   readonly blocks: Informer<IPAMBlock>;
-  private syncTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
-  private syncing: Promise<void> = Promise.resolve();
+  private readonly syncs: SerialDebounce;
   private lastStatus = "";
   private written: NodeNetworkStatus | undefined;
   private readonly tracker: DesiredTracker;
@@ -56,10 +56,14 @@ export class NodeAgent {
   private problems: string[] = [];
   private appliedIntents: Record<string, number> = {};
   private firstApply: ApplyResult | undefined;
-  private stopped = false;
   private readonly kernel: KernelFeatures;
 
   constructor(private readonly opts: NodeAgentOptions) {
+    this.syncs = new SerialDebounce(
+      opts.syncDelayMs ?? 20,
+      () => this.sync(),
+      (err) => opts.logger.error("sync failed", { error: err instanceof Error ? err.message : String(err) }),
+    );
     this.intents = new Informer(storeListWatch(opts.store, "RouteIntent"), { resyncMs: 5 * 60_000 });
     this.pools = new Informer(storeListWatch(opts.store, "IPPool"), { resyncMs: 5 * 60_000 });
     this.blocks = new Informer(storeListWatch(opts.store, "IPAMBlock"), { resyncMs: 5 * 60_000 });
@@ -74,7 +78,7 @@ export class NodeAgent {
       update: (o, i) => intentChanged(o, i) && upsert(i),
       delete: (i) => this.tracker.removeIntent(i.spec.node),
     });
-    const changed = () => this.scheduleSync();
+    const changed = () => this.syncs.schedule();
     this.intents.on({
       add: changed,
       update: (o, n) => o !== n && intentChanged(o, n) && changed(),
@@ -105,24 +109,9 @@ export class NodeAgent {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.syncTimer) clearTimeout(this.syncTimer);
     if (this.statusTimer) clearInterval(this.statusTimer);
-    await Promise.all([this.intents.stop(), this.pools.stop(), this.blocks.stop()]);
-    await this.syncing.catch(() => undefined);
+    await Promise.all([this.intents.stop(), this.pools.stop(), this.blocks.stop(), this.syncs.stop()]);
     await this.opts.dataplane.stop();
-  }
-
-  private scheduleSync(): void {
-    if (this.stopped || this.syncTimer) return;
-    this.syncTimer = setTimeout(() => {
-      this.syncTimer = undefined;
-      this.syncing = this.syncing
-        .then(() => this.sync())
-        .catch((err: unknown) => {
-          this.opts.logger.error("sync failed", { error: err instanceof Error ? err.message : String(err) });
-        });
-    }, this.opts.syncDelayMs ?? 20);
   }
 
   /** The tracker, brought up to date with this node's own blocks (blackholes). */

@@ -10,6 +10,7 @@ import type { BGPSessionStatus, NodeNetworkStatusStatus } from "../../api/nodene
 import { Informer } from "../../controllers/runtime/informer.js";
 import { coreListWatch, storeListWatch } from "../../controllers/runtime/listwatch.js";
 import type { Store } from "../../datastore/store.js";
+import { SerialDebounce } from "../../lib/debounce.js";
 import type { Logger } from "../../lib/log.js";
 import { BirdProcess } from "./bird-process.js";
 import { type BirdProtocol, sessionStatuses } from "./birdc.js";
@@ -80,8 +81,11 @@ export class BgpManager {
   private readonly secrets = new Map<string, SecretEntry>();
   private active = false;
   private stopped = false;
-  private syncTimer: NodeJS.Timeout | undefined;
-  private syncing: Promise<void> = Promise.resolve();
+  private readonly syncs = new SerialDebounce(
+    50,
+    () => this.sync(),
+    (err) => this.opts.logger.error("BGP sync failed", { error: this.clean(errorText(err)) }),
+  );
   private rendered: RenderedProtocol[] = [];
   private problems: string[] = [];
   private applyError: string | undefined;
@@ -127,9 +131,7 @@ export class BgpManager {
   /** Stops watching; BIRD keeps running so that routes and sessions outlive the agent. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.syncTimer) clearTimeout(this.syncTimer);
-    await Promise.all([this.configs.stop(), this.peers.stop(), this.nodes?.stop()]);
-    await this.syncing.catch(() => undefined);
+    await Promise.all([this.configs.stop(), this.peers.stop(), this.nodes?.stop(), this.syncs.stop()]);
     this.bird.release();
   }
 
@@ -140,15 +142,7 @@ export class BgpManager {
   }
 
   private schedule(): void {
-    if (this.stopped || this.syncTimer) return;
-    this.syncTimer = setTimeout(() => {
-      this.syncTimer = undefined;
-      this.syncing = this.syncing
-        .then(() => this.sync())
-        .catch((err: unknown) => {
-          this.opts.logger.error("BGP sync failed", { error: this.clean(errorText(err)) });
-        });
-    }, 50);
+    this.syncs.schedule();
   }
 
   /** BGP matters once a BGP pool or a BGPPeer exists; only then are all Nodes watched. */

@@ -1,0 +1,30 @@
+/**
+ * Runs `run` once, `delayMs` after the first of any number of schedule() calls, and never two at
+ * once: a burst of watch events costs one pass, and a pass scheduled while one runs follows it.
+ */
+export class SerialDebounce {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    private readonly delayMs: number,
+    private readonly run: () => Promise<void>,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  schedule(): void {
+    if (this.stopped || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.running.then(() => this.run()).catch(this.onError);
+    }, this.delayMs);
+  }
+
+  /** No pass starts after this; resolves when the one running (if any) is over. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running.catch(() => undefined);
+  }
+}
