@@ -12,11 +12,9 @@
  * Flags: --nodes N (5000), --per-node N (30), --burst N (100), --rounds N (3), --skip-scale.
  * Last line of output: one JSON object with the results.
  */
-import { spawn } from "node:child_process";
-import { openSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { API_VERSION, blockName, type IPAMBlockSpec } from "../../api/index.js";
@@ -25,8 +23,8 @@ import { KubernetesStore } from "../../datastore/kubernetes.js";
 import { writesTotal } from "../../datastore/metrics.js";
 import { blockCidrAt, parsePool, vtepHandle as vtepOf } from "../../ipam/index.js";
 import { startControlPlane, stopControlPlane } from "../../test/harness/controlplane.js";
-import { freePort } from "../../test/harness/ports.js";
 import { sleep, stopPid } from "../../test/harness/procs.js";
+import { spawnController } from "../controller.js";
 
 const CALICO_WRITES_PER_ADDRESS = 2;
 
@@ -192,28 +190,8 @@ function rssMB(pid: number, field = "VmRSS"): number {
  * once and the queues are empty.
  */
 async function runController(kubeconfig: string, nodes: number, logFile: string) {
-  const port = await freePort();
-  const main = fileURLToPath(new URL("../../controllers/main.js", import.meta.url));
-  const out = openSync(logFile, "a");
   const t0 = performance.now();
-  const child = spawn(
-    process.execPath,
-    [
-      main,
-      "--kubeconfig",
-      kubeconfig,
-      "--leader-elect",
-      "false",
-      "--health-port",
-      String(port),
-      "--health-host",
-      "127.0.0.1",
-      "--gc-grace-ms",
-      "3600000",
-    ],
-    { stdio: ["ignore", out, out], env: { ...process.env, WEFT_LOG_LEVEL: "warn" } },
-  );
-  const base = `http://127.0.0.1:${port}`;
+  const { child, base } = await spawnController(kubeconfig, logFile, ["--gc-grace-ms", "3600000"]);
   for (;;) {
     if (child.exitCode !== null)
       throw new Error(`weft-controller exited with ${child.exitCode}; see ${logFile}`);

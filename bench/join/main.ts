@@ -9,18 +9,15 @@
  * Flags: --nodes N (1000), --rate N nodes per second (50).
  * Last line of output: one JSON object with the results.
  */
-import { spawn } from "node:child_process";
-import { openSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { API_VERSION } from "../../api/index.js";
 import { KubernetesStore } from "../../datastore/kubernetes.js";
 import { withConnectionReuse } from "../../lib/kubeconfig.js";
 import { startControlPlane, stopControlPlane } from "../../test/harness/controlplane.js";
-import { freePort } from "../../test/harness/ports.js";
 import { sleep, stopPid } from "../../test/harness/procs.js";
+import { spawnController } from "../controller.js";
 
 const { values } = parseArgs({
   options: {
@@ -73,26 +70,8 @@ async function main(): Promise<void> {
       metadata: { name: "bench-join" },
       spec: { cidr: "10.128.0.0/12", encapsulation: "VXLAN" },
     });
-    const port = await freePort();
-    const main = fileURLToPath(new URL("../../controllers/main.js", import.meta.url));
-    const out = openSync(join(cp.dir, "controller.log"), "a");
-    const child = spawn(
-      process.execPath,
-      [
-        main,
-        "--kubeconfig",
-        cp.kubeconfig,
-        "--leader-elect",
-        "false",
-        "--health-port",
-        String(port),
-        "--health-host",
-        "127.0.0.1",
-      ],
-      { stdio: ["ignore", out, out], env: { ...process.env, WEFT_LOG_LEVEL: "warn" } },
-    );
+    const { child, base } = await spawnController(cp.kubeconfig, join(cp.dir, "controller.log"));
     controller = child.pid;
-    const base = `http://127.0.0.1:${port}`;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`weft-controller exited with ${child.exitCode}`);
       if ((await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200) break;
