@@ -6,6 +6,7 @@ import { createLogger } from "../../lib/log.js";
 import { sameValue } from "../../lib/same.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
 import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
+import type { IpamShared } from "./shared.js";
 
 const log = createLogger("ipam-block");
 
@@ -59,6 +60,7 @@ export class BlockStatusReconciler implements Reconciler, ControllerPart {
   private ctx: ControllerContext | undefined;
 
   constructor(
+    private readonly shared: IpamShared,
     private readonly poolFilter?: (name: string) => boolean,
     private readonly statusDelayMs = 1000,
   ) {}
@@ -74,8 +76,10 @@ export class BlockStatusReconciler implements Reconciler, ControllerPart {
       add: later,
       update: (o, b) => (o === b || o.metadata.generation !== b.metadata.generation) && later(b),
     });
+    // The assigner's cache indexes blocks by node: a start-up replay of every node scans nothing.
+    const cache = this.shared.init(ctx).cache;
     const ofNode = (name: string | undefined) => {
-      for (const b of blocks.list()) if (name && b.spec.affinity === name) later(b);
+      if (name) for (const b of cache.ofNode(name)) later(b);
     };
     nodes.on({ add: (n) => ofNode(n.metadata?.name), delete: (n) => ofNode(n.metadata?.name) });
     const ofPool = (name: string) => {

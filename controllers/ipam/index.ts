@@ -35,7 +35,7 @@ export function ipamControllerParts(opts: IpamPartsOptions = {}): ControllerPart
   return [
     new NodeReconciler(shared, opts.poolFilter),
     new PoolStatusReconciler(shared, opts.poolFilter, opts.statusDelayMs),
-    new BlockStatusReconciler(opts.poolFilter, opts.statusDelayMs),
+    new BlockStatusReconciler(shared, opts.poolFilter, opts.statusDelayMs),
     new PodGC(shared, gc),
   ];
 }
