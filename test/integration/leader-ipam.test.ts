@@ -129,11 +129,14 @@ it("two controllers: one acts, a SIGKILLed leader is replaced and the other carr
     LEASE_MS * 5,
   );
   await joinNode(`${tag}-n2`);
-  assert.match(
-    log(follower),
-    new RegExp(`claimed block at node join node=${tag}-n2`),
-    "the new leader does the work",
-  );
+  // The block is visible to the API before the controller's create returns and it logs the claim.
+  const claimedN2 = new RegExp(`claimed block at node join node=${tag}-n2`);
+  const logged = await waitFor(
+    "the new leader logging its claim",
+    () => (claimedN2.test(log(follower)) ? true : undefined),
+    10_000,
+  ).catch(() => false);
+  assert.ok(logged, `the new leader does the work; its log:\n${log(follower)}`);
   const blocks = (await store.list("IPAMBlock")).items.filter((x) => x.spec.pool === pool);
   assert.equal(blocks.length, 2, "one block per node, no double claims");
 });
