@@ -55,6 +55,9 @@ export class NodeAgent {
   private lastStatusAt = 0;
   private problems: string[] = [];
   private appliedIntents: Record<string, number> = {};
+  /** Status writes one after another: two in flight could land in the opposite order. */
+  private statusWrites: Promise<void> = Promise.resolve();
+  private readonly inScope: (i: RouteIntent) => boolean;
   private firstApply: ApplyResult | undefined;
   private readonly kernel: KernelFeatures;
 
@@ -71,6 +74,7 @@ export class NodeAgent {
     this.tracker = new DesiredTracker({ node: opts.node, ipipSupported: this.kernel.ipip });
     // One intent at a time: a change costs what it touches, not a recomputation of every node.
     const inScope = (i: RouteIntent) => matchesSelector(opts.nodeSelector, i.metadata.labels);
+    this.inScope = inScope;
     const upsert = (i: RouteIntent) =>
       inScope(i) ? this.tracker.upsertIntent(i.spec) : this.tracker.removeIntent(i.spec.node);
     this.intents.on({
@@ -136,7 +140,9 @@ export class NodeAgent {
     this.firstApply ??= result;
     this.problems = problems;
     this.appliedIntents = Object.fromEntries(
-      intents.filter((i) => i.spec.node !== node).map((i) => [i.metadata.name, i.metadata.generation ?? 0]),
+      intents
+        .filter((i) => i.spec.node !== node && this.inScope(i))
+        .map((i) => [i.metadata.name, i.metadata.generation ?? 0]),
     );
     if (result.actions > 0 || result.failed.length > 0) {
       this.opts.logger.info("applied", {
@@ -147,7 +153,12 @@ export class NodeAgent {
       });
     }
     for (const p of problems) this.opts.logger.warn("intent not applied", { problem: p });
-    await this.writeStatus();
+    // The kernel is done; a status the apiserver refuses now is retried by the status timer.
+    await this.writeStatus().catch((err: unknown) =>
+      this.opts.logger.error("could not write NodeNetworkStatus", {
+        error: err instanceof Error ? err.message : String(err),
+      }),
+    );
   }
 
   /** Server-side apply of the object (its spec names the node); idempotent, so also after restarts. */
@@ -165,7 +176,13 @@ export class NodeAgent {
    * Updates this node's NodeNetworkStatus from the last write it made (no read per sync: every
    * agent syncs on every block change in the cluster); skips writes that would say nothing new.
    */
-  async writeStatus(): Promise<void> {
+  writeStatus(): Promise<void> {
+    const next = this.statusWrites.then(() => this.writeStatusNow());
+    this.statusWrites = next.catch(() => undefined);
+    return next;
+  }
+
+  private async writeStatusNow(): Promise<void> {
     const { node, store } = this.opts;
     // Read once per process, so conditions keep their transition times across agent restarts.
     if (!this.written) this.written = await this.ensureStatusObject();

@@ -1,6 +1,7 @@
 import type { Condition } from "../api/meta.js";
 import type { NodeNetworkStatusStatus } from "../api/nodenetworkstatus.js";
 import { setCondition } from "../lib/conditions.js";
+import { canonicalJson } from "../lib/same.js";
 import type { DataplaneStatus } from "./dataplane/kernel.js";
 
 export interface KernelFeatures {
@@ -76,11 +77,14 @@ export function nodeStatus(input: StatusInput): NodeNetworkStatusStatus {
     );
   }
 
+  // Server-side apply turns a map emptied by its owner into null, which the schema refuses
+  // (measured on the apiserver); an absent map is removed cleanly and reads as none applied.
+  const { appliedIntents: _previous, ...previous } = input.previous ?? {};
   return {
-    ...input.previous,
+    ...previous,
     observedGeneration: input.generation,
     conditions,
-    appliedIntents: input.appliedIntents,
+    ...(Object.keys(input.appliedIntents).length > 0 ? { appliedIntents: input.appliedIntents } : {}),
     owned: { ...dp.owned },
     lastSyncTime: (now ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z"),
   };
@@ -89,5 +93,5 @@ export function nodeStatus(input: StatusInput): NodeNetworkStatusStatus {
 /** Status minus the fields that change on every write, to skip writes that say nothing new. */
 export function statusFingerprint(s: NodeNetworkStatusStatus): string {
   const { lastSyncTime: _t, ...rest } = s;
-  return JSON.stringify(rest);
+  return canonicalJson(rest);
 }

@@ -3,7 +3,12 @@
  * apiserver hands objects back with its own key order). Used to skip writes that change nothing.
  */
 export function sameValue(a: unknown, b: unknown): boolean {
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** JSON with keys sorted and undefined members left out: equal for values sameValue calls equal. */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(canonical(v));
 }
 
 function canonical(v: unknown): unknown {
