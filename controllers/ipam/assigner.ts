@@ -225,6 +225,11 @@ export class Assigner {
     return this.pools.get(name) !== undefined;
   }
 
+  /** Whether the cache has seen the pool marked for deletion (it then gives no new addresses). */
+  seesPoolDeleting(name: string): boolean {
+    return this.pools.get(name)?.metadata.deletionTimestamp !== undefined;
+  }
+
   /** Addresses the handle holds, from the cache (async to fit the agent's AddressAssigner). */
   async lookup(handle: string): Promise<Assignment | undefined> {
     return this.holding(handle);

@@ -45,11 +45,15 @@ export async function sessionsOf(net: ClusterNetwork, node: string): Promise<BGP
   return (await net.store.get("NodeNetworkStatus", node))?.status?.bgpSessions ?? [];
 }
 
-/** Waits until each node reports exactly `expected(node)` sessions, all Established, and BGP=True. */
+/**
+ * Waits until each node reports exactly `expected(node)` sessions, all Established (and meeting
+ * `accept`: BIRD feeds a session's exports after it comes up, and status is sampled), and BGP=True.
+ */
 export async function waitSessions(
   net: ClusterNetwork,
   expected: (node: string) => number,
   timeoutMs = 90_000,
+  accept: (s: BGPSessionStatus) => boolean = () => true,
 ): Promise<Map<string, BGPSessionStatus[]>> {
   const names = [...net.topo.nodes.keys()];
   try {
@@ -61,7 +65,8 @@ export async function waitSessions(
           const nns = await net.store.get("NodeNetworkStatus", n);
           const s = nns?.status?.bgpSessions ?? [];
           const bgp = nns?.status?.conditions?.find((c) => c.type === "BGP");
-          if (s.length !== expected(n) || !s.every((x) => x.state === "Established")) return undefined;
+          if (s.length !== expected(n) || !s.every((x) => x.state === "Established" && accept(x)))
+            return undefined;
           if (bgp?.status !== "True") return undefined;
           out.set(n, s);
         }
@@ -109,6 +114,12 @@ export async function waitAllRoutes(net: ClusterNetwork, timeoutMs = 60_000): Pr
     names.every((n) => blocks.some((b) => b.spec.affinity === n)),
     "every node has a block",
   );
+}
+
+/** What BIRD on `node` says of its best route to `cidr` (`birdc show route for ... all`). */
+export function birdRoute(net: ClusterNetwork, node: string, cidr: string): string {
+  const socket = join(net.opts.runDir, node, "bird", "bird.ctl");
+  return execFileSync("birdc", ["-s", socket, "show", "route", "for", cidr, "all"], { encoding: "utf8" });
 }
 
 /** Distinct sessions across the cluster, from the nodes' status (a node pair counts once). */

@@ -4,12 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { testCluster } from "../harness/cluster.js";
-import { ClusterNetwork, formatConnectivity } from "../harness/clusternet.js";
+import { ClusterNetwork, formatConnectivity, RR_CLUSTER_ID } from "../harness/clusternet.js";
 import { alive, sleep, waitFor } from "../harness/procs.js";
 import { requireRoot } from "../harness/topology.js";
 import {
   bgpRoutes,
   bgpTestCIDR,
+  birdRoute,
   distinctSessions,
   requireBird,
   sessionsOf,
@@ -43,7 +44,12 @@ describe("BGP: full mesh, then two route reflectors", { timeout: 900_000 }, () =
   });
 
   it("full mesh: 15 sessions Established, every other node's blocks in every kernel via BGP, pods ping", async () => {
-    const all = await waitSessions(net, () => N - 1);
+    const all = await waitSessions(
+      net,
+      () => N - 1,
+      undefined,
+      (s) => (s.routesExported ?? 0) > 0,
+    );
     assert.equal(distinctSessions(all, net), (N * (N - 1)) / 2);
     for (const [node, sessions] of all) {
       assert.deepEqual(
@@ -71,11 +77,19 @@ describe("BGP: full mesh, then two route reflectors", { timeout: 900_000 }, () =
       if (!reflectors.has(node)) assert.deepEqual(sessions.map((s) => s.peer).sort(), [n(1), n(2)]);
     }
     await waitAllRoutes(net);
-    // a client's route to another client points at that client, not at the reflector
-    const r = await bgpRoutes(net, n(3));
+    // a client learns another client's block through a reflector (the route carries the
+    // reflectors' cluster id), and the route still points at that client, not at the reflector
     const block4 = (await net.store.list("IPAMBlock")).items.find((b) => b.spec.affinity === n(4));
-    assert.equal(r.get(block4?.spec.cidr as string)?.gateway, net.topo.nodes.get(n(4))?.underlayIP);
-    const result = await net.connectivity();
+    const cidr4 = block4?.spec.cidr as string;
+    await waitFor(`${n(3)} to learn ${cidr4} through a reflector`, () =>
+      birdRoute(net, n(3), cidr4).includes(`BGP.cluster_list: ${RR_CLUSTER_ID}`) ? true : undefined,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${birdRoute(net, n(3), cidr4)}`);
+    });
+    const r = await bgpRoutes(net, n(3));
+    assert.equal(r.get(cidr4)?.gateway, net.topo.nodes.get(n(4))?.underlayIP);
+    // sessions that were mesh sessions went down and routes were re-learned: traffic returns
+    const result = await net.waitConnectivity();
     assert.equal(result.ok, result.total, formatConnectivity(result));
   });
 

@@ -133,12 +133,20 @@ function renderNode(
 }
 
 /** Waits until every rendered session of node i is Established; returns the statuses. */
-async function established(u: Underlay, i: number, r: RenderResult) {
+/** `accept`: more to wait for per session (BIRD feeds exports only after a session is up). */
+async function established(
+  u: Underlay,
+  i: number,
+  r: RenderResult,
+  accept: (s: ReturnType<typeof sessionStatuses>[number]) => boolean = () => true,
+) {
   return waitFor(
     `node${i}: ${r.protocols.length} sessions Established`,
     async () => {
       const st = sessionStatuses(await u.bird(i).status(), r.protocols);
-      return st.length === r.protocols.length && st.every((s) => s.state === "Established") ? st : undefined;
+      return st.length === r.protocols.length && st.every((s) => s.state === "Established" && accept(s))
+        ? st
+        : undefined;
     },
     30000,
     200,
@@ -398,7 +406,12 @@ describe("GoBGP external peer with an MD5 password", () => {
       await u.bird(i).apply(r.config);
     }
     for (const i of nodes) {
-      const st = await established(u, i, renders.get(i) as RenderResult);
+      const st = await established(
+        u,
+        i,
+        renders.get(i) as RenderResult,
+        (s) => s.peer !== "gobgp" || (s.routesExported ?? 0) >= 1,
+      );
       const ext = st.find((s) => s.peer === "gobgp");
       assert.ok(ext, `node${i} status lists the external peer`);
       assert.equal(ext.peerIP, extIP);

@@ -64,6 +64,7 @@ describe("weft-cni on a three-node cluster network", { timeout: 300_000 }, () =>
       },
       30_000,
     );
+    await net.waitSwitched("HostGW");
     const result = await net.connectivity();
     assert.equal(result.ok, result.total, formatConnectivity(result));
   });

@@ -237,10 +237,14 @@ export class Driver {
   }
 }
 
+/**
+ * Polls until `check` holds. The default wait stays below the dataplane's 60 s full resync, so a
+ * repair seen in time came from the netlink event path; how fast is printed, never asserted.
+ */
 export async function eventually<T>(
   what: string,
   check: () => T | undefined | false,
-  timeoutMs = 5000,
+  timeoutMs = 30_000,
   intervalMs = 20,
 ): Promise<{ value: T; ms: number }> {
   const t0 = performance.now();

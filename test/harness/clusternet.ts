@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { ROUTE_PROTOCOL_BGP } from "../../agent/bgp/render.js";
-import { ANNOTATIONS, type IPPool } from "../../api/index.js";
+import { ANNOTATIONS, type IPPool, type RouteIntent } from "../../api/index.js";
 import { Assigner } from "../../controllers/ipam/assigner.js";
 import { EtcdStore } from "../../datastore/etcd.js";
 import { KubernetesStore } from "../../datastore/kubernetes.js";
@@ -262,23 +262,35 @@ export class ClusterNetwork {
     this.controllerPid = undefined;
   }
 
-  /** Every node has a RouteIntent and every agent reports Ready having applied every other node's intent. */
-  async waitConverged(timeoutMs = 60_000): Promise<void> {
+  /**
+   * Every node has a RouteIntent and every agent reports Ready having applied the current
+   * generation of every other node's intent (after a spec change, the new one), in a sync at or
+   * after `since` when given (a restarted agent must report for itself, not by its predecessor's
+   * status).
+   */
+  async waitConverged(timeoutMs = 60_000, since?: Date): Promise<void> {
     const names = [...this.topo.nodes.keys()];
+    // lastSyncTime has whole seconds
+    const sinceSec = since ? Math.floor(since.getTime() / 1000) * 1000 : 0;
     await this.explainOnFailure(
       waitFor(
-        "every agent Ready with every other node's RouteIntent applied",
+        "every agent Ready with every other node's current RouteIntent applied",
         async () => {
+          const intents = new Map<string, RouteIntent>();
+          for (const n of names) {
+            const ri = await this.store.get("RouteIntent", n);
+            if (!ri) return undefined;
+            if (ri.spec.routes.length === 0 && ri.spec.encapsulation !== "BGP") return undefined;
+            intents.set(n, ri);
+          }
           for (const n of names) {
             const nns = await this.store.get("NodeNetworkStatus", n);
             const ready = nns?.status?.conditions?.find((c) => c.type === "Ready");
             if (ready?.status !== "True") return undefined;
-            const applied = Object.keys(nns?.status?.appliedIntents ?? {}).filter((k) => names.includes(k));
-            if (applied.length !== names.length - 1) return undefined;
-            const ri = await this.store.get("RouteIntent", n);
-            if (!ri || ri.spec.routes.length === 0) {
-              if (ri?.spec.encapsulation !== "BGP") return undefined;
-            }
+            if (new Date(nns?.status?.lastSyncTime ?? 0).getTime() < sinceSec) return undefined;
+            const applied = nns?.status?.appliedIntents ?? {};
+            for (const [other, ri] of intents)
+              if (other !== n && applied[other] !== ri.metadata.generation) return undefined;
           }
           return true;
         },
@@ -286,6 +298,28 @@ export class ClusterNetwork {
         250,
       ),
     );
+  }
+
+  /**
+   * After a pool's encapsulation changed: every node's RouteIntent says the new one, then every
+   * agent has applied those intents (waitConverged), so every kernel has switched.
+   */
+  async waitSwitched(encapsulation: RouteIntent["spec"]["encapsulation"], timeoutMs = 60_000): Promise<void> {
+    const names = [...this.topo.nodes.keys()];
+    await this.explainOnFailure(
+      waitFor(
+        `every node's RouteIntent to say ${encapsulation}`,
+        async () => {
+          for (const n of names)
+            if ((await this.store.get("RouteIntent", n))?.spec.encapsulation !== encapsulation)
+              return undefined;
+          return true;
+        },
+        timeoutMs,
+        250,
+      ),
+    );
+    await this.waitConverged(timeoutMs);
   }
 
   /**
@@ -470,6 +504,20 @@ export class ClusterNetwork {
       matrix.set(from.name, row);
     }
     return { ok, total, matrix };
+  }
+
+  /**
+   * connectivity(), asked again until every pair answers or `timeoutMs` passes (the last result
+   * is returned either way): for right after a change that drops and re-learns routes.
+   */
+  async waitConnectivity(
+    timeoutMs = 30_000,
+  ): Promise<{ ok: number; total: number; matrix: Map<string, Map<string, boolean>> }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const result = await this.connectivity();
+      if (result.ok === result.total || Date.now() > deadline) return result;
+    }
   }
 
   /** Lets go of in-process watches (the processes and namespaces keep running): the lab exits after this. */

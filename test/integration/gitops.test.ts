@@ -149,28 +149,25 @@ describe("GitOps: server-side apply, field managers and status conditions", () =
     ).catch((err: Error) => {
       throw new Error(`${err.message}\ncontroller log:\n${controllerLog()}`);
     });
-    await cluster.kubectl([
-      "wait",
-      "--for=condition=Ready",
-      "--timeout=90s",
-      `ippool/${pool}`,
-      `routeintent/${node}`,
-    ]);
-    const block = await waitFor("the node's block", blockOfNode, 30_000);
-    // kubectl wait reads through the apiserver's watch cache, which under load can lag a block
+    // kubectl wait reads through the apiserver's watch cache, which under load can lag an object
     // created moments ago by seconds (NotFound); ask again until it has caught up.
-    await waitFor(
-      `kubectl wait --for=condition=Ready ipamblock/${block}`,
-      () =>
-        cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=10s", `ipamblock/${block}`]).then(
-          () => true,
-          () => undefined,
-        ),
-      60_000,
-      500,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}\ncontroller log:\n${controllerLog()}`);
-    });
+    const kubectlWaitReady = (ref: string) =>
+      waitFor(
+        `kubectl wait --for=condition=Ready ${ref}`,
+        () =>
+          cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=10s", ref]).then(
+            () => true,
+            () => undefined,
+          ),
+        90_000,
+        500,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\ncontroller log:\n${controllerLog()}`);
+      });
+    await kubectlWaitReady(`ippool/${pool}`);
+    await kubectlWaitReady(`routeintent/${node}`);
+    const block = await waitFor("the node's block", blockOfNode, 30_000);
+    await kubectlWaitReady(`ipamblock/${block}`);
     for (const [kind, name] of [
       ["ippool", pool],
       ["routeintent", node],

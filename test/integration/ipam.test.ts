@@ -319,7 +319,9 @@ describe("IPAM controller", () => {
 
       // Deleting a pool with a live allocation: the finalizer keeps it until the address is gone.
       await store.delete("IPPool", p);
-      await sleep(1500);
+      await waitFor("the assigner to see the pool marked for deletion", () =>
+        assigner.seesPoolDeleting(p) ? true : undefined,
+      );
       const draining = await store.get("IPPool", p);
       assert.ok(draining?.metadata.deletionTimestamp, "pool is marked for deletion");
       assert.ok(draining.metadata.finalizers?.includes(FINALIZERS.pool), "and kept by the finalizer");

@@ -12,6 +12,7 @@ import { parse, stringify } from "yaml";
 import { blockName } from "../../api/ipamblock.js";
 import { testCluster } from "../harness/cluster.js";
 import { kubectl, tokenKubeconfig } from "../harness/controlplane.js";
+import { waitFor } from "../harness/procs.js";
 import { repoRoot } from "../harness/tools.js";
 import { normalizeRules, parseCanIList } from "../unit/ship/canilist.js";
 import { HelmCluster, isolatedPool, uniqueRelease } from "./helm-support.js";
@@ -147,6 +148,17 @@ describe("least privilege with real credentials", () => {
     agentA = await token(agentSA, ["--bound-object-kind=Node", `--bound-object-name=${nodeA}`]);
     agentUnbound = await token(agentSA);
     controller = await token(controllerSA);
+    // The apiserver takes up new bindings and admission policies through its own watches: until
+    // both act, a refusal could come from the missing binding or a write could get through.
+    await waitFor(
+      "the chart's RBAC and admission policy in effect",
+      async () => {
+        const r = await as(agentA, ["create", "--dry-run=server", "-f", "-"], block(cidrA2, nodeB));
+        return !r.ok && NOT_OWN.test(r.out) ? true : undefined;
+      },
+      30_000,
+      250,
+    );
   });
 
   after(async () => {
