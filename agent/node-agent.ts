@@ -58,6 +58,7 @@ export class NodeAgent {
   /** Status writes one after another: two in flight could land in the opposite order. */
   private statusWrites: Promise<void> = Promise.resolve();
   private readonly inScope: (i: RouteIntent) => boolean;
+  private started = false;
   private firstApply: ApplyResult | undefined;
   private readonly kernel: KernelFeatures;
 
@@ -82,7 +83,8 @@ export class NodeAgent {
       update: (o, i) => intentChanged(o, i) && upsert(i),
       delete: (i) => this.tracker.removeIntent(i.spec.node),
     });
-    const changed = () => this.syncs.schedule();
+    // Before start() has the caches synced, events only fill them; start()'s own sync reads them.
+    const changed = () => this.started && this.syncs.schedule();
     this.intents.on({
       add: changed,
       update: (o, n) => o !== n && intentChanged(o, n) && changed(),
@@ -107,7 +109,8 @@ export class NodeAgent {
     await Promise.all([this.intents.waitForSync(), this.pools.waitForSync(), this.blocks.waitForSync()]);
     await this.opts.dataplane.setDesired(this.desired());
     await this.opts.dataplane.start();
-    await this.sync();
+    this.started = true;
+    await this.syncs.runNow();
     this.statusTimer = setInterval(() => void this.writeStatus().catch(() => undefined), 5_000);
     this.statusTimer.unref();
   }
@@ -131,7 +134,7 @@ export class NodeAgent {
   }
 
   /** One pass: desired state from the caches, applied to the kernel, then status. */
-  async sync(): Promise<void> {
+  private async sync(): Promise<void> {
     const { node } = this.opts;
     const intents = this.intents.list();
     const tracker = this.desired();

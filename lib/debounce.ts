@@ -21,6 +21,16 @@ export class SerialDebounce {
     }, this.delayMs);
   }
 
+  /**
+   * One pass now, after the one running (if any), in the same series as scheduled passes; its
+   * error is returned to the caller rather than reported.
+   */
+  runNow(): Promise<void> {
+    const pass = this.running.then(() => this.run());
+    this.running = pass.catch(() => undefined);
+    return pass;
+  }
+
   /** No pass starts after this; resolves when the one running (if any) is over. */
   async stop(): Promise<void> {
     this.stopped = true;

@@ -37,6 +37,33 @@ describe("SerialDebounce", () => {
     assert.equal(maxInFlight, 1);
   });
 
+  it("runNow runs a pass after the running one, in series with scheduled passes, and returns its error", async () => {
+    const order: string[] = [];
+    let release: (() => void) | undefined;
+    let fail = false;
+    const d = new SerialDebounce(
+      1,
+      async () => {
+        order.push("start");
+        if (order.length === 1) await new Promise<void>((r) => (release = r));
+        order.push("end");
+        if (fail) throw new Error("refused");
+      },
+      () => assert.fail("runNow's error goes to its caller"),
+    );
+    d.schedule();
+    await until(() => release !== undefined);
+    const now = d.runNow();
+    await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(order, ["start"], "runNow waits for the running pass");
+    release?.();
+    await now;
+    assert.deepEqual(order, ["start", "end", "start", "end"]);
+    fail = true;
+    await assert.rejects(d.runNow(), /refused/);
+    await d.stop();
+  });
+
   it("reports a failing pass and keeps going; nothing runs after stop", async () => {
     const errors: unknown[] = [];
     let runs = 0;
