@@ -12,6 +12,7 @@ import { Informer } from "../controllers/runtime/informer.js";
 import { storeListWatch } from "../controllers/runtime/listwatch.js";
 import type { Store } from "../datastore/store.js";
 import { SerialDebounce } from "../lib/debounce.js";
+import { jittered } from "../lib/jitter.js";
 import type { Logger } from "../lib/log.js";
 import { sameValue } from "../lib/same.js";
 import { matchesSelector } from "../lib/selector.js";
@@ -59,6 +60,8 @@ export class NodeAgent {
   private statusWrites: Promise<void> = Promise.resolve();
   private readonly inScope: (i: RouteIntent) => boolean;
   private started = false;
+  /** How often an unchanged status is rewritten anyway (a heartbeat), spread per process. */
+  private readonly statusIntervalMs: number;
   private firstApply: ApplyResult | undefined;
   private readonly kernel: KernelFeatures;
 
@@ -72,6 +75,7 @@ export class NodeAgent {
     this.pools = new Informer(storeListWatch(opts.store, "IPPool"), { resyncMs: 5 * 60_000 });
     this.blocks = new Informer(storeListWatch(opts.store, "IPAMBlock"), { resyncMs: 5 * 60_000 });
     this.kernel = opts.kernel ?? { ipip: existsSync("/sys/module/ipip") };
+    this.statusIntervalMs = jittered(opts.statusIntervalMs ?? 60_000);
     this.tracker = new DesiredTracker({ node: opts.node, ipipSupported: this.kernel.ipip });
     // One intent at a time: a change costs what it touches, not a recomputation of every node.
     const inScope = (i: RouteIntent) => matchesSelector(opts.nodeSelector, i.metadata.labels);
@@ -206,8 +210,7 @@ export class NodeAgent {
     });
     const status = this.opts.decorateStatus?.(base, this.written?.metadata.generation) ?? base;
     const fp = statusFingerprint(status);
-    if (fp === this.lastStatus && Date.now() - this.lastStatusAt < (this.opts.statusIntervalMs ?? 60_000))
-      return;
+    if (fp === this.lastStatus && Date.now() - this.lastStatusAt < this.statusIntervalMs) return;
     // The agent owns the whole status (field manager weft-agent): what it leaves out is removed.
     this.written = await store.applyStatus("NodeNetworkStatus", node, status);
     this.lastStatus = fp;

@@ -15,6 +15,7 @@
  *
  * All work runs one operation at a time through a queue.
  */
+import { jittered } from "../../lib/jitter.js";
 import type { Logger } from "../../lib/log.js";
 import { type BulkOptions, BulkSender } from "../netlink/bulk.js";
 import * as C from "../netlink/constants.js";
@@ -196,7 +197,7 @@ export class KernelDataplane {
     this.running = true;
     this.resyncTimer = setInterval(
       () => void this.resync().catch(() => undefined),
-      this.opts.resyncIntervalMs,
+      jittered(this.opts.resyncIntervalMs),
     );
     this.resyncTimer.unref();
     return this.resync();
