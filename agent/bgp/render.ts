@@ -197,7 +197,15 @@ export function renderBirdConfig(input: RenderInput): RenderResult {
     L.push(`protocol kernel weft_kernel${x} {`);
     L.push(`  ipv${f} {`);
     L.push("    import none;");
-    L.push("    export filter { if source = RTS_BGP then accept; reject; };");
+    // Nothing learned over BGP ever lands on this node's own blocks. Checked here rather than in
+    // the BGP import filter: a new block then changes one kernel channel, where an import filter
+    // change reloads every BGP channel and asks every peer to refresh (bench/bgp: 1.6-2.9 s
+    // from a new block to BIRD reconfigured with 49 peers, 0.1 s with 2).
+    if (blocks[f].length)
+      L.push(
+        `    export filter { if source != RTS_BGP then reject; if net ~ ${prefixSet(blocks[f], true)} then reject; accept; };`,
+      );
+    else L.push("    export filter { if source = RTS_BGP then accept; reject; };");
     L.push("  };");
     L.push("  persist;");
     L.push("  graceful restart;");
@@ -220,7 +228,6 @@ export function renderBirdConfig(input: RenderInput): RenderResult {
     L.push("  reject;");
     L.push("}");
     L.push(`filter weft_import${x} {`);
-    if (blocks[f].length) L.push(`  if net ~ ${prefixSet(blocks[f], true)} then reject;`);
     if (pools[f].length) L.push(`  if ! (net ~ ${prefixSet(pools[f], true)}) then reject;`);
     L.push("  accept;");
     L.push("}");

@@ -8,7 +8,7 @@
  *   node dist/bench/bgp/main.js [--nodes 50] [--rounds 5]
  */
 import { execFile } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -38,6 +38,19 @@ interface ModeResult {
 async function hasRoute(ns: string, cidr: string): Promise<boolean> {
   const { stdout } = await run("ip", ["-n", ns, "route", "show", cidr, "proto", String(ROUTE_PROTOCOL_BGP)]);
   return stdout.trim().length > 0;
+}
+
+/** When the owner's agent logged its BIRD reconfiguration after `since` (log times are local HH:MM:SS.mmm). */
+function ownerReconfiguredAt(logFile: string, since: number): number | undefined {
+  const day = new Date(since);
+  for (const line of readFileSync(logFile, "utf8").split("\n")) {
+    const m = /^(\d\d):(\d\d):(\d\d)\.(\d{3}) .*BIRD reconfigured sessions=/.exec(line);
+    if (!m) continue;
+    const at = new Date(day);
+    at.setHours(Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]));
+    if (at.getTime() >= since) return at.getTime();
+  }
+  return undefined;
 }
 
 async function benchMode(
@@ -108,6 +121,7 @@ async function benchMode(
       const cidr = free[r] as string;
       const others = names.filter((x) => x !== owner).map((x) => net.topo.nodes.get(x)?.ns as string);
       const start = performance.now();
+      const startWall = Date.now();
       let first: number | undefined;
       await net.store.create("IPAMBlock", {
         apiVersion: "weft.dev/v1alpha1",
@@ -132,6 +146,10 @@ async function benchMode(
       );
       convergeMs.push(Math.round(performance.now() - start));
       firstMs.push(Math.round(first ?? performance.now() - start));
+      const reconfigured = ownerReconfiguredAt(join(runDir, `agent-${owner}.log`), startWall);
+      console.error(
+        `${mode} round ${r + 1}: owner ${owner}'s BIRD reconfigured ${reconfigured === undefined ? "?" : reconfigured - startWall} ms after the block was created; first kernel ${firstMs[r]} ms, all ${convergeMs[r]} ms`,
+      );
     }
     const sorted = [...convergeMs].sort((a, b) => a - b);
     const result: ModeResult = {

@@ -11,7 +11,7 @@ import { computeTopology, type Topology, type TopologyNode } from "../../agent/b
 import { secretRefKey } from "../../agent/bgp/validate.js";
 import type { BGPPeer } from "../../api/bgp.js";
 import { ANNOTATIONS } from "../../api/meta.js";
-import { startDetached, stopPid, waitFor } from "../harness/procs.js";
+import { sleep, startDetached, stopPid, waitFor } from "../harness/procs.js";
 
 /**
  * Real BIRD 2 in network namespaces on a bridge underlay (the bridge lives in its own namespace;
@@ -291,6 +291,34 @@ describe("BIRD full mesh (3 nodes)", () => {
     assert.deepEqual(
       st.map((s) => s.since),
       sinceBefore,
+    );
+  });
+
+  it("reads status slowly once every session is up and unchanged, and fast again after a configure", async () => {
+    const old = u.bird(1);
+    (old as unknown as { stopping: boolean }).stopping = true;
+    let reads = 0;
+    const watched = new BirdProcess({
+      dir: join(u.dir, "node1"),
+      wrap: ["ip", "netns", "exec", u.ns(1)],
+      statusIntervalMs: 100,
+      statusIdleIntervalMs: 120_000,
+      onStatus: () => reads++,
+    });
+    u.birds.set("1", watched);
+    const config = renders.get(1)?.config as string;
+    assert.equal(await watched.apply(config), "reconfigured");
+    watched.watchStatus();
+    // fast reads until two in a row agree that every session is Established, then the idle pace
+    await waitFor("the reader to settle", async () => {
+      const before = reads;
+      await sleep(1000);
+      return reads > 1 && reads === before ? true : undefined;
+    });
+    const settledAt = reads;
+    await watched.apply(`${config}\n# touched\n`);
+    await waitFor("a read soon after the configure, not after the idle interval", () =>
+      reads > settledAt ? true : undefined,
     );
   });
 });

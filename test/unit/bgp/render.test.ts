@@ -72,7 +72,10 @@ describe("renderBirdConfig", () => {
     assert.match(c, /^ {2}route 10\.244\.1\.0\/26 blackhole;$/m);
     assert.match(c, /^ {2}route 10\.244\.1\.64\/26 blackhole;$/m);
     assert.match(c, /^ {2}graceful restart time 60;$/m);
-    assert.match(c, /export filter \{ if source = RTS_BGP then accept; reject; \};/);
+    assert.match(
+      c,
+      /export filter \{ if source != RTS_BGP then reject; if net ~ \[ 10\.244\.1\.0\/26\+, 10\.244\.1\.64\/26\+ \] then reject; accept; \};/,
+    );
     assert.equal(r.protocols.length, 2);
     assert.equal(c.match(/^protocol bgp /gm)?.length, 2);
     const toN1 = r.protocols.find((p) => p.session.peerNode === "node-1");
@@ -88,6 +91,23 @@ describe("renderBirdConfig", () => {
     assert.match(block(toN1.name), /description "node-1";/);
     assert.deepEqual(r.problems, []);
     birdParses(c, "mesh");
+  });
+
+  it("a new block changes the static and kernel protocols only, never a BGP session or its filters", () => {
+    // BIRD reloads every BGP channel whose filter changed and asks its peer to refresh
+    const t = computeTopology({ nodes: nodes(4) });
+    const node = t.nodes["node-2"] as NodeTopology;
+    const sections = (c: string) =>
+      c
+        .split(/\n(?=protocol |filter |template )/)
+        .filter((x) => !x.startsWith("protocol static ") && !x.startsWith("protocol kernel "));
+    const one = render(node, { blocks: ["10.244.1.0/26"] });
+    const two = render(node, { blocks: ["10.244.1.0/26", "10.244.9.64/26"] });
+    assert.notEqual(one.config, two.config);
+    assert.deepEqual(sections(two.config), sections(one.config));
+    assert.match(two.config, /route 10\.244\.9\.64\/26 blackhole;/);
+    assert.match(two.config, /if net ~ \[ 10\.244\.1\.0\/26\+, 10\.244\.9\.64\/26\+ \] then reject;/);
+    birdParses(two.config, "two blocks");
   });
 
   it("marks clients on a reflector with rr client and the cluster id; reflectors pass routes on", () => {
