@@ -16,6 +16,7 @@ import { jittered } from "../lib/jitter.js";
 import type { Logger } from "../lib/log.js";
 import { sameValue } from "../lib/same.js";
 import { matchesSelector } from "../lib/selector.js";
+import { Serial } from "../lib/serial.js";
 import type { ApplyResult, KernelDataplane } from "./dataplane/kernel.js";
 import { DesiredTracker } from "./dataplane/tracker.js";
 import { type KernelFeatures, nodeStatus, statusFingerprint } from "./status.js";
@@ -57,7 +58,7 @@ export class NodeAgent {
   private problems: string[] = [];
   private appliedIntents: Record<string, number> = {};
   /** Status writes one after another: two in flight could land in the opposite order. */
-  private statusWrites: Promise<void> = Promise.resolve();
+  private readonly statusWrites = new Serial();
   private readonly inScope: (i: RouteIntent) => boolean;
   private started = false;
   /** How often an unchanged status is rewritten anyway (a heartbeat), spread per process. */
@@ -78,10 +79,9 @@ export class NodeAgent {
     this.statusIntervalMs = jittered(opts.statusIntervalMs ?? 60_000);
     this.tracker = new DesiredTracker({ node: opts.node, ipipSupported: this.kernel.ipip });
     // One intent at a time: a change costs what it touches, not a recomputation of every node.
-    const inScope = (i: RouteIntent) => matchesSelector(opts.nodeSelector, i.metadata.labels);
-    this.inScope = inScope;
+    this.inScope = (i: RouteIntent) => matchesSelector(opts.nodeSelector, i.metadata.labels);
     const upsert = (i: RouteIntent) =>
-      inScope(i) ? this.tracker.upsertIntent(i.spec) : this.tracker.removeIntent(i.spec.node);
+      this.inScope(i) ? this.tracker.upsertIntent(i.spec) : this.tracker.removeIntent(i.spec.node);
     this.intents.on({
       add: upsert,
       update: (o, i) => intentChanged(o, i) && upsert(i),
@@ -184,9 +184,7 @@ export class NodeAgent {
    * agent syncs on every block change in the cluster); skips writes that would say nothing new.
    */
   writeStatus(): Promise<void> {
-    const next = this.statusWrites.then(() => this.writeStatusNow());
-    this.statusWrites = next.catch(() => undefined);
-    return next;
+    return this.statusWrites.run(() => this.writeStatusNow());
   }
 
   private async writeStatusNow(): Promise<void> {

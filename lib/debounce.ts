@@ -1,10 +1,12 @@
+import { Serial } from "./serial.js";
+
 /**
  * Runs `run` once, `delayMs` after the first of any number of schedule() calls, and never two at
  * once: a burst of watch events costs one pass, and a pass scheduled while one runs follows it.
  */
 export class SerialDebounce {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> = Promise.resolve();
+  private readonly series = new Serial();
   private stopped = false;
 
   constructor(
@@ -17,7 +19,7 @@ export class SerialDebounce {
     if (this.stopped || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.running = this.running.then(() => this.run()).catch(this.onError);
+      this.series.run(this.run).catch(this.onError);
     }, this.delayMs);
   }
 
@@ -26,15 +28,13 @@ export class SerialDebounce {
    * error is returned to the caller rather than reported.
    */
   runNow(): Promise<void> {
-    const pass = this.running.then(() => this.run());
-    this.running = pass.catch(() => undefined);
-    return pass;
+    return this.series.run(this.run);
   }
 
   /** No pass starts after this; resolves when the one running (if any) is over. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.running.catch(() => undefined);
+    await this.series.idle();
   }
 }

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileS
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createLogger, type Logger } from "../../lib/log.js";
+import { Serial } from "../../lib/serial.js";
 import { type BirdProtocol, parseShowProtocols } from "./birdc.js";
 
 const run = promisify(execFile);
@@ -66,7 +67,7 @@ export class BirdProcess {
   private startedAt = 0;
   private current: string | undefined;
   /** Serializes apply/restart so that a configure never races a start. */
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly series = new Serial();
 
   constructor(private readonly opts: BirdProcessOptions) {
     this.configPath = join(opts.dir, "bird.conf");
@@ -89,9 +90,7 @@ export class BirdProcess {
 
   /** Validates, writes and activates a configuration. Throws (and keeps the old one) when BIRD refuses it. */
   apply(config: string): Promise<ApplyResult> {
-    const next = this.chain.then(() => this.applyNow(config));
-    this.chain = next.catch(() => undefined);
-    return next;
+    return this.series.run(() => this.applyNow(config));
   }
 
   private async applyNow(config: string): Promise<ApplyResult> {
@@ -137,10 +136,14 @@ export class BirdProcess {
     return parseShowProtocols(await this.birdc(["show", "protocols", "all"]));
   }
 
+  private get statusBusyMs(): number {
+    return this.opts.statusIntervalMs ?? 5000;
+  }
+
   /** Starts the periodic status reader (needs onStatus). */
   watchStatus(): void {
     if (!this.opts.onStatus || this.statusTick) return;
-    const busyMs = this.opts.statusIntervalMs ?? 5000;
+    const busyMs = this.statusBusyMs;
     const idleMs = this.opts.statusIdleIntervalMs ?? busyMs * 5;
     const tick = async () => {
       this.statusTimer = undefined;
@@ -171,7 +174,7 @@ export class BirdProcess {
     const tick = this.statusTick;
     if (!tick || this.stopping || this.statusReading) return;
     if (this.statusTimer) clearTimeout(this.statusTimer);
-    this.statusTimer = setTimeout(tick, this.opts.statusIntervalMs ?? 5000);
+    this.statusTimer = setTimeout(tick, this.statusBusyMs);
   }
 
   /**
@@ -190,7 +193,7 @@ export class BirdProcess {
   async stop(graceMs = 5000): Promise<void> {
     this.stopping = true;
     for (const t of [this.restartTimer, this.statusTimer, this.adoptTimer]) if (t) clearTimeout(t);
-    await this.chain;
+    await this.series.idle();
     const pid = this.pid;
     if (pid === undefined) return;
     const exited = this.child ? new Promise<void>((r) => this.child?.once("exit", () => r())) : undefined;
@@ -309,11 +312,12 @@ export class BirdProcess {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopping || this.running || this.current === undefined) return;
-      const next = this.chain.then(() => this.startNow());
-      this.chain = next.catch((err: unknown) => {
-        this.log.error("BIRD restart failed", { error: execMessage(err) });
-        this.scheduleRestart();
-      });
+      this.series
+        .run(() => this.startNow())
+        .catch((err: unknown) => {
+          this.log.error("BIRD restart failed", { error: execMessage(err) });
+          this.scheduleRestart();
+        });
     }, delay);
   }
 }
