@@ -1,4 +1,5 @@
 import * as k8s from "@kubernetes/client-node";
+import pMap from "p-map";
 import { Counter, register } from "prom-client";
 import { createLogger } from "../../lib/log.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
@@ -22,6 +23,9 @@ export interface GCOptions {
   intervalMs?: number;
   poolFilter?: (name: string) => boolean;
 }
+
+/** Owner look-ups in flight at once: enough to clear a drained node quickly, few enough to be polite. */
+const RECHECK_CONCURRENCY = 8;
 
 /** Identity of one allocation as seen: a reused address has another sequence, so another key. */
 function leakKey(l: LeakedAddress): string {
@@ -77,7 +81,12 @@ export class PodGC implements ControllerPart {
     await this.scanning;
   }
 
-  /** One pass: note new suspects, release those seen leaked for longer than the grace period. */
+  /**
+   * One pass: note new suspects, release those seen leaked for longer than the grace period.
+   * Owners are re-checked several at a time and every confirmed leak is queued at once, so the
+   * assigner folds the releases on one block into one write: a deleted node's hundred pods cost
+   * one write per block, not a hundred sequential round trips.
+   */
   async scan(now = Date.now()): Promise<void> {
     const ctx = this.ctx!;
     const { nodes, pods } = ctx.informers;
@@ -90,35 +99,70 @@ export class PodGC implements ControllerPart {
       podExists: (ns, p) => pods.get(`${ns}/${p}`) !== undefined,
     });
     const seen = new Set<string>();
+    const due: LeakedAddress[] = [];
     for (const leak of leaks) {
       const key = leakKey(leak);
       seen.add(key);
       const first = this.suspects.get(key);
-      if (first === undefined) {
-        this.suspects.set(key, now);
+      if (first === undefined) this.suspects.set(key, now);
+      else if (now - first >= this.graceMs) due.push(leak);
+    }
+    // An allocation not seen leaked in this scan starts over if it ever looks leaked again.
+    for (const key of this.suspects.keys()) if (!seen.has(key)) this.suspects.delete(key);
+    if (due.length === 0 || this.stopped) return;
+
+    const checked = await pMap(
+      due,
+      async (leak) => {
+        try {
+          return { leak, leaked: await this.stillLeaked(leak) };
+        } catch (err) {
+          // Kept as a suspect: the next scan checks it again.
+          log.warn("could not re-check a leaked address", {
+            ip: leak.ip,
+            handle: leak.handle,
+            error: String(err),
+          });
+          return undefined;
+        }
+      },
+      { concurrency: RECHECK_CONCURRENCY },
+    );
+    const confirmed: LeakedAddress[] = [];
+    for (const c of checked) {
+      if (!c) continue;
+      if (c.leaked) confirmed.push(c.leak);
+      else this.suspects.delete(leakKey(c.leak));
+    }
+    if (this.stopped) return;
+
+    const results = await Promise.allSettled(
+      confirmed.map((leak) =>
+        this.shared.assigner!.releaseAddress({
+          handle: leak.handle,
+          block: leak.block,
+          ordinal: leak.ordinal,
+          sequence: leak.sequence,
+        }),
+      ),
+    );
+    for (const [i, r] of results.entries()) {
+      const leak = confirmed[i]!;
+      if (r.status === "rejected") {
+        log.warn("could not release a leaked address", {
+          ip: leak.ip,
+          handle: leak.handle,
+          error: String(r.reason),
+        });
         continue;
       }
-      if (now - first < this.graceMs) continue;
-      if (this.stopped) return;
-      if (!(await this.stillLeaked(leak))) {
-        this.suspects.delete(key);
-        continue;
-      }
-      const freed = await this.shared.assigner!.releaseAddress({
-        handle: leak.handle,
-        block: leak.block,
-        ordinal: leak.ordinal,
-        sequence: leak.sequence,
-      });
-      this.suspects.delete(key);
-      if (freed.length > 0) {
+      this.suspects.delete(leakKey(leak));
+      if (r.value.length > 0) {
         this.stats.released++;
         released.inc({ pool: leak.pool });
         log.info("released leaked address", { ip: leak.ip, handle: leak.handle, reason: leak.reason });
       }
     }
-    // An allocation not seen leaked in this scan starts over if it ever looks leaked again.
-    for (const key of this.suspects.keys()) if (!seen.has(key)) this.suspects.delete(key);
   }
 
   /** The owner is looked up in the apiserver itself, not in a cache that may lag. */

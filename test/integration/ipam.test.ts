@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { IPAMBlock } from "../../api/ipamblock.js";
 import { FINALIZERS } from "../../api/meta.js";
 import { Assigner } from "../../controllers/ipam/assigner.js";
 import { writesTotal } from "../../datastore/metrics.js";
-import { isIpamError, parseCidr, parseIP, vtepHandle } from "../../ipam/index.js";
+import { isIpamError, isReservedHandle, parseCidr, parseIP, vtepHandle } from "../../ipam/index.js";
 import { sleep, waitFor } from "../harness/procs.js";
 import {
   blocksOf,
@@ -92,6 +93,9 @@ describe("assignment API", () => {
     );
     assert.deepEqual(await assigner.release("b7.eth0"), [], "a second release is a no-op");
     assert.equal((await blocksOf(store, p))[0]!.spec.allocations.length, 39);
+    // The pods never existed: release the rest, so the GC of the tests below has only its own work.
+    await Promise.all(got.map((_, i) => assigner.release(`b${i}.eth0`)));
+    assert.equal((await blocksOf(store, p))[0]!.spec.allocations.length, 0);
   });
 
   it("names the pool and the node when a pool is exhausted", async () => {
@@ -268,6 +272,56 @@ describe("IPAM controller", () => {
         90000,
       );
     } finally {
+      await ctl.stop();
+    }
+  });
+
+  it("frees every leaked address of a block in one write and keeps the live pod's", async () => {
+    const p = pool("gc-batch");
+    await createPool(store, p, { cidr: "10.201.112.0/24" });
+    const n = await node("gc-batch");
+    await createPod(core, ns, "gl0");
+    await waitFor("pool in cache", () => poolKnown(p));
+    // 30 addresses whose pods never existed (a SIGKILLed runtime, say) beside one live pod's.
+    const leaked = Array.from({ length: 30 }, (_, i) => `gcb${i}`);
+    await Promise.all(
+      [...leaked, "gl0"].map((pod) =>
+        assigner.assign({ node: n, handle: `${pod}.eth0`, namespace: ns, pod, pools: [p] }),
+      ),
+    );
+    const [blk, ...more] = await blocksOf(store, p);
+    assert.equal(more.length, 0, "31 addresses fit one /26");
+    const name = blk!.metadata.name;
+    const podHandles = (b: IPAMBlock) => b.spec.allocations.filter((x) => !isReservedHandle(x.handle)).length;
+    assert.equal(podHandles(blk!), 31);
+    // Every write of the block reaches this watch, so a release done address by address shows.
+    const seenCounts: number[] = [];
+    let closed = false;
+    const stop = store.watch("IPAMBlock", blk!.metadata.resourceVersion, (ev) => {
+      if (ev.type === "CLOSED" || ev.type === "EXPIRED") closed = true;
+      else if (ev.type !== "BOOKMARK" && ev.object.metadata.name === name)
+        seenCounts.push(podHandles(ev.object));
+    });
+    const ctl = await startController(kc, store, { poolFilter: mine, gcGraceMs: 1000, statusDelayMs: 100 });
+    try {
+      const after = await waitFor("leaked addresses freed", async () => {
+        const b = await store.get("IPAMBlock", name);
+        return b && podHandles(b) === 1 ? b : undefined;
+      });
+      assert.deepEqual(
+        after.spec.allocations.filter((x) => !isReservedHandle(x.handle)).map((x) => x.handle),
+        ["gl0.eth0"],
+        "the live pod's address stays",
+      );
+      await waitFor("the watch saw the release", () => (seenCounts.includes(1) || closed ? true : undefined));
+      assert.ok(!closed, "the watch ended early, so it cannot tell how many writes the release took");
+      assert.deepEqual(
+        seenCounts.filter((c) => c !== 31),
+        seenCounts.filter((c) => c === 1),
+        `the 30 leaked addresses left in one write; pod addresses per write: ${seenCounts.join(", ")}`,
+      );
+    } finally {
+      stop();
       await ctl.stop();
     }
   });
