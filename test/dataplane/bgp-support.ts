@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parseShowProtocols } from "../../agent/bgp/birdc.js";
 import { ROUTE_PROTOCOL_BGP } from "../../agent/bgp/render.js";
 import type { BGPSessionStatus } from "../../api/nodenetworkstatus.js";
 import type { ClusterNetwork } from "../harness/clusternet.js";
@@ -39,10 +40,6 @@ export async function bgpRoutes(net: ClusterNetwork, node: string): Promise<Map<
     await ip(["-n", ns, "-json", "route", "show", "proto", String(ROUTE_PROTOCOL_BGP)]),
   ) as KernelRoute[];
   return new Map(out.map((r) => [r.dst, r]));
-}
-
-export async function sessionsOf(net: ClusterNetwork, node: string): Promise<BGPSessionStatus[]> {
-  return (await net.store.get("NodeNetworkStatus", node))?.status?.bgpSessions ?? [];
 }
 
 /**
@@ -120,6 +117,20 @@ export async function waitAllRoutes(net: ClusterNetwork, timeoutMs = 60_000): Pr
 export function birdRoute(net: ClusterNetwork, node: string, cidr: string): string {
   const socket = join(net.opts.runDir, node, "bird", "bird.ctl");
   return execFileSync("birdc", ["-s", socket, "show", "route", "for", cidr, "all"], { encoding: "utf8" });
+}
+
+/**
+ * A node's BGP sessions read from its BIRD right now (the agent's status samples BIRD, every 10 s
+ * once sessions look settled): protocol name -> state, info and since.
+ */
+export function birdSessions(net: ClusterNetwork, node: string): Map<string, string> {
+  const socket = join(net.opts.runDir, node, "bird", "bird.ctl");
+  const text = execFileSync("birdc", ["-s", socket, "show", "protocols"], { encoding: "utf8" });
+  return new Map(
+    parseShowProtocols(text)
+      .filter((p) => p.proto === "BGP")
+      .map((p) => [p.name, `${p.state} ${p.info} since ${p.since}`]),
+  );
 }
 
 /** Distinct sessions across the cluster, from the nodes' status (a node pair counts once). */

@@ -272,6 +272,12 @@ export class ClusterNetwork {
     const names = [...this.topo.nodes.keys()];
     // lastSyncTime has whole seconds
     const sinceSec = since ? Math.floor(since.getTime() / 1000) * 1000 : 0;
+    // What the last look found missing, so a timeout says which node lagged and how.
+    let missing = "nothing checked yet";
+    const miss = (why: string) => {
+      missing = why;
+      return undefined;
+    };
     await this.explainOnFailure(
       waitFor(
         "every agent Ready with every other node's current RouteIntent applied",
@@ -279,24 +285,34 @@ export class ClusterNetwork {
           const intents = new Map<string, RouteIntent>();
           for (const n of names) {
             const ri = await this.store.get("RouteIntent", n);
-            if (!ri) return undefined;
-            if (ri.spec.routes.length === 0 && ri.spec.encapsulation !== "BGP") return undefined;
+            if (!ri) return miss(`no RouteIntent for ${n}`);
+            if (ri.spec.routes.length === 0 && ri.spec.encapsulation !== "BGP")
+              return miss(`${n}'s RouteIntent has no routes`);
             intents.set(n, ri);
           }
+          const lagging: string[] = [];
           for (const n of names) {
             const nns = await this.store.get("NodeNetworkStatus", n);
             const ready = nns?.status?.conditions?.find((c) => c.type === "Ready");
-            if (ready?.status !== "True") return undefined;
-            if (new Date(nns?.status?.lastSyncTime ?? 0).getTime() < sinceSec) return undefined;
+            if (ready?.status !== "True")
+              lagging.push(`${n} not Ready: ${ready ? `${ready.reason}: ${ready.message}` : "no condition"}`);
+            const synced = nns?.status?.lastSyncTime;
+            if (new Date(synced ?? 0).getTime() < sinceSec)
+              lagging.push(`${n} last reported at ${synced}, before ${new Date(sinceSec).toISOString()}`);
             const applied = nns?.status?.appliedIntents ?? {};
             for (const [other, ri] of intents)
-              if (other !== n && applied[other] !== ri.metadata.generation) return undefined;
+              if (other !== n && applied[other] !== ri.metadata.generation)
+                lagging.push(
+                  `${n} applied ${other}'s RouteIntent generation ${applied[other]}, current ${ri.metadata.generation}`,
+                );
           }
-          return true;
+          return lagging.length > 0 ? miss(lagging.join("; ")) : true;
         },
         timeoutMs,
         250,
-      ),
+      ).catch((err: unknown) => {
+        throw new Error(`${err instanceof Error ? err.message : String(err)}; last look: ${missing}`);
+      }),
     );
   }
 
