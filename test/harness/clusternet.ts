@@ -264,14 +264,16 @@ export class ClusterNetwork {
 
   /**
    * Every node has a RouteIntent and every agent reports Ready having applied the current
-   * generation of every other node's intent (after a spec change, the new one), in a sync at or
-   * after `since` when given (a restarted agent must report for itself, not by its predecessor's
-   * status).
+   * generation of every other node's intent (after a spec change, the new one). The agents of
+   * `restarted.nodes` must have reported at or after `restarted.at`: a restarted agent must speak
+   * for itself, not by its predecessor's status. (The others rewrite an unchanged status only
+   * once a minute, so they are not held to it.)
    */
-  async waitConverged(timeoutMs = 60_000, since?: Date): Promise<void> {
+  async waitConverged(timeoutMs = 60_000, restarted?: { at: Date; nodes: string[] }): Promise<void> {
     const names = [...this.topo.nodes.keys()];
     // lastSyncTime has whole seconds
-    const sinceSec = since ? Math.floor(since.getTime() / 1000) * 1000 : 0;
+    const sinceSec = restarted ? Math.floor(restarted.at.getTime() / 1000) * 1000 : 0;
+    const mustReport = new Set(restarted?.nodes ?? []);
     // What the last look found missing, so a timeout says which node lagged and how.
     let missing = "nothing checked yet";
     const miss = (why: string) => {
@@ -297,7 +299,7 @@ export class ClusterNetwork {
             if (ready?.status !== "True")
               lagging.push(`${n} not Ready: ${ready ? `${ready.reason}: ${ready.message}` : "no condition"}`);
             const synced = nns?.status?.lastSyncTime;
-            if (new Date(synced ?? 0).getTime() < sinceSec)
+            if (mustReport.has(n) && new Date(synced ?? 0).getTime() < sinceSec)
               lagging.push(`${n} last reported at ${synced}, before ${new Date(sinceSec).toISOString()}`);
             const applied = nns?.status?.appliedIntents ?? {};
             for (const [other, ri] of intents)
