@@ -142,13 +142,17 @@ describe("GitOps: server-side apply, field managers and status conditions", () =
     // what `kubectl wait --for=condition=Ready` and kstatus-based health checks rely on; kubectl
     // wait fails at once on an object that does not exist yet, and an intent is written only once
     // the node has its block
+    // The controller process starts in before(); beside the GC chaos test on a 2-core machine
+    // its start and first writes have taken close to a minute.
+    const t0 = Date.now();
     await waitFor(
       "the node's RouteIntent",
       async () => ((await store.get("RouteIntent", node)) ? true : undefined),
-      60_000,
+      120_000,
     ).catch((err: Error) => {
       throw new Error(`${err.message}\ncontroller log:\n${controllerLog()}`);
     });
+    console.log(`# the controller wrote the node's RouteIntent ${Date.now() - t0} ms into the test`);
     // kubectl wait reads through the apiserver's watch cache, which under load can lag an object
     // created moments ago by seconds (NotFound); ask again until it has caught up.
     const kubectlWaitReady = (ref: string) =>
