@@ -304,12 +304,12 @@ describe("IPAM controller", () => {
     });
     const ctl = await startController(kc, store, { poolFilter: mine, gcGraceMs: 1000, statusDelayMs: 100 });
     try {
-      const after = await waitFor("leaked addresses freed", async () => {
+      const freed = await waitFor("leaked addresses freed", async () => {
         const b = await store.get("IPAMBlock", name);
         return b && podHandles(b) === 1 ? b : undefined;
       });
       assert.deepEqual(
-        after.spec.allocations.filter((x) => !isReservedHandle(x.handle)).map((x) => x.handle),
+        freed.spec.allocations.filter((x) => !isReservedHandle(x.handle)).map((x) => x.handle),
         ["gl0.eth0"],
         "the live pod's address stays",
       );
