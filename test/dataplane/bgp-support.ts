@@ -115,8 +115,13 @@ export async function waitAllRoutes(net: ClusterNetwork, timeoutMs = 60_000): Pr
 
 /** What BIRD on `node` says of its best route to `cidr` (`birdc show route for ... all`). */
 export function birdRoute(net: ClusterNetwork, node: string, cidr: string): string {
+  return birdc(net, node, ["show", "route", "for", cidr, "all"]);
+}
+
+/** Runs birdc against the BIRD of a node's agent. */
+function birdc(net: ClusterNetwork, node: string, args: string[]): string {
   const socket = join(net.opts.runDir, node, "bird", "bird.ctl");
-  return execFileSync("birdc", ["-s", socket, "show", "route", "for", cidr, "all"], { encoding: "utf8" });
+  return execFileSync("birdc", ["-s", socket, ...args], { encoding: "utf8" });
 }
 
 /**
@@ -124,10 +129,8 @@ export function birdRoute(net: ClusterNetwork, node: string, cidr: string): stri
  * once sessions look settled): protocol name -> state, info and since.
  */
 export function birdSessions(net: ClusterNetwork, node: string): Map<string, string> {
-  const socket = join(net.opts.runDir, node, "bird", "bird.ctl");
-  const text = execFileSync("birdc", ["-s", socket, "show", "protocols"], { encoding: "utf8" });
   return new Map(
-    parseShowProtocols(text)
+    parseShowProtocols(birdc(net, node, ["show", "protocols"]))
       .filter((p) => p.proto === "BGP")
       .map((p) => [p.name, `${p.state} ${p.info} since ${p.since}`]),
   );

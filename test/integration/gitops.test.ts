@@ -141,9 +141,8 @@ describe("GitOps: server-side apply, field managers and status conditions", () =
   it("every status the controller writes has a Ready condition at the current generation", async () => {
     // what `kubectl wait --for=condition=Ready` and kstatus-based health checks rely on; kubectl
     // wait fails at once on an object that does not exist yet, and an intent is written only once
-    // the node has its block
-    // The controller process starts in before(); beside the GC chaos test on a 2-core machine
-    // its start and first writes have taken close to a minute.
+    // the node has its block. The controller process starts in before(); beside the GC chaos
+    // test on a 2-core machine its start and first writes have taken close to a minute.
     const t0 = Date.now();
     await waitFor(
       "the node's RouteIntent",
