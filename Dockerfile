@@ -21,17 +21,22 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 # Install scripts are not needed: netlink ships N-API prebuilds, esbuild its platform package.
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
+# The programs' layers, bottom up (docs/architecture.md); tests, devenv/, lab/ and bench/ stay out.
 COPY api ./api
+COPY lib ./lib
+COPY net ./net
 COPY ipam ./ipam
+COPY bgp ./bgp
+COPY netlink ./netlink
 COPY datastore ./datastore
+COPY runtime ./runtime
 COPY controllers ./controllers
 COPY agent ./agent
 COPY cni ./cni
 COPY cli ./cli
-COPY lib ./lib
-# Only the directories copied above exist here, so tsc compiles the programs and no tests.
-RUN npx tsc -p tsconfig.json && node dist/cni/bundle.js
+# tsconfig.build.json leaves out the tests that sit beside the code.
+RUN npx tsc -p tsconfig.build.json && node dist/cni/bundle.js
 
 # ---- runtime ----
 FROM ${NODE_IMAGE} AS runtime

@@ -24,9 +24,10 @@ node_modules/.weft-installed: package.json package-lock.json
 deps: node_modules/.weft-installed tools
 
 tools:
-	@test/harness/install-tools.sh
+	@devenv/install-tools.sh
 
 build: node_modules/.weft-installed
+	rm -rf dist
 	npx tsc -p tsconfig.json
 	node dist/cni/bundle.js
 
@@ -40,10 +41,10 @@ test-unit: node_modules/.weft-installed build
 	node dist/test/run-suite.js unit
 
 cluster-up: deps build
-	node dist/test/harness/cli.js up
+	node dist/devenv/cli.js up
 
 cluster-down: node_modules/.weft-installed build
-	node dist/test/harness/cli.js down
+	node dist/devenv/cli.js down
 
 lab: deps build
 	node dist/lab/main.js up --mode $(MODE) --datastore $(DATASTORE)

@@ -8,15 +8,9 @@ import {
   type NodeNetworkStatusStatus,
   type RouteIntent,
 } from "../api/index.js";
-import { Informer } from "../controllers/runtime/informer.js";
-import { storeListWatch } from "../controllers/runtime/listwatch.js";
-import type { Store } from "../datastore/store.js";
-import { SerialDebounce } from "../lib/debounce.js";
-import { jittered } from "../lib/jitter.js";
-import type { Logger } from "../lib/log.js";
-import { sameValue } from "../lib/same.js";
-import { matchesSelector } from "../lib/selector.js";
-import { Serial } from "../lib/serial.js";
+import type { Store } from "../datastore/index.js";
+import { jittered, type Logger, matchesSelector, Serial, SerialDebounce, sameValue } from "../lib/index.js";
+import { Informer, storeListWatch } from "../runtime/index.js";
 import type { ApplyResult, KernelDataplane } from "./dataplane/kernel.js";
 import { DesiredTracker } from "./dataplane/tracker.js";
 import { type KernelFeatures, nodeStatus, statusFingerprint } from "./status.js";

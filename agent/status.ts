@@ -1,7 +1,5 @@
-import type { Condition } from "../api/meta.js";
-import type { NodeNetworkStatusStatus } from "../api/nodenetworkstatus.js";
-import { setCondition } from "../lib/conditions.js";
-import { canonicalJson } from "../lib/same.js";
+import type { Condition, NodeNetworkStatusStatus } from "../api/index.js";
+import { canonicalJson, setCondition } from "../lib/index.js";
 import type { DataplaneStatus } from "./dataplane/kernel.js";
 
 export interface KernelFeatures {

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { openSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { freePort } from "../test/harness/ports.js";
+import { freePort } from "../devenv/index.js";
 
 export interface BenchController {
   child: ChildProcess;

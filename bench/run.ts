@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
-import { repoRoot } from "../test/harness/tools.js";
+import { repoRoot } from "../devenv/index.js";
 
 /**
  * `make bench [BENCH=name]`: runs each benchmark (each compares Weft with its peer in the same run

@@ -1,7 +1,6 @@
 import type * as k8s from "@kubernetes/client-node";
-import { createStore } from "../datastore/factory.js";
-import type { Store } from "../datastore/store.js";
-import { loadKubeConfig } from "../lib/kubeconfig.js";
+import { createStore, type Store } from "../datastore/index.js";
+import { loadKubeConfig } from "../lib/index.js";
 
 /** What every subcommand gets: lazily built clients and where to print. */
 export interface CliContext {

@@ -1,8 +1,7 @@
 import * as k8s from "@kubernetes/client-node";
 import type { BGPConfiguration, BGPPeer, IPAMBlock, IPPool, RouteIntent } from "../api/index.js";
-import type { Store } from "../datastore/store.js";
-import { Informer } from "./runtime/informer.js";
-import { coreListWatch, storeListWatch } from "./runtime/listwatch.js";
+import type { Store } from "../datastore/index.js";
+import { coreListWatch, Informer, storeListWatch } from "../runtime/index.js";
 
 /** The caches every reconciler of weft-controller reads from; one informer per kind, shared. */
 export interface Informers {

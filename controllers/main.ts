@@ -1,12 +1,8 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
-import { EtcdStore } from "../datastore/etcd.js";
-import { createStore } from "../datastore/factory.js";
-import { FlannelLeases } from "../datastore/flannel.js";
-import { HealthServer } from "../lib/health.js";
-import { loadKubeConfig } from "../lib/kubeconfig.js";
-import { createLogger } from "../lib/log.js";
-import { matchesSelector, parseSelector } from "../lib/selector.js";
+import { createStore, EtcdStore } from "../datastore/index.js";
+import { createLogger, loadKubeConfig, matchesSelector, parseSelector } from "../lib/index.js";
+import { GracefulShutdown, HealthServer, LeaderElector } from "../runtime/index.js";
 import { BgpStatusReconciler } from "./bgp/reconciler.js";
 import {
   type ControllerContext,
@@ -16,10 +12,9 @@ import {
   startInformers,
   stopInformers,
 } from "./context.js";
+import { FlannelLeases } from "./flannel/leases.js";
 import { ipamControllerParts } from "./ipam/index.js";
 import { RouteIntentReconciler } from "./routeintent/reconciler.js";
-import { LeaderElector } from "./runtime/leaderelection.js";
-import { GracefulShutdown } from "./runtime/shutdown.js";
 
 const HELP = `weft-controller: allocates blocks to nodes, publishes RouteIntents, garbage-collects addresses.
 

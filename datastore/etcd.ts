@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from "etcd3";
-import { API_VERSION, PLURALS } from "../api/meta.js";
+import { API_VERSION, PLURALS } from "../api/index.js";
 import { applyEmulated, applyFinalizerEmulated, applyStatusEmulated } from "./applyemulated.js";
 import { createEtcdClient, DEFAULT_ETCD_PREFIX, type EtcdConnectionOptions } from "./etcdconfig.js";
 import {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Etcd3, type IOptions, isRecoverableError } from "etcd3";
-import { jitteredBackoff, sleep } from "./backoff.js";
+import { jitteredBackoff, sleep } from "../lib/index.js";
 
 /** Where etcd is and how to authenticate (flags or WEFT_ETCD_* environment variables). */
 export interface EtcdConnectionOptions {

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from "node:util";
-import { API_VERSION, type ObjectMeta } from "../api/meta.js";
+import { API_VERSION, type ObjectMeta } from "../api/index.js";
 
 /**
  * The apiserver's write semantics for custom resources with a status subresource, as pure

@@ -4,8 +4,7 @@
  * subnet at `<prefix>/subnets/<ip>-<len>` whose value is the lease attributes. Pure functions; the
  * byte layout is pinned by fixtures in test/fixtures/flannel/.
  */
-import type { IPPool } from "../api/ippool.js";
-import { effectiveBlockSize, POOL_DEFAULTS } from "../api/ippool.js";
+import { effectiveBlockSize, type IPPool, POOL_DEFAULTS } from "../api/index.js";
 
 export const DEFAULT_FLANNEL_PREFIX = "/coreos.com/network";
 /** Flannel's lease TTL: 24 h. */

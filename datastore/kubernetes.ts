@@ -1,5 +1,5 @@
 import * as k8s from "@kubernetes/client-node";
-import { API_VERSION, GROUP, PLURALS, VERSION } from "../api/meta.js";
+import { API_VERSION, GROUP, PLURALS, VERSION } from "../api/index.js";
 import { type KubeWatchOptions, kubeWatch } from "./kubewatch.js";
 import { conflictsTotal, writesTotal } from "./metrics.js";
 import { mutateWith } from "./mutate.js";

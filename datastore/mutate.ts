@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from "node:util";
-import { jitteredBackoff, sleep } from "./backoff.js";
+import { jitteredBackoff, sleep } from "../lib/index.js";
 import {
   ConflictError,
   type Kind,

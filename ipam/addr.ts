@@ -1,5 +1,5 @@
 import { IPv6, Validator } from "ip-num";
-import { formatV6Groups } from "../lib/ipv6text.js";
+import { formatV6Groups } from "../net/index.js";
 import { IpamError } from "./errors.js";
 
 /**

@@ -1,5 +1,5 @@
-import type { IPAMBlockSpec } from "../api/ipamblock.js";
-import { matchesSelector } from "../lib/selector.js";
+import type { IPAMBlockSpec } from "../api/index.js";
+import { matchesSelector } from "../lib/index.js";
 import type { Family } from "./addr.js";
 import { isIpamError } from "./errors.js";
 import { blockIndexOf, type Pool, type PoolRef, parsePool } from "./pool.js";

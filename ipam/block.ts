@@ -1,4 +1,4 @@
-import type { BlockAllocation, IPAMBlockSpec } from "../api/ipamblock.js";
+import type { BlockAllocation, IPAMBlockSpec } from "../api/index.js";
 import { type Cidr, cidrContains, FAMILY_BITS, formatCidr, formatIP, parseCidr, tryParseIP } from "./addr.js";
 import { IpamError } from "./errors.js";
 

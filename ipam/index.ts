@@ -37,6 +37,7 @@ export {
   type SkippedPool,
   toPool,
 } from "./affinity.js";
+export * from "./audit.js";
 export {
   type AssignedAddress,
   type AssignRequest,
@@ -89,6 +90,7 @@ export {
   poolsOverlap,
   validatePoolSpec,
 } from "./pool.js";
+export { type PoolView, poolView } from "./poolview.js";
 export {
   type DualStackPlan,
   type JoinClaim,

@@ -1,6 +1,4 @@
-import type { Allocation, IPPoolSpec } from "../api/ippool.js";
-import { POOL_DEFAULTS } from "../api/ippool.js";
-import type { LabelSelector } from "../api/meta.js";
+import { type Allocation, type IPPoolSpec, type LabelSelector, POOL_DEFAULTS } from "../api/index.js";
 import {
   type Address,
   type Cidr,

@@ -1,4 +1,4 @@
-import type { IPAMBlockSpec } from "../api/ipamblock.js";
+import type { IPAMBlockSpec } from "../api/index.js";
 import { type Family, familyName, parseCidr } from "./addr.js";
 import { type EligiblePools, eligiblePools, type NodeRef, ownBlocksIn } from "./affinity.js";
 import { freeCount, newBlockSpec } from "./block.js";

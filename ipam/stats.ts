@@ -1,4 +1,4 @@
-import type { IPAMBlockSpec } from "../api/ipamblock.js";
+import type { IPAMBlockSpec } from "../api/index.js";
 import { cidrSize } from "./addr.js";
 import { blockCount, blockIndexOf, type Pool } from "./pool.js";
 

@@ -1,12 +1,21 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ClusterNetwork, formatConnectivity, type Mode } from "../test/harness/clusternet.js";
-import { kubectl, readState, startControlPlane, stopControlPlane } from "../test/harness/controlplane.js";
-import { TestEtcd } from "../test/harness/etcd.js";
-import { cmdline, stopPid } from "../test/harness/procs.js";
-import { repoRoot } from "../test/harness/tools.js";
-import { removeNamespaces, requireRoot } from "../test/harness/topology.js";
+import {
+  ClusterNetwork,
+  cmdline,
+  formatConnectivity,
+  kubectl,
+  type Mode,
+  readState,
+  removeNamespaces,
+  repoRoot,
+  requireRoot,
+  startControlPlane,
+  stopControlPlane,
+  stopPid,
+  TestEtcd,
+} from "../devenv/index.js";
 import { DATASTORES, type Datastore, hints, labPool, MODES } from "./plan.js";
 
 /**

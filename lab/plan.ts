@@ -1,13 +1,15 @@
 import { join } from "node:path";
-import { ROUTE_PROTOCOL_BGP } from "../agent/bgp/render.js";
-import type { IPPool } from "../api/index.js";
-import { PLURALS } from "../api/meta.js";
-import { DEFAULT_ETCD_PREFIX } from "../datastore/etcdconfig.js";
-import { DEFAULT_FLANNEL_PREFIX } from "../datastore/flannelformat.js";
-import type { ClusterNetwork, Mode } from "../test/harness/clusternet.js";
-import type { TestEtcd } from "../test/harness/etcd.js";
-import { repoRoot, tool } from "../test/harness/tools.js";
-import type { TopoNode } from "../test/harness/topology.js";
+import { type IPPool, PLURALS } from "../api/index.js";
+import { ROUTE_PROTOCOL_BGP } from "../bgp/index.js";
+import { DEFAULT_ETCD_PREFIX, DEFAULT_FLANNEL_PREFIX } from "../datastore/index.js";
+import {
+  type ClusterNetwork,
+  type Mode,
+  repoRoot,
+  type TestEtcd,
+  type TopoNode,
+  tool,
+} from "../devenv/index.js";
 
 /** What the lab builds for a MODE and DATASTORE, and what it tells the user to look at. No I/O. */
 

@@ -1,4 +1,4 @@
-import type { Condition } from "../api/meta.js";
+import type { Condition } from "../api/index.js";
 
 export interface ConditionInput {
   type: string;

@@ -1,4 +1,4 @@
-import type { LabelSelector, LabelSelectorRequirement } from "../api/meta.js";
+import type { LabelSelector, LabelSelectorRequirement } from "../api/index.js";
 
 /**
  * Kubernetes label selector semantics: every matchLabels pair and every expression must hold;

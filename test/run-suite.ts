@@ -1,22 +1,28 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { STATE_ENV } from "./harness/cluster.js";
+import { STATE_ENV } from "../devenv/cluster.js";
 import {
   type ControlPlaneState,
   reapLeftovers,
   startControlPlane,
   stopControlPlane,
-} from "./harness/controlplane.js";
-import { repoRoot } from "./harness/tools.js";
+} from "../devenv/controlplane.js";
+import { repoRoot } from "../devenv/tools.js";
 
 /**
  * Runs the test suites with node's test runner in one invocation (one summary for CI). Suites that
  * need the real apiserver share one control plane, started here and stopped here by pid, also
  * when the run fails or is interrupted.
+ *
+ * Suites: `unit` is every test that sits beside the code it tests (pure, no root, no apiserver);
+ * `ship` checks what is shipped (Dockerfile, chart, manifests); `integration` runs against the real
+ * apiserver; `dataplane` needs root and network namespaces.
  */
-const SUITES = ["unit", "integration", "dataplane", "e2e"] as const;
-const NEEDS_CLUSTER = new Set(["integration", "dataplane", "e2e"]);
+const SUITES = ["unit", "ship", "integration", "dataplane"] as const;
+const NEEDS_CLUSTER = new Set<string>(["integration", "dataplane"]);
+/** Compiled top-level folders that hold no tests beside code. */
+const NOT_UNIT = new Set(["test", "lab", "bench"]);
 
 function testFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -29,21 +35,38 @@ function testFiles(dir: string): string[] {
     .sort();
 }
 
+function suiteFiles(dist: string, suite: string): string[] {
+  if (suite !== "unit") return testFiles(join(dist, "test", suite));
+  return readdirSync(dist)
+    .filter((name) => !NOT_UNIT.has(name) && statSync(join(dist, name)).isDirectory())
+    .flatMap((name) => testFiles(join(dist, name)));
+}
+
+function suiteOf(dist: string, file: string): string {
+  const [top, sub] = relative(dist, file).split("/");
+  return top === "test" && sub ? sub : "unit";
+}
+
 async function main(): Promise<number> {
   // Arguments are suite names (unit, integration, ...) or single compiled test files.
   const wanted = process.argv.slice(2);
-  const distTest = join(repoRoot, "dist", "test");
+  const dist = join(repoRoot, "dist");
+  const unknown = wanted.filter((w) => !w.endsWith(".js") && !(SUITES as readonly string[]).includes(w));
+  if (unknown.length) {
+    console.error(`unknown suite(s) ${unknown.join(", ")}: the suites are ${SUITES.join(", ")}`);
+    return 2;
+  }
   const explicit = wanted.filter((w) => w.endsWith(".js")).map((f) => resolve(f));
   const named = wanted.filter((w) => !w.endsWith(".js"));
-  const suites = wanted.length ? named : [...SUITES];
-  const files = [...suites.flatMap((s) => testFiles(join(distTest, s))), ...explicit];
+  const suites: string[] = wanted.length ? named : [...SUITES];
+  const files = [...suites.flatMap((s) => suiteFiles(dist, s)), ...explicit];
   for (const f of explicit) {
-    const suite = relative(distTest, f).split("/")[0];
-    if (suite && !suites.includes(suite)) suites.push(suite);
+    const suite = suiteOf(dist, f);
+    if (!suites.includes(suite)) suites.push(suite);
   }
   if (files.length === 0) {
     console.error(
-      `no test files found for ${suites.join(", ")} under ${relative(repoRoot, distTest)} (run 'make build')`,
+      `no test files found for ${suites.join(", ")} under ${relative(repoRoot, dist)} (run 'make build')`,
     );
     return 1;
   }

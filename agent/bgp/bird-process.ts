@@ -2,9 +2,8 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { createLogger, type Logger } from "../../lib/log.js";
-import { Serial } from "../../lib/serial.js";
-import { type BirdProtocol, parseShowProtocols } from "./birdc.js";
+import { type BirdProtocol, parseShowProtocols } from "../../bgp/index.js";
+import { createLogger, type Logger, Serial } from "../../lib/index.js";
 
 const run = promisify(execFile);
 

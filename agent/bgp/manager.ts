@@ -1,24 +1,35 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import type { BGPConfiguration, BGPPeer } from "../../api/bgp.js";
-import { BGP_CONFIGURATION_NAME } from "../../api/bgp.js";
-import type { IPAMBlock } from "../../api/ipamblock.js";
-import type { IPPool } from "../../api/ippool.js";
-import type { SecretKeyRef } from "../../api/meta.js";
-import type { BGPSessionStatus, NodeNetworkStatusStatus } from "../../api/nodenetworkstatus.js";
-import { Informer } from "../../controllers/runtime/informer.js";
-import { coreListWatch, storeListWatch } from "../../controllers/runtime/listwatch.js";
-import type { Store } from "../../datastore/store.js";
-import { SerialDebounce } from "../../lib/debounce.js";
-import type { Logger } from "../../lib/log.js";
+import {
+  BGP_CONFIGURATION_NAME,
+  type BGPConfiguration,
+  type BGPPeer,
+  type BGPSessionStatus,
+  type IPAMBlock,
+  type IPPool,
+  type NodeNetworkStatusStatus,
+  type SecretKeyRef,
+} from "../../api/index.js";
+import {
+  announcements,
+  type BirdProtocol,
+  bgpPools,
+  bgpStatus,
+  computeTopology,
+  type NodeTopology,
+  type RenderedProtocol,
+  redact,
+  referencedSecrets,
+  renderBirdConfig,
+  secretRefKey,
+  sessionStatuses,
+  topologyInputFrom,
+} from "../../bgp/index.js";
+import type { Store } from "../../datastore/index.js";
+import { type Logger, SerialDebounce } from "../../lib/index.js";
+import { coreListWatch, Informer, storeListWatch } from "../../runtime/index.js";
 import { BirdProcess } from "./bird-process.js";
-import { type BirdProtocol, sessionStatuses } from "./birdc.js";
-import { announcements, bgpPools, referencedSecrets, topologyInputFrom } from "./inputs.js";
-import { bgpStatus, redact } from "./node-status.js";
-import { type RenderedProtocol, renderBirdConfig } from "./render.js";
-import { computeTopology, type NodeTopology } from "./topology.js";
-import { secretRefKey } from "./validate.js";
 
 /**
  * The agent's BGP side (I/O): once BGP is in use (a BGP pool or a BGPPeer exists) it watches

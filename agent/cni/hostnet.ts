@@ -6,7 +6,6 @@
  */
 import { closeSync, openSync } from "node:fs";
 import { createRtNetlink, type RtNetlinkSocket, type rt } from "netlink";
-import { ipToBytes, macToBytes } from "../netlink/addr.js";
 import {
   IFLA_ADDRESS,
   IFLA_IFNAME,
@@ -14,6 +13,8 @@ import {
   IFLA_INFO_KIND,
   IFLA_MTU,
   IFLA_NET_NS_FD,
+  ipToBytes,
+  macToBytes,
   NLM_F_CREATE,
   NLM_F_EXCL,
   NLM_F_REPLACE,
@@ -22,7 +23,7 @@ import {
   RTN_UNICAST,
   RTPROT_WEFT_POD,
   VETH_INFO_PEER,
-} from "../netlink/constants.js";
+} from "../../netlink/index.js";
 
 function attr(type: number, payload: Buffer): Buffer {
   const len = 4 + payload.length;

@@ -1,4 +1,4 @@
-import type { Assigner } from "../../controllers/ipam/assigner.js";
+import type { Assigner } from "../../ipam/client/index.js";
 import { isIpamError, isReservedHandle } from "../../ipam/index.js";
 import { type AddressAssigner, AddressesExhausted, type AssignRequest } from "./assigner.js";
 

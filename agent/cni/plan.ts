@@ -2,7 +2,7 @@
  * What a pod's network looks like, as pure functions of its addresses: the pod-side commands,
  * the CNI result, and the comparison CHECK makes against what the kernel reports.
  */
-import type { CniResult } from "../../cni/types.js";
+import type { CniResult } from "../../cni/index.js";
 import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC } from "./names.js";
 
 export interface PodWiring {

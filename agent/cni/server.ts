@@ -5,9 +5,8 @@
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { dirname } from "node:path";
-import { runPlugin } from "../../cni/plugin.js";
-import { type AgentRequest, type AgentResponse, CniError, ErrorCode } from "../../cni/types.js";
-import { createLogger, type Logger } from "../../lib/log.js";
+import { type AgentRequest, type AgentResponse, CniError, ErrorCode, runPlugin } from "../../cni/index.js";
+import { createLogger, type Logger } from "../../lib/index.js";
 import type { AddressAssigner, Family } from "./assigner.js";
 import { HostNet } from "./hostnet.js";
 import { IpBatchPodNetns, type PodNetns } from "./podns.js";

@@ -5,9 +5,14 @@
  * idempotent.
  */
 import { existsSync } from "node:fs";
-import { normalizePrevResult } from "../../cni/result.js";
-import { type AgentRequest, CniError, type CniResult, ErrorCode } from "../../cni/types.js";
-import type { Logger } from "../../lib/log.js";
+import {
+  type AgentRequest,
+  CniError,
+  type CniResult,
+  ErrorCode,
+  normalizePrevResult,
+} from "../../cni/index.js";
+import type { Logger } from "../../lib/index.js";
 import { type AddressAssigner, AddressesExhausted, type Family } from "./assigner.js";
 import type { HostNet } from "./hostnet.js";
 import { HOST_VETH_MAC, hostVethName, podHandle, podMac } from "./names.js";

@@ -3,8 +3,14 @@
  * idempotent (replace; delete with "already gone" counted as done), which is what lets the bulk
  * sender resend whatever it lost.
  */
-import type { BulkItem, BulkSender } from "../netlink/bulk.js";
-import { writeFdb, writeNeighbor, writeNexthop, writeRoute } from "../netlink/encode.js";
+import {
+  type BulkItem,
+  type BulkSender,
+  writeFdb,
+  writeNeighbor,
+  writeNexthop,
+  writeRoute,
+} from "../../netlink/index.js";
 import {
   type Action,
   describeAction,

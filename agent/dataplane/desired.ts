@@ -3,8 +3,8 @@
  * Pure: no I/O, deterministic for a given input (intents are taken in node-name order, so which
  * of two conflicting claims wins never depends on watch order).
  */
-import type { RouteIntentSpec } from "../../api/routeintent.js";
-import { canonicalCIDR, canonicalIP, canonicalMAC, ipToBytes } from "../netlink/addr.js";
+import type { RouteIntentSpec } from "../../api/index.js";
+import { canonicalCIDR, canonicalIP, canonicalMAC, ipToBytes } from "../../netlink/index.js";
 import {
   DEFAULT_VXLAN,
   type DesiredState,

@@ -15,20 +15,24 @@
  *
  * All work runs one operation at a time through a queue.
  */
-import { jittered } from "../../lib/jitter.js";
-import type { Logger } from "../../lib/log.js";
-import { type BulkOptions, BulkSender } from "../netlink/bulk.js";
-import * as C from "../netlink/constants.js";
-import { AF_BRIDGE, AF_INET, AF_INET6 } from "../netlink/constants.js";
+import { jittered, type Logger } from "../../lib/index.js";
+import * as C from "../../netlink/index.js";
 import {
+  AF_BRIDGE,
+  AF_INET,
+  AF_INET6,
+  type BulkOptions,
+  BulkSender,
   decodeAddress,
   decodeLink,
   decodeNeighbor,
   decodeNexthop,
   decodeRoute,
   type RawMessage,
-} from "../netlink/decode.js";
-import { Rtnl, type Subscription, subscribe } from "../netlink/rtnl.js";
+  Rtnl,
+  type Subscription,
+  subscribe,
+} from "../../netlink/index.js";
 import { type ActionFailure, applyActions, collectNexthops, type NexthopUse } from "./apply.js";
 import { type DesiredIndex, indexDesired } from "./desired.js";
 import {

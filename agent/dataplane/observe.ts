@@ -5,14 +5,16 @@
 import {
   AF_INET,
   AF_INET6,
+  type NeighborInfo,
+  type NexthopInfo,
   NTF_SELF,
   NUD_PERMANENT,
+  type RouteInfo,
   RT_TABLE_MAIN,
   RTN_BLACKHOLE,
   RTN_UNICAST,
   RTPROT_WEFT,
-} from "../netlink/constants.js";
-import type { NeighborInfo, NexthopInfo, RouteInfo } from "../netlink/decode.js";
+} from "../../netlink/index.js";
 import {
   emptyObserved,
   type FdbEntry,

@@ -12,7 +12,7 @@
  * exists, IPIP support) is the IntentContext: when it changes every intent is re-claimed, which
  * happens only when the first VXLAN node appears or the last one goes.
  */
-import type { RouteIntentSpec } from "../../api/routeintent.js";
+import type { RouteIntentSpec } from "../../api/index.js";
 import {
   type Contribution,
   contextKey,

@@ -3,17 +3,18 @@
  * VNI, port, local address, learning and underlay link are fixed at creation, so a change there
  * recreates the device; MTU, MAC and up/down are changed in place.
  */
-import { canonicalIP } from "../netlink/addr.js";
-import type { AddressInfo, LinkInfo } from "../netlink/decode.js";
 import {
+  type AddressInfo,
+  canonicalIP,
   encodeAddress,
   encodeLinkChange,
   encodeLinkDelete,
   encodeVxlanLink,
   type LinkChange,
+  type LinkInfo,
+  type Rtnl,
   type VxlanSpec,
-} from "../netlink/encode.js";
-import type { Rtnl } from "../netlink/rtnl.js";
+} from "../../netlink/index.js";
 import { VXLAN_OVERHEAD, type VxlanDeviceConfig } from "./model.js";
 
 export interface UnderlayInfo {

@@ -12,13 +12,16 @@ import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { ROUTE_PROTOCOL_BGP } from "../../agent/bgp/render.js";
-import { blockName } from "../../api/ipamblock.js";
-import { ClusterNetwork } from "../../test/harness/clusternet.js";
-import { startControlPlane, stopControlPlane } from "../../test/harness/controlplane.js";
-import { ensureNeighborCapacity } from "../../test/harness/neighbors.js";
-import { waitFor } from "../../test/harness/procs.js";
-import { requireRoot } from "../../test/harness/topology.js";
+import { blockName } from "../../api/index.js";
+import { ROUTE_PROTOCOL_BGP } from "../../bgp/index.js";
+import {
+  ClusterNetwork,
+  ensureNeighborCapacity,
+  requireRoot,
+  startControlPlane,
+  stopControlPlane,
+  waitFor,
+} from "../../devenv/index.js";
 
 const run = promisify(execFile);
 

@@ -8,8 +8,7 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { CniFixture, REFERENCE_PLUGINS } from "../../test/dataplane/cni-fixture.js";
-import { repoRoot } from "../../test/harness/tools.js";
+import { CniFixture, REFERENCE_PLUGINS, repoRoot } from "../../devenv/index.js";
 import { type Summary, summarize } from "./stats.js";
 
 const run = promisify(execFile);

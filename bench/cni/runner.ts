@@ -4,7 +4,7 @@
  * the environment. The variants alternate pod by pod so that machine noise hits all of them.
  * Prints one JSON object: variant name -> {add: ms[], del: ms[]}.
  */
-import { type ExecResult, execPlugin } from "../../test/dataplane/cni-fixture.js";
+import { type ExecResult, execPlugin } from "../../devenv/index.js";
 
 export interface Variant {
   name: string;

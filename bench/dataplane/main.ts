@@ -15,12 +15,9 @@
 import { execFileSync } from "node:child_process";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { computeDesired } from "../../agent/dataplane/desired.js";
-import type { ApplyResult } from "../../agent/dataplane/kernel.js";
-import type { DesiredState } from "../../agent/dataplane/model.js";
-import { DesiredTracker } from "../../agent/dataplane/tracker.js";
-import type { RouteIntentSpec } from "../../api/routeintent.js";
-import { Driver, Netns, requireRootAndIproute2 } from "../../test/dataplane/kernel-netns.js";
+import { type ApplyResult, computeDesired, type DesiredState, DesiredTracker } from "../../agent/index.js";
+import type { RouteIntentSpec } from "../../api/index.js";
+import { Driver, Netns, requireRootAndIproute2 } from "../../devenv/index.js";
 
 const DEV = "weft.vxlan";
 const LOCAL = "172.31.255.254";

@@ -3,7 +3,7 @@
  * scales the design targets. Run: node dist/bench/ipam-pure/main.js
  * Prints one JSON line per scenario; nothing here is asserted (timings belong in bench/, not tests).
  */
-import type { IPAMBlockSpec } from "../../api/ipamblock.js";
+import type { IPAMBlockSpec } from "../../api/index.js";
 import {
   assignInBlock,
   blockCidrAt,

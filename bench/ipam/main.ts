@@ -18,12 +18,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { API_VERSION, blockName, type IPAMBlockSpec } from "../../api/index.js";
-import { Assigner } from "../../controllers/ipam/assigner.js";
-import { KubernetesStore } from "../../datastore/kubernetes.js";
-import { writesTotal } from "../../datastore/metrics.js";
+import { KubernetesStore, writesTotal } from "../../datastore/index.js";
+import { sleep, startControlPlane, stopControlPlane, stopPid } from "../../devenv/index.js";
+import { Assigner } from "../../ipam/client/index.js";
 import { blockCidrAt, parsePool, vtepHandle as vtepOf } from "../../ipam/index.js";
-import { startControlPlane, stopControlPlane } from "../../test/harness/controlplane.js";
-import { sleep, stopPid } from "../../test/harness/procs.js";
 import { spawnController } from "../controller.js";
 
 const CALICO_WRITES_PER_ADDRESS = 2;

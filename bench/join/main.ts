@@ -13,10 +13,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { API_VERSION } from "../../api/index.js";
-import { KubernetesStore } from "../../datastore/kubernetes.js";
-import { withConnectionReuse } from "../../lib/kubeconfig.js";
-import { startControlPlane, stopControlPlane } from "../../test/harness/controlplane.js";
-import { sleep, stopPid } from "../../test/harness/procs.js";
+import { KubernetesStore } from "../../datastore/index.js";
+import { sleep, startControlPlane, stopControlPlane, stopPid } from "../../devenv/index.js";
+import { withConnectionReuse } from "../../lib/index.js";
 import { spawnController } from "../controller.js";
 
 const { values } = parseArgs({

@@ -1,9 +1,9 @@
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
-import { topologyInputFrom } from "../../agent/bgp/inputs.js";
-import { computeTopology, topologyDot, topologyText } from "../../agent/bgp/topology.js";
-import { BGP_CONFIGURATION_NAME } from "../../api/bgp.js";
+import { BGP_CONFIGURATION_NAME } from "../../api/index.js";
+import { computeTopology, topologyInputFrom } from "../../bgp/index.js";
 import { type Command, UsageError } from "../command.js";
+import { topologyDot, topologyText } from "./render.js";
 
 /**
  * `weftctl bgp topology`: who peers with whom, computed exactly as the agents compute it (same

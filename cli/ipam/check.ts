@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { type AuditReport, audit } from "../../controllers/ipam/audit.js";
+import { type AuditReport, audit } from "../../ipam/index.js";
 import type { Command } from "../command.js";
 import { table } from "../table.js";
 import { readSnapshot } from "./snapshot.js";

@@ -1,8 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import type { AuditReport, LeakedAddress } from "../../controllers/ipam/audit.js";
-import { NotFoundError } from "../../datastore/store.js";
-import { releaseIfSequence } from "../../ipam/index.js";
+import { NotFoundError } from "../../datastore/index.js";
+import { type AuditReport, type LeakedAddress, releaseIfSequence } from "../../ipam/index.js";
 import { type Command, UsageError } from "../command.js";
 
 function readReport(file: string): LeakedAddress[] {

@@ -1,7 +1,6 @@
 import type * as k8s from "@kubernetes/client-node";
-import type { IPAMBlock } from "../../api/ipamblock.js";
-import type { IPPool } from "../../api/ippool.js";
-import { kubeList } from "../../datastore/kubelist.js";
+import type { IPAMBlock, IPPool } from "../../api/index.js";
+import { kubeList } from "../../datastore/index.js";
 import type { CliContext } from "../command.js";
 
 /** Everything IPAM commands look at, read once. */

@@ -1,4 +1,4 @@
-import type { NodeNetworkStatus } from "../../api/nodenetworkstatus.js";
+import type { NodeNetworkStatus } from "../../api/index.js";
 import { table } from "../table.js";
 
 /** `weftctl node status` as text (pure): like `calicoctl node status`, plus conditions and counts. */

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import type { NodeNetworkStatus } from "../../api/nodenetworkstatus.js";
+import type { NodeNetworkStatus } from "../../api/index.js";
 import { type Command, UsageError } from "../command.js";
 import { formatNodeStatus } from "./format.js";
 

@@ -1,15 +1,11 @@
 import { isDeepStrictEqual } from "node:util";
 import * as k8s from "@kubernetes/client-node";
-import { passwordProblem } from "../../agent/bgp/render.js";
-import { secretRefKey } from "../../agent/bgp/validate.js";
-import type { BGPStatus } from "../../api/bgp.js";
-import type { LabelSelector } from "../../api/meta.js";
-import { NotFoundError } from "../../datastore/store.js";
-import { mergeConditions } from "../../lib/conditions.js";
-import { createLogger } from "../../lib/log.js";
-import { matchesSelector } from "../../lib/selector.js";
+import type { BGPStatus, LabelSelector } from "../../api/index.js";
+import { passwordProblem, secretRefKey } from "../../bgp/index.js";
+import { NotFoundError } from "../../datastore/index.js";
+import { createLogger, matchesSelector, mergeConditions } from "../../lib/index.js";
+import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
-import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
 import { desiredBgpStatus, referencedPasswords } from "./status.js";
 
 const log = createLogger("bgp-status");

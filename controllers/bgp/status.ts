@@ -1,9 +1,20 @@
-import { bgpNodeNames, type NodeLike, topologyInputFrom } from "../../agent/bgp/inputs.js";
-import { computeTopology, type Topology } from "../../agent/bgp/topology.js";
-import { secretRefKey, secretRefProblems } from "../../agent/bgp/validate.js";
-import type { BGPConfiguration, BGPPeer, BGPStatus } from "../../api/bgp.js";
-import type { IPPool } from "../../api/ippool.js";
-import type { Condition, SecretKeyRef } from "../../api/meta.js";
+import type {
+  BGPConfiguration,
+  BGPPeer,
+  BGPStatus,
+  Condition,
+  IPPool,
+  SecretKeyRef,
+} from "../../api/index.js";
+import {
+  bgpNodeNames,
+  computeTopology,
+  type NodeLike,
+  secretRefKey,
+  secretRefProblems,
+  type Topology,
+  topologyInputFrom,
+} from "../../bgp/index.js";
 
 /**
  * Status of BGPPeers and the BGPConfiguration (pure): which nodes an object applies to, how many

@@ -1,11 +1,9 @@
-import type { IPAMBlock, IPAMBlockStatus } from "../../api/ipamblock.js";
-import { NotFoundError } from "../../datastore/store.js";
+import type { IPAMBlock, IPAMBlockStatus } from "../../api/index.js";
+import { NotFoundError } from "../../datastore/index.js";
 import { cidrSize, parseCidr } from "../../ipam/index.js";
-import { type ConditionInput, setCondition } from "../../lib/conditions.js";
-import { createLogger } from "../../lib/log.js";
-import { sameValue } from "../../lib/same.js";
+import { type ConditionInput, createLogger, sameValue, setCondition } from "../../lib/index.js";
+import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
-import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
 import type { IpamShared } from "./shared.js";
 
 const log = createLogger("ipam-block");

@@ -1,9 +1,9 @@
 import * as k8s from "@kubernetes/client-node";
 import pMap from "p-map";
 import { Counter, register } from "prom-client";
-import { createLogger } from "../../lib/log.js";
+import { findLeaks, type LeakedAddress, reservedHandleNode } from "../../ipam/index.js";
+import { createLogger } from "../../lib/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
-import { findLeaks, type LeakedAddress, reservedHandleNode } from "./audit.js";
 import type { IpamShared } from "./shared.js";
 
 const log = createLogger("ipam-gc");

@@ -5,13 +5,9 @@ import { NodeReconciler } from "./node.js";
 import { PoolStatusReconciler } from "./poolstatus.js";
 import { IpamShared } from "./shared.js";
 
-export * from "./assigner.js";
-export * from "./audit.js";
-export { BlockCache } from "./blockcache.js";
 export { BlockStatusReconciler, desiredBlockStatus } from "./blockstatus.js";
 export { type GCOptions, PodGC } from "./gc.js";
 export { NodeReconciler } from "./node.js";
-export { type PoolView, poolView } from "./pools.js";
 export { desiredPoolStatus, PoolStatusReconciler } from "./poolstatus.js";
 export { IpamShared } from "./shared.js";
 

@@ -1,18 +1,17 @@
-import { blockName, type IPAMBlock } from "../../api/ipamblock.js";
-import { API_VERSION } from "../../api/meta.js";
-import { AlreadyExistsError, ConflictError } from "../../datastore/store.js";
+import { API_VERSION, blockName, type IPAMBlock } from "../../api/index.js";
+import { AlreadyExistsError, ConflictError } from "../../datastore/index.js";
 import {
   assignInBlock,
   eligiblePools,
   isEmpty,
   type PoolRef,
   planJoin,
+  poolView,
   vtepHandle,
 } from "../../ipam/index.js";
-import { createLogger } from "../../lib/log.js";
+import { createLogger } from "../../lib/index.js";
+import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
-import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
-import { poolView } from "./pools.js";
 import type { IpamShared } from "./shared.js";
 
 const log = createLogger("ipam-node");

@@ -1,14 +1,15 @@
-import type { IPAMBlockSpec } from "../../api/ipamblock.js";
-import type { IPPool, IPPoolStatus } from "../../api/ippool.js";
-import { type Condition, FINALIZERS } from "../../api/meta.js";
-import { ConflictError, NotFoundError } from "../../datastore/store.js";
-import { isEmptyOfPods, isIpamError, parsePool, poolUsage } from "../../ipam/index.js";
-import { mergeConditions } from "../../lib/conditions.js";
-import { createLogger } from "../../lib/log.js";
-import { sameValue } from "../../lib/same.js";
+import {
+  type Condition,
+  FINALIZERS,
+  type IPAMBlockSpec,
+  type IPPool,
+  type IPPoolStatus,
+} from "../../api/index.js";
+import { ConflictError, NotFoundError } from "../../datastore/index.js";
+import { isEmptyOfPods, isIpamError, parsePool, poolUsage, poolView } from "../../ipam/index.js";
+import { createLogger, mergeConditions, sameValue } from "../../lib/index.js";
+import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
-import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
-import { poolView } from "./pools.js";
 import type { IpamShared } from "./shared.js";
 
 const log = createLogger("ipam-pool");

@@ -1,5 +1,5 @@
+import { Assigner } from "../../ipam/client/index.js";
 import type { ControllerContext } from "../context.js";
-import { Assigner } from "./assigner.js";
 
 /** The one Assigner (and its block cache) the IPAM parts of a controller process share. */
 export class IpamShared {

@@ -1,5 +1,10 @@
-import type { Encapsulation } from "../../api/ippool.js";
-import type { IntentFDB, IntentNeighbor, IntentRoute, RouteIntentSpec } from "../../api/routeintent.js";
+import type {
+  Encapsulation,
+  IntentFDB,
+  IntentNeighbor,
+  IntentRoute,
+  RouteIntentSpec,
+} from "../../api/index.js";
 import { VXLAN_DEVICE } from "./vtep.js";
 
 /** One block of a node together with how its pool reaches it. */

@@ -7,12 +7,11 @@ import {
   type RouteIntentSpec,
   type RouteIntentStatus,
 } from "../../api/index.js";
-import { ConflictError, NotFoundError } from "../../datastore/store.js";
+import { ConflictError, NotFoundError } from "../../datastore/index.js";
 import { findHandle, vtepHandle } from "../../ipam/index.js";
-import { createLogger } from "../../lib/log.js";
-import { sameValue } from "../../lib/same.js";
+import { createLogger, sameValue } from "../../lib/index.js";
+import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
-import { Controller, type ReconcileResult, type Reconciler } from "../runtime/controller.js";
 import { computeRouteIntent, type NodeBlock, underlayIPOf } from "./compute.js";
 import { type IntentWait, intentStatus } from "./status.js";
 import { vtepMAC } from "./vtep.js";

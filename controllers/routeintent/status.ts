@@ -1,5 +1,5 @@
 import type { RouteIntent, RouteIntentSpec, RouteIntentStatus } from "../../api/index.js";
-import { setCondition } from "../../lib/conditions.js";
+import { setCondition } from "../../lib/index.js";
 
 /** Why a node's intent cannot be complete yet; the reason is the Ready condition's reason. */
 export interface IntentWait {

@@ -6,10 +6,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { BGPPeer } from "../../api/bgp.js";
 import { InvalidError } from "../../datastore/store.js";
-import { testCluster } from "../harness/cluster.js";
-import { ClusterNetwork } from "../harness/clusternet.js";
-import { startDetached, waitFor } from "../harness/procs.js";
-import { ip, nsExec, requireRoot } from "../harness/topology.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { ClusterNetwork } from "../../devenv/clusternet.js";
+import { startDetached, waitFor } from "../../devenv/procs.js";
+import { ip, nsExec, requireRoot } from "../../devenv/topology.js";
 import { allLogs, bgpTestCIDR, requireBird, waitSessions } from "./bgp-support.js";
 
 // Issue 5 acceptance: an external BGP speaker (GoBGP, Debian gobgpd) in its own namespace on the

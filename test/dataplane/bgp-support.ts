@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseShowProtocols } from "../../agent/bgp/birdc.js";
-import { ROUTE_PROTOCOL_BGP } from "../../agent/bgp/render.js";
 import type { BGPSessionStatus } from "../../api/nodenetworkstatus.js";
-import type { ClusterNetwork } from "../harness/clusternet.js";
-import { waitFor } from "../harness/procs.js";
-import { ip } from "../harness/topology.js";
+import { parseShowProtocols } from "../../bgp/birdc.js";
+import { ROUTE_PROTOCOL_BGP } from "../../bgp/render.js";
+import type { ClusterNetwork } from "../../devenv/clusternet.js";
+import { waitFor } from "../../devenv/procs.js";
+import { ip } from "../../devenv/topology.js";
 
 /** Helpers shared by the BGP end-to-end tests (ClusterNetwork with real agents running BIRD). */
 

@@ -3,10 +3,10 @@ import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { testCluster } from "../harness/cluster.js";
-import { ClusterNetwork, formatConnectivity, RR_CLUSTER_ID } from "../harness/clusternet.js";
-import { alive, sleep, waitFor } from "../harness/procs.js";
-import { requireRoot } from "../harness/topology.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { ClusterNetwork, formatConnectivity, RR_CLUSTER_ID } from "../../devenv/clusternet.js";
+import { alive, sleep, waitFor } from "../../devenv/procs.js";
+import { requireRoot } from "../../devenv/topology.js";
 import {
   bgpRoutes,
   bgpTestCIDR,

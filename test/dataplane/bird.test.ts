@@ -5,18 +5,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { BirdProcess } from "../../agent/bgp/bird-process.js";
-import { parseShowProtocols, sessionStatuses } from "../../agent/bgp/birdc.js";
-import { type RenderResult, ROUTE_PROTOCOL_BGP, renderBirdConfig } from "../../agent/bgp/render.js";
-import { computeTopology, type Topology, type TopologyNode } from "../../agent/bgp/topology.js";
-import { secretRefKey } from "../../agent/bgp/validate.js";
 import type { BGPPeer } from "../../api/bgp.js";
 import { ANNOTATIONS } from "../../api/meta.js";
-import { sleep, startDetached, stopPid, waitFor } from "../harness/procs.js";
+import { parseShowProtocols, sessionStatuses } from "../../bgp/birdc.js";
+import { type RenderResult, ROUTE_PROTOCOL_BGP, renderBirdConfig } from "../../bgp/render.js";
+import { computeTopology, type Topology, type TopologyNode } from "../../bgp/topology.js";
+import { secretRefKey } from "../../bgp/validate.js";
+import { sleep, startDetached, stopPid, waitFor } from "../../devenv/procs.js";
 
 /**
  * Real BIRD 2 in network namespaces on a bridge underlay (the bridge lives in its own namespace;
  * every address is inside namespaces this file creates). Each node runs BIRD through
- * agent/bgp/bird-process.ts with a configuration rendered by agent/bgp/render.ts.
+ * agent/bgp/bird-process.ts with a configuration rendered by bgp/render.ts.
  */
 
 function requireTool(cmd: string, hint: string): void {

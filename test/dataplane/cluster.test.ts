@@ -3,10 +3,10 @@ import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { testCluster } from "../harness/cluster.js";
-import { ClusterNetwork, formatConnectivity } from "../harness/clusternet.js";
-import { sleep, waitFor } from "../harness/procs.js";
-import { ip, nsExec, requireRoot } from "../harness/topology.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { ClusterNetwork, formatConnectivity } from "../../devenv/clusternet.js";
+import { sleep, waitFor } from "../../devenv/procs.js";
+import { ip, nsExec, requireRoot } from "../../devenv/topology.js";
 
 // Issue 4 end to end: the controller publishes RouteIntents, one agent per node (each inside its
 // node's namespace) programs the kernel, pods on three nodes reach each other. Kernel state is

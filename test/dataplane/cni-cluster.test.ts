@@ -3,10 +3,10 @@ import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { testCluster } from "../harness/cluster.js";
-import { ClusterNetwork, formatConnectivity } from "../harness/clusternet.js";
-import { waitFor } from "../harness/procs.js";
-import { ip, requireRoot } from "../harness/topology.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { ClusterNetwork, formatConnectivity } from "../../devenv/clusternet.js";
+import { waitFor } from "../../devenv/procs.js";
+import { ip, requireRoot } from "../../devenv/topology.js";
 
 // Issue 6 end to end: pods made by weft-cni (run exactly as a runtime runs it) on three nodes,
 // addressed by the real IPAM, reach each other over VXLAN and then host-gw; DEL gives back.

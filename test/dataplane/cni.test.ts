@@ -10,8 +10,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { hostVethName } from "../../agent/cni/names.js";
-import { tool } from "../harness/tools.js";
-import { CniFixture, execPlugin, REFERENCE_PLUGINS, sh } from "./cni-fixture.js";
+import { CniFixture, execPlugin, REFERENCE_PLUGINS } from "../../devenv/cni-fixture.js";
+import { sh } from "../../devenv/procs.js";
+import { tool } from "../../devenv/tools.js";
 
 const run = promisify(execFile);
 const fx = new CniFixture("wcni");

@@ -5,11 +5,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { RouteIntent } from "../../api/index.js";
 import { KubernetesStore } from "../../datastore/kubernetes.js";
-import { testCluster } from "../harness/cluster.js";
-import { ClusterNetwork, formatConnectivity } from "../harness/clusternet.js";
-import { TestEtcd } from "../harness/etcd.js";
-import { waitFor } from "../harness/procs.js";
-import { requireRoot } from "../harness/topology.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { ClusterNetwork, formatConnectivity } from "../../devenv/clusternet.js";
+import { TestEtcd } from "../../devenv/etcd.js";
+import { waitFor } from "../../devenv/procs.js";
+import { requireRoot } from "../../devenv/topology.js";
 
 // Issue 7 end to end: the whole control plane on the etcd datastore. The weft.dev objects live in
 // an etcd of this test's own (TLS, client certificates), bridged into every node namespace; Node

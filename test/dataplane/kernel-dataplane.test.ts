@@ -9,7 +9,14 @@ import { computeDesired } from "../../agent/dataplane/desired.js";
 import type { ApplyResult, DataplaneStatus } from "../../agent/dataplane/kernel.js";
 import type { DesiredState } from "../../agent/dataplane/model.js";
 import type { RouteIntentSpec } from "../../api/routeintent.js";
-import { Driver, eventually, linkNamespaces, Netns, requireRootAndIproute2, sh } from "./kernel-netns.js";
+import {
+  Driver,
+  eventually,
+  linkNamespaces,
+  Netns,
+  requireRootAndIproute2,
+} from "../../devenv/kernel-netns.js";
+import { sh } from "../../devenv/procs.js";
 
 const DEV = "weft.vxlan";
 const mac = (n: number) => `02:00:00:00:00:${n.toString(16).padStart(2, "0")}`;

@@ -1,5 +1,5 @@
 /**
- * agent/netlink against the kernel: what our encoders send is accepted and reads back through
+ * netlink/ against the kernel: what our encoders send is accepted and reads back through
  * iproute2 as intended; the bulk sender reports each failure at its request; our dump decoders
  * agree with `ip -json`.
  */
@@ -8,10 +8,10 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import type { LinkInfo, NeighborInfo, RouteInfo } from "../../agent/netlink/decode.js";
-import { Netns, requireRootAndIproute2 } from "./kernel-netns.js";
+import { Netns, requireRootAndIproute2 } from "../../devenv/kernel-netns.js";
+import type { LinkInfo, NeighborInfo, RouteInfo } from "../../netlink/decode.js";
 
-const PROBE = join(fileURLToPath(import.meta.url), "..", "netlink-probe.js");
+const PROBE = join(fileURLToPath(import.meta.url), "..", "netlink-probe-support.js");
 
 function probe<T>(ns: Netns, cmd: object): T {
   const out = execFileSync("ip", ["netns", "exec", ns.name, process.execPath, PROBE, JSON.stringify(cmd)], {

@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { testCluster } from "../harness/cluster.js";
-import { repoRoot, tool } from "../harness/tools.js";
-import { ip, NetnsTopology, nsExec, requireRoot } from "../harness/topology.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { repoRoot, tool } from "../../devenv/tools.js";
+import { ip, NetnsTopology, nsExec, requireRoot } from "../../devenv/topology.js";
 
 // The harness itself: namespaces on an underlay bridge, pods behind veths, and the test apiserver
 // reachable from inside a node namespace without any packet leaving loopback.
@@ -22,7 +22,7 @@ describe("netns topology harness", () => {
     await topo.addPod("n1", "p1", "10.250.1.2");
     await topo.addPod("n2", "p2", "10.250.2.2");
     const port = Number(new URL(cluster.state.server).port);
-    await topo.bridgeApiserver(port, join(repoRoot, "dist", "test", "harness", "forward.js"));
+    await topo.bridgeApiserver(port, join(repoRoot, "dist", "devenv", "forward.js"));
   });
   after(async () => {
     await topo.destroy();

@@ -4,10 +4,10 @@ import fc from "fast-check";
 import { stringify } from "yaml";
 import { blockName } from "../../api/ipamblock.js";
 import { PLURALS } from "../../api/meta.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { waitFor } from "../../devenv/procs.js";
+import { repoRoot } from "../../devenv/tools.js";
 import { invalidFixtures, type Manifest, validManifestFiles } from "../fixtures/manifests.js";
-import { testCluster } from "../harness/cluster.js";
-import { waitFor } from "../harness/procs.js";
-import { repoRoot } from "../harness/tools.js";
 
 /**
  * The weft.dev CRDs as the real apiserver enforces them: examples are accepted, the invalid corpus

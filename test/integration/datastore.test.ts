@@ -4,8 +4,8 @@ import { nodeStatus } from "../../agent/status.js";
 import { API_VERSION, type NodeNetworkStatusStatus } from "../../api/index.js";
 import { KubernetesStore } from "../../datastore/kubernetes.js";
 import { InvalidError } from "../../datastore/store.js";
-import { testCluster } from "../harness/cluster.js";
-import { runStoreConformance } from "./store-conformance.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { runStoreConformance } from "./store-conformance-support.js";
 
 runStoreConformance("kubernetes", () => new KubernetesStore(testCluster().kc, { pageSize: 2 }));
 

@@ -5,14 +5,14 @@ import { after, before, it } from "node:test";
 import type * as k8s from "@kubernetes/client-node";
 import { API_VERSION } from "../../api/index.js";
 import type { ControllerContext, Informers } from "../../controllers/context.js";
+import { FlannelLeases } from "../../controllers/flannel/leases.js";
 import { IpamShared, NodeReconciler } from "../../controllers/ipam/index.js";
-import { Informer } from "../../controllers/runtime/informer.js";
-import { type ListWatch, storeListWatch } from "../../controllers/runtime/listwatch.js";
 import { EtcdStore } from "../../datastore/etcd.js";
-import { FlannelLeases } from "../../datastore/flannel.js";
-import { TestEtcd } from "../harness/etcd.js";
-import { waitFor } from "../harness/procs.js";
-import { repoRoot } from "../harness/tools.js";
+import { TestEtcd } from "../../devenv/etcd.js";
+import { waitFor } from "../../devenv/procs.js";
+import { repoRoot } from "../../devenv/tools.js";
+import { Informer } from "../../runtime/informer.js";
+import { type ListWatch, storeListWatch } from "../../runtime/listwatch.js";
 
 /**
  * Flannel-compatible leases against a real TLS etcd: Flannel's byte layout, adoption of leases

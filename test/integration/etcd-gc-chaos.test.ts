@@ -1,5 +1,5 @@
 import { after } from "node:test";
-import { TestEtcd } from "../harness/etcd.js";
+import { TestEtcd } from "../../devenv/etcd.js";
 
 /**
  * gc-chaos.test.ts on the etcd backend: allocator processes SIGKILLed mid-run, `weftctl ipam check`

@@ -1,5 +1,5 @@
 import { after } from "node:test";
-import { TestEtcd } from "../harness/etcd.js";
+import { TestEtcd } from "../../devenv/etcd.js";
 
 /**
  * ipam-concurrency.test.ts on the etcd backend: the same allocator processes, the same checks

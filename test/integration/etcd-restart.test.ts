@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { API_VERSION, type BGPPeer } from "../../api/index.js";
-import { Assigner } from "../../controllers/ipam/assigner.js";
-import { audit } from "../../controllers/ipam/audit.js";
-import { Informer } from "../../controllers/runtime/informer.js";
-import { type ListWatch, storeListWatch } from "../../controllers/runtime/listwatch.js";
 import { EtcdStore } from "../../datastore/etcd.js";
-import { TestEtcd } from "../harness/etcd.js";
-import { sleep, waitFor } from "../harness/procs.js";
+import { TestEtcd } from "../../devenv/etcd.js";
+import { sleep, waitFor } from "../../devenv/procs.js";
+import { audit } from "../../ipam/audit.js";
+import { Assigner } from "../../ipam/client/assigner.js";
+import { Informer } from "../../runtime/informer.js";
+import { type ListWatch, storeListWatch } from "../../runtime/listwatch.js";
 import { allocationsByIp } from "./ipam-support.js";
 
 /**

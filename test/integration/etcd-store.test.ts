@@ -5,9 +5,9 @@ import { API_VERSION, type BGPPeer } from "../../api/index.js";
 import { EtcdStore } from "../../datastore/etcd.js";
 import { createStore } from "../../datastore/factory.js";
 import { InvalidError, type WatchEvent } from "../../datastore/store.js";
-import { TestEtcd } from "../harness/etcd.js";
-import { waitFor } from "../harness/procs.js";
-import { runStoreConformance } from "./store-conformance.js";
+import { TestEtcd } from "../../devenv/etcd.js";
+import { waitFor } from "../../devenv/procs.js";
+import { runStoreConformance } from "./store-conformance-support.js";
 
 /** The Store contract on etcd: a TLS etcd of this file's own, with client certificates. */
 let etcd: TestEtcd | undefined;

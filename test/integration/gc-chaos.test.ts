@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import type { AuditReport } from "../../controllers/ipam/audit.js";
+import { waitFor } from "../../devenv/procs.js";
+import type { AuditReport } from "../../ipam/audit.js";
 import { isReservedHandle } from "../../ipam/index.js";
-import { waitFor } from "../harness/procs.js";
 import {
   allocationsByIp,
   blocksOf,

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type Started, startDetached, stopPid, waitFor } from "../harness/procs.js";
+import { type Started, startDetached, stopPid, waitFor } from "../../devenv/procs.js";
 import { deleteNode, removePools, setup } from "./ipam-support.js";
 
 const { cluster, store, core } = setup();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as k8s from "@kubernetes/client-node";
-import { testCluster } from "../harness/cluster.js";
+import { testCluster } from "../../devenv/cluster.js";
 
 describe("test control plane", () => {
   const cluster = testCluster();

@@ -1,8 +1,8 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { TestCluster } from "../harness/cluster.js";
-import { chartDir, type HelmResult, helm, setArgs } from "../unit/ship/chart.js";
+import type { TestCluster } from "../../devenv/cluster.js";
+import { chartDir, type HelmResult, helm, setArgs } from "../ship/chart-support.js";
 
 let seq = 0;
 

@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { testCluster } from "../harness/cluster.js";
-import { repoRoot } from "../harness/tools.js";
-import { chartDir, helm, helmTemplate, type K8sObject, parseManifest } from "../unit/ship/chart.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { repoRoot } from "../../devenv/tools.js";
+import { chartDir, helm, helmTemplate, type K8sObject, parseManifest } from "../ship/chart-support.js";
 import { HelmCluster, isolatedPool, uniqueRelease } from "./helm-support.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: reading objects back from kubectl

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import { audit } from "../../controllers/ipam/audit.js";
+import { audit } from "../../ipam/audit.js";
 import { parseCidr, parseIP } from "../../ipam/index.js";
 import {
   allocationsByIp,

@@ -15,8 +15,8 @@ import {
 import { type IpamPartsOptions, ipamControllerParts } from "../../controllers/ipam/index.js";
 import { createStore } from "../../datastore/factory.js";
 import type { Store } from "../../datastore/store.js";
+import { testCluster } from "../../devenv/cluster.js";
 import { addressAt } from "../../ipam/index.js";
-import { testCluster } from "../harness/cluster.js";
 
 export function setup() {
   const cluster = testCluster();

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { IPAMBlock } from "../../api/ipamblock.js";
 import { FINALIZERS } from "../../api/meta.js";
-import { Assigner } from "../../controllers/ipam/assigner.js";
 import { writesTotal } from "../../datastore/metrics.js";
+import { sleep, waitFor } from "../../devenv/procs.js";
+import { Assigner } from "../../ipam/client/assigner.js";
 import { isIpamError, isReservedHandle, parseCidr, parseIP, vtepHandle } from "../../ipam/index.js";
-import { sleep, waitFor } from "../harness/procs.js";
 import {
   blocksOf,
   createNode,

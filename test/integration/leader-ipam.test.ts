@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { after, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import * as k8s from "@kubernetes/client-node";
+import { alive, type Started, startDetached, stopPid, waitFor } from "../../devenv/procs.js";
 import { vtepHandle } from "../../ipam/index.js";
-import { alive, type Started, startDetached, stopPid, waitFor } from "../harness/procs.js";
 import { deleteNode, removePools, setup } from "./ipam-support.js";
 
 /**

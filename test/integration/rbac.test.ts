@@ -10,11 +10,11 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
 import { blockName } from "../../api/ipamblock.js";
-import { testCluster } from "../harness/cluster.js";
-import { kubectl, tokenKubeconfig } from "../harness/controlplane.js";
-import { waitFor } from "../harness/procs.js";
-import { repoRoot } from "../harness/tools.js";
-import { normalizeRules, parseCanIList } from "../unit/ship/canilist.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { kubectl, tokenKubeconfig } from "../../devenv/controlplane.js";
+import { waitFor } from "../../devenv/procs.js";
+import { repoRoot } from "../../devenv/tools.js";
+import { normalizeRules, parseCanIList } from "../ship/canilist-support.js";
 import { HelmCluster, isolatedPool, uniqueRelease } from "./helm-support.js";
 
 const cluster = testCluster();

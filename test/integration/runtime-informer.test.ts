@@ -3,18 +3,13 @@ import { randomBytes } from "node:crypto";
 import { after, describe, it } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { API_VERSION, type BGPPeer } from "../../api/index.js";
-import { Controller } from "../../controllers/runtime/controller.js";
-import { Informer, objectKey } from "../../controllers/runtime/informer.js";
-import {
-  coreListWatch,
-  type ListWatch,
-  type MetaObject,
-  storeListWatch,
-} from "../../controllers/runtime/listwatch.js";
 import { KubernetesStore } from "../../datastore/kubernetes.js";
 import type { WatchHandler } from "../../datastore/store.js";
-import { testCluster } from "../harness/cluster.js";
-import { waitFor } from "../harness/procs.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { waitFor } from "../../devenv/procs.js";
+import { Controller } from "../../runtime/controller.js";
+import { Informer, objectKey } from "../../runtime/informer.js";
+import { coreListWatch, type ListWatch, type MetaObject, storeListWatch } from "../../runtime/listwatch.js";
 
 /**
  * Wraps a real ListWatch so the test can break the connection under the informer (as a reset

@@ -6,10 +6,10 @@ import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import * as k8s from "@kubernetes/client-node";
-import { testCluster } from "../harness/cluster.js";
-import { alive, sleep, startDetached, stopPid, waitFor } from "../harness/procs.js";
+import { testCluster } from "../../devenv/cluster.js";
+import { alive, sleep, startDetached, stopPid, waitFor } from "../../devenv/procs.js";
 
-const script = join(dirname(fileURLToPath(import.meta.url)), "runtime-elector.js");
+const script = join(dirname(fileURLToPath(import.meta.url)), "runtime-elector-support.js");
 const NAMESPACE = "default";
 
 interface Note {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { API_VERSION, type BlockAllocation, blockName } from "../../api/index.js";
-import type { AuditReport } from "../../controllers/ipam/audit.js";
+import type { AuditReport } from "../../ipam/audit.js";
 import { vtepHandle } from "../../ipam/index.js";
 import {
   createNode,

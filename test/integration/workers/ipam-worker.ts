@@ -8,8 +8,8 @@
 import { appendFileSync } from "node:fs";
 import https from "node:https";
 import * as k8s from "@kubernetes/client-node";
-import { Assigner } from "../../../controllers/ipam/assigner.js";
 import { createStore } from "../../../datastore/factory.js";
+import { Assigner } from "../../../ipam/client/assigner.js";
 
 interface WorkerArgs {
   kubeconfig: string;

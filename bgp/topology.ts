@@ -1,0 +1,487 @@
+import { createHash } from "node:crypto";
+import {
+  ANNOTATIONS,
+  BGP_DEFAULTS,
+  type BGPConfiguration,
+  type BGPConfigurationSpec,
+  type BGPPeer,
+  type SecretKeyRef,
+} from "../api/index.js";
+import { matchesSelector } from "../lib/index.js";
+import { compareIP, type Family, formatIPv4, parseIP } from "./ip.js";
+import { isASNumber, isIntInRange, isPort, secretRefProblems, selectorProblems } from "./validate.js";
+
+/**
+ * Who peers with whom (pure; shared by the controller for status and counts, by the agent for
+ * its own BIRD configuration, and by weftctl for `bgp topology`).
+ *
+ * Rules:
+ * - Full mesh between all nodes (each pair once per address family; the side with the higher
+ *   address is passive so that only one side dials).
+ * - A node annotated `weft.dev/route-reflector-cluster-id` is a reflector. Reflectors peer with
+ *   each other; every other node is a client of every reflector. Once reflectors exist the mesh is
+ *   off, unless BGPConfiguration `meshWithReflectors: true` keeps it (nodeToNodeMesh must be true).
+ * - BGPPeer with `peerIP`: an external session from each node chosen by `node`/`nodeSelector`
+ *   (none of the two: every node).
+ * - BGPPeer with `peerSelector`: sessions between each chosen node and each node the peer
+ *   selector matches (both ends get the session, so it comes up).
+ * A node never has two sessions to one address: reflector sessions win over the mesh, the mesh
+ * over peerSelector peers.
+ */
+
+export type SessionKind = "mesh" | "rr-client" | "rr-peer" | "rr-to-client" | "external" | "node-peer";
+
+export interface TopologyNode {
+  name: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  underlayIPv4?: string;
+  underlayIPv6?: string;
+}
+
+export interface TopologySession {
+  /** Node name for node-to-node sessions, BGPPeer name for external ones. */
+  peerName: string;
+  peerNode?: string;
+  peerIP: string;
+  localIP: string;
+  family: Family;
+  peerAS: number;
+  localAS: number;
+  kind: SessionKind;
+  /** Wait for the peer to connect (the higher address of a node pair). */
+  passive: boolean;
+  /** Set on a reflector's sessions to its clients. */
+  rrClient?: boolean;
+  rrClusterID?: string;
+  password?: SecretKeyRef;
+  /** Remote TCP port. */
+  port: number;
+  /** What asked for this session: "mesh", "route-reflector" or "BGPPeer/<name>". */
+  source: string;
+}
+
+export interface NodeTopology {
+  node: string;
+  routerID: string;
+  localAS: number;
+  listenPort: number;
+  gracefulRestartSeconds: number;
+  keepaliveSeconds: number;
+  holdSeconds: number;
+  routeReflectorClusterID?: string;
+  sessions: TopologySession[];
+}
+
+/** One session counted once, for status counts and `weftctl bgp topology`. */
+export interface GlobalSession {
+  kind: "mesh" | "rr-client" | "rr-peer" | "external" | "node-peer";
+  family: Family;
+  /** For rr-client: the client. */
+  a: string;
+  aIP: string;
+  /** A node name, or the BGPPeer name of an external peer. For rr-client: the reflector. */
+  b: string;
+  bIP: string;
+  external: boolean;
+  source: string;
+}
+
+export interface TopologyProblem {
+  kind: "BGPConfiguration" | "BGPPeer" | "Node";
+  name: string;
+  message: string;
+}
+
+export interface TopologyInput {
+  config?: BGPConfiguration | BGPConfigurationSpec;
+  peers?: BGPPeer[];
+  nodes: TopologyNode[];
+}
+
+export interface Topology {
+  asNumber: number;
+  meshEnabled: boolean;
+  reflectors: string[];
+  nodes: Record<string, NodeTopology>;
+  sessions: GlobalSession[];
+  problems: TopologyProblem[];
+  /** Per BGPPeer: the nodes it applies to and the sessions it creates (for its status). */
+  peers: Record<string, { valid: boolean; selectedNodes: string[]; expectedSessions: number }>;
+}
+
+interface Settings {
+  asNumber: number;
+  nodeToNodeMesh: boolean;
+  meshWithReflectors: boolean;
+  listenPort: number;
+  gracefulRestartSeconds: number;
+  keepaliveSeconds: number;
+  holdSeconds: number;
+  meshPassword?: SecretKeyRef;
+}
+
+function settingsFrom(
+  input: BGPConfiguration | BGPConfigurationSpec | undefined,
+  problems: TopologyProblem[],
+): Settings {
+  const spec: BGPConfigurationSpec =
+    input && "spec" in input ? (input.spec ?? {}) : ((input as BGPConfigurationSpec | undefined) ?? {});
+  const name = input && "metadata" in input ? input.metadata.name : "default";
+  const bad = (message: string) => problems.push({ kind: "BGPConfiguration", name, message });
+  const s: Settings = { ...BGP_DEFAULTS, meshWithReflectors: false };
+  if (spec.asNumber !== undefined) {
+    if (isASNumber(spec.asNumber)) s.asNumber = spec.asNumber;
+    else bad(`asNumber: ${JSON.stringify(spec.asNumber)} is not an AS number (1-4294967295)`);
+  }
+  if (spec.nodeToNodeMesh !== undefined) s.nodeToNodeMesh = spec.nodeToNodeMesh === true;
+  if (spec.meshWithReflectors !== undefined) s.meshWithReflectors = spec.meshWithReflectors === true;
+  if (spec.listenPort !== undefined) {
+    if (isPort(spec.listenPort)) s.listenPort = spec.listenPort;
+    else bad(`listenPort: ${JSON.stringify(spec.listenPort)} is not a TCP port`);
+  }
+  if (spec.gracefulRestartSeconds !== undefined) {
+    if (isIntInRange(spec.gracefulRestartSeconds, 1, 4095))
+      s.gracefulRestartSeconds = spec.gracefulRestartSeconds;
+    else bad("gracefulRestartSeconds: must be an integer from 1 to 4095");
+  }
+  const hold = spec.holdSeconds ?? s.holdSeconds;
+  const keepalive = spec.keepaliveSeconds ?? (spec.holdSeconds !== undefined ? Math.floor(hold / 3) : 30);
+  if (!isIntInRange(hold, 3, 65535)) bad("holdSeconds: must be an integer from 3 to 65535");
+  else if (!isIntInRange(keepalive, 1, 65535) || keepalive >= hold)
+    bad("keepaliveSeconds: must be an integer of at least 1 and below holdSeconds");
+  else {
+    s.holdSeconds = hold;
+    s.keepaliveSeconds = keepalive;
+  }
+  if (spec.meshPassword !== undefined) {
+    const p = secretRefProblems(spec.meshPassword, "meshPassword");
+    if (p.length) p.forEach(bad);
+    else s.meshPassword = spec.meshPassword;
+  }
+  return s;
+}
+
+/** BIRD takes a cluster id as an IPv4-formatted 32-bit number; accept that or a plain integer. */
+export function parseClusterID(v: string): string | undefined {
+  const trimmed = v.trim();
+  if (/^\d{1,10}$/.test(trimmed)) {
+    const n = BigInt(trimmed);
+    return n <= 0xffffffffn ? formatIPv4(n) : undefined;
+  }
+  const ip = parseIP(trimmed);
+  return ip?.family === 4 ? ip.text : undefined;
+}
+
+function derivedRouterID(name: string): string {
+  const h = createHash("sha256").update(name).digest();
+  // keep it out of 0.0.0.0/8 so it never reads as "unset"
+  return formatIPv4(BigInt(h.readUInt32BE(0) | 0x01000000) & 0xffffffffn);
+}
+
+interface ValidNode {
+  name: string;
+  labels: Record<string, string>;
+  ips: Partial<Record<Family, string>>;
+  clusterID?: string;
+}
+
+export function computeTopology(input: TopologyInput): Topology {
+  const problems: TopologyProblem[] = [];
+  const settings = settingsFrom(input.config, problems);
+
+  const nodes: ValidNode[] = [];
+  const seenNames = new Set<string>();
+  const ipOwner = new Map<string, string>();
+  // An address claimed by two nodes belongs to neither: we cannot tell which one is right.
+  const claims = new Map<string, string[]>();
+  for (const n of input.nodes) {
+    for (const raw of [n.underlayIPv4, n.underlayIPv6]) {
+      const ip = parseIP(raw);
+      if (ip) claims.set(ip.text, [...(claims.get(ip.text) ?? []), n.name]);
+    }
+  }
+  for (const n of [...input.nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const bad = (message: string) => problems.push({ kind: "Node", name: n.name, message });
+    if (seenNames.has(n.name)) {
+      bad("duplicate node name");
+      continue;
+    }
+    seenNames.add(n.name);
+    const ips: Partial<Record<Family, string>> = {};
+    for (const [fam, raw] of [
+      [4, n.underlayIPv4],
+      [6, n.underlayIPv6],
+    ] as const) {
+      if (raw === undefined || raw === "") continue;
+      const ip = parseIP(raw);
+      if (!ip || ip.family !== fam) bad(`underlay IPv${fam} ${JSON.stringify(raw)} is not a valid address`);
+      else if ((claims.get(ip.text)?.length ?? 0) > 1)
+        bad(`underlay address ${ip.text} is claimed by ${claims.get(ip.text)?.join(", ")}; not used`);
+      else {
+        ips[fam] = ip.text;
+        ipOwner.set(ip.text, n.name);
+      }
+    }
+    if (!ips[4] && !ips[6]) bad("no usable underlay address; the node gets no BGP sessions");
+    const v: ValidNode = { name: n.name, labels: n.labels ?? {}, ips };
+    const cid = n.annotations?.[ANNOTATIONS.routeReflectorClusterID];
+    if (cid !== undefined) {
+      const parsed = parseClusterID(cid);
+      if (parsed) v.clusterID = parsed;
+      else
+        bad(
+          `annotation ${ANNOTATIONS.routeReflectorClusterID}=${JSON.stringify(cid)} is not an IPv4-style cluster id or 32-bit number; the node is not a reflector`,
+        );
+    }
+    nodes.push(v);
+  }
+
+  const reflectors = nodes.filter((n) => n.clusterID !== undefined);
+  const meshEnabled = settings.nodeToNodeMesh && (reflectors.length === 0 || settings.meshWithReflectors);
+
+  const result: Record<string, NodeTopology> = {};
+  for (const n of nodes) {
+    result[n.name] = {
+      node: n.name,
+      routerID: n.ips[4] ?? derivedRouterID(n.name),
+      localAS: settings.asNumber,
+      listenPort: settings.listenPort,
+      gracefulRestartSeconds: settings.gracefulRestartSeconds,
+      keepaliveSeconds: settings.keepaliveSeconds,
+      holdSeconds: settings.holdSeconds,
+      ...(n.clusterID ? { routeReflectorClusterID: n.clusterID } : {}),
+      sessions: [],
+    };
+  }
+  const global: GlobalSession[] = [];
+  const taken = new Set<string>(); // `${node}|${peerIP}`
+
+  const add = (node: string, s: TopologySession): boolean => {
+    const key = `${node}|${s.peerIP}`;
+    if (taken.has(key)) return false;
+    taken.add(key);
+    result[node]?.sessions.push(s);
+    return true;
+  };
+
+  /** Both ends of a node pair, once per common family. Returns the number of new pairs. */
+  const pair = (
+    a: ValidNode,
+    b: ValidNode,
+    kindA: SessionKind,
+    kindB: SessionKind,
+    globalKind: GlobalSession["kind"],
+    source: string,
+    password: SecretKeyRef | undefined,
+  ): number => {
+    let count = 0;
+    for (const fam of [4, 6] as const) {
+      const ipA = a.ips[fam];
+      const ipB = b.ips[fam];
+      if (!ipA || !ipB) continue;
+      if (taken.has(`${a.name}|${ipB}`) || taken.has(`${b.name}|${ipA}`)) continue;
+      const aPassive = compareIP(ipA, ipB) > 0;
+      const common = { family: fam, peerAS: settings.asNumber, localAS: settings.asNumber, source };
+      const pw = password ? { password } : {};
+      add(a.name, {
+        ...common,
+        ...pw,
+        peerName: b.name,
+        peerNode: b.name,
+        peerIP: ipB,
+        localIP: ipA,
+        kind: kindA,
+        passive: aPassive,
+        port: settings.listenPort,
+        ...(kindA === "rr-to-client" ? { rrClient: true, rrClusterID: a.clusterID } : {}),
+      });
+      add(b.name, {
+        ...common,
+        ...pw,
+        peerName: a.name,
+        peerNode: a.name,
+        peerIP: ipA,
+        localIP: ipB,
+        kind: kindB,
+        passive: !aPassive,
+        port: settings.listenPort,
+        ...(kindB === "rr-to-client" ? { rrClient: true, rrClusterID: b.clusterID } : {}),
+      });
+      global.push({
+        kind: globalKind,
+        family: fam,
+        a: a.name,
+        aIP: ipA,
+        b: b.name,
+        bIP: ipB,
+        external: false,
+        source,
+      });
+      count++;
+    }
+    return count;
+  };
+
+  // Reflectors first so that their sessions win over any other way the same pair could peer.
+  for (let i = 0; i < reflectors.length; i++) {
+    for (let j = i + 1; j < reflectors.length; j++) {
+      pair(
+        reflectors[i] as ValidNode,
+        reflectors[j] as ValidNode,
+        "rr-peer",
+        "rr-peer",
+        "rr-peer",
+        "route-reflector",
+        settings.meshPassword,
+      );
+    }
+  }
+  if (reflectors.length > 0) {
+    for (const client of nodes) {
+      if (client.clusterID !== undefined) continue;
+      for (const r of reflectors) {
+        pair(client, r, "rr-client", "rr-to-client", "rr-client", "route-reflector", settings.meshPassword);
+      }
+    }
+  }
+  if (meshEnabled) {
+    for (let i = 0; i < nodes.length; i++) {
+      for (let j = i + 1; j < nodes.length; j++) {
+        pair(
+          nodes[i] as ValidNode,
+          nodes[j] as ValidNode,
+          "mesh",
+          "mesh",
+          "mesh",
+          "mesh",
+          settings.meshPassword,
+        );
+      }
+    }
+  }
+
+  const peers: Topology["peers"] = {};
+  const sortedPeers = [...(input.peers ?? [])].sort((a, b) =>
+    a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0,
+  );
+  // node peers before external peers: the dedup order above
+  const ordered = [
+    ...sortedPeers.filter((p) => p.spec?.peerSelector !== undefined),
+    ...sortedPeers.filter((p) => p.spec?.peerSelector === undefined),
+  ];
+  for (const peer of ordered) {
+    const name = peer.metadata.name;
+    const errs = peerProblems(peer, settings.asNumber, ipOwner);
+    if (errs.length) {
+      for (const message of errs) problems.push({ kind: "BGPPeer", name, message });
+      peers[name] = { valid: false, selectedNodes: [], expectedSessions: 0 };
+      continue;
+    }
+    const spec = peer.spec;
+    const selected = nodes.filter((n) =>
+      spec.node !== undefined ? n.name === spec.node : matchesSelector(spec.nodeSelector, n.labels),
+    );
+    const source = `BGPPeer/${name}`;
+    let expected = 0;
+    if (spec.peerSelector !== undefined) {
+      const targets = nodes.filter((n) => matchesSelector(spec.peerSelector, n.labels));
+      const done = new Set<string>();
+      for (const a of selected) {
+        for (const b of targets) {
+          if (a.name === b.name) continue;
+          const k = a.name < b.name ? `${a.name}|${b.name}` : `${b.name}|${a.name}`;
+          if (done.has(k)) continue;
+          done.add(k);
+          expected += pair(a, b, "node-peer", "node-peer", "node-peer", source, spec.password);
+        }
+      }
+    } else {
+      const ip = parseIP(spec.peerIP) as NonNullable<ReturnType<typeof parseIP>>;
+      for (const n of selected) {
+        const local = n.ips[ip.family];
+        if (!local) {
+          problems.push({
+            kind: "BGPPeer",
+            name,
+            message: `node ${n.name} has no IPv${ip.family} underlay address to reach ${ip.text}`,
+          });
+          continue;
+        }
+        const ok = add(n.name, {
+          peerName: name,
+          peerIP: ip.text,
+          localIP: local,
+          family: ip.family,
+          peerAS: spec.asNumber as number,
+          localAS: settings.asNumber,
+          kind: "external",
+          passive: false,
+          port: spec.port ?? 179,
+          source,
+          ...(spec.password ? { password: spec.password } : {}),
+        });
+        if (!ok) {
+          problems.push({
+            kind: "BGPPeer",
+            name,
+            message: `node ${n.name} already has a session to ${ip.text}`,
+          });
+          continue;
+        }
+        global.push({
+          kind: "external",
+          family: ip.family,
+          a: n.name,
+          aIP: local,
+          b: name,
+          bIP: ip.text,
+          external: true,
+          source,
+        });
+        expected++;
+      }
+    }
+    peers[name] = { valid: true, selectedNodes: selected.map((n) => n.name), expectedSessions: expected };
+  }
+
+  return {
+    asNumber: settings.asNumber,
+    meshEnabled,
+    reflectors: reflectors.map((r) => r.name),
+    nodes: result,
+    sessions: global,
+    problems,
+    peers,
+  };
+}
+
+function peerProblems(peer: BGPPeer, clusterAS: number, nodeIPs: Map<string, string>): string[] {
+  const spec = peer.spec as BGPPeer["spec"] | undefined;
+  if (!spec || typeof spec !== "object") return ["spec: missing"];
+  const out: string[] = [];
+  const hasIP = spec.peerIP !== undefined;
+  const hasSel = spec.peerSelector !== undefined;
+  if (hasIP === hasSel) out.push("exactly one of peerIP and peerSelector must be set");
+  if (spec.node !== undefined && spec.nodeSelector !== undefined)
+    out.push("at most one of node and nodeSelector may be set");
+  if (spec.node !== undefined && (typeof spec.node !== "string" || spec.node === ""))
+    out.push("node: must be a node name");
+  out.push(...selectorProblems(spec.nodeSelector, "nodeSelector"));
+  out.push(...selectorProblems(spec.peerSelector, "peerSelector"));
+  out.push(...secretRefProblems(spec.password, "password"));
+  if (hasIP) {
+    const ip = parseIP(spec.peerIP);
+    if (!ip) out.push(`peerIP: ${JSON.stringify(spec.peerIP)} is not an IP address`);
+    else if (nodeIPs.has(ip.text))
+      out.push(`peerIP: ${ip.text} is node ${nodeIPs.get(ip.text)}; use peerSelector to peer with nodes`);
+    if (spec.asNumber === undefined) out.push("asNumber: required with peerIP");
+    else if (!isASNumber(spec.asNumber))
+      out.push(`asNumber: ${JSON.stringify(spec.asNumber)} is not an AS number (1-4294967295)`);
+    if (spec.port !== undefined && !isPort(spec.port))
+      out.push(`port: ${JSON.stringify(spec.port)} is not a TCP port`);
+  } else if (hasSel && spec.asNumber !== undefined && spec.asNumber !== clusterAS) {
+    out.push(`asNumber: nodes selected by peerSelector are in AS ${clusterAS}; leave asNumber unset`);
+  }
+  return out;
+}

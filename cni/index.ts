@@ -1,0 +1,3 @@
+export * from "./plugin.js";
+export * from "./result.js";
+export * from "./types.js";

@@ -1,0 +1,38 @@
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Repository root, whether running from sources or from dist/. */
+export const repoRoot = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("cannot find the repository root (package.json)");
+    dir = up;
+  }
+  return dir;
+})();
+
+export const toolsBin =
+  process.env.WEFT_TOOLS_BIN ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "weft", "bin");
+
+export type ToolName = "kube-apiserver" | "kubectl" | "etcd" | "etcdctl" | "cnitool" | "helm";
+
+/** Path of a Go-built tool from the cache; a clear error says how to get it when missing. */
+export function tool(name: ToolName): string {
+  const path = resolve(toolsBin, name);
+  if (!existsSync(path)) {
+    throw new Error(
+      `${name} is not built: run 'make tools' (devenv/install-tools.sh) to build it into ${toolsBin}`,
+    );
+  }
+  return path;
+}
+
+/** Path of a system command, or a clear error naming the Debian package that provides it. */
+export function systemTool(path: string, debianPackage: string): string {
+  if (!existsSync(path))
+    throw new Error(`${path} is missing: run 'make tools' or 'apt-get install ${debianPackage}'`);
+  return path;
+}

@@ -1,0 +1,489 @@
+import * as k8s from "@kubernetes/client-node";
+import { API_VERSION, blockName, type IPAMBlock, type IPAMBlockSpec, type IPPool } from "../../api/index.js";
+import {
+  AlreadyExistsError,
+  ConflictError,
+  NotFoundError,
+  type Store,
+  StoreError,
+} from "../../datastore/index.js";
+import { createLogger, jitteredBackoff, sleep } from "../../lib/index.js";
+import { Informer, storeListWatch } from "../../runtime/index.js";
+import {
+  type AssignedAddress,
+  type AssignRequest,
+  assignInBlock,
+  type Family,
+  findHandle,
+  IpamError,
+  planAssignment,
+  poolView,
+  type ReleaseResult,
+  releaseIfSequence,
+  release as releaseInSpec,
+} from "../index.js";
+import { BlockCache } from "./blockcache.js";
+
+const log = createLogger("ipam-assigner");
+
+/** 4 / 6, or the CNI side's spelling. */
+export type FamilyLike = Family | "ipv4" | "ipv6";
+
+export interface AssignArgs {
+  node: string;
+  /** Pod handle `<sandbox-id>.<interface>`, or a reserved handle such as `vtep.<node>`. */
+  handle: string;
+  namespace?: string;
+  pod?: string;
+  family?: FamilyLike;
+  /** Several families: one address of each (dual-stack); all or nothing. */
+  families?: FamilyLike[];
+  /** Only these pools (e.g. the node's VXLAN pools for its VTEP). Default: every pool. */
+  pools?: string[];
+}
+
+export interface Assigned extends AssignedAddress {
+  family: Family;
+  pool: string;
+  /** Object name of the block. */
+  block: string;
+}
+
+export interface Assignment {
+  handle: string;
+  /** One per family, in the order asked for. */
+  ips: string[];
+  addresses: Assigned[];
+}
+
+export interface ReleaseAddressArgs {
+  handle: string;
+  /** Block object name (or give `ip`). */
+  block?: string;
+  ip?: string;
+  ordinal?: number;
+  /** The sequence the allocation was seen with; a reused address has another one and stays. */
+  sequence: number;
+}
+
+export interface AssignerOptions {
+  store: Store;
+  /** A shared block informer (the controller's); without it the assigner runs its own. */
+  blocks?: Informer<IPAMBlock>;
+  pools?: Informer<IPPool>;
+  /** Labels of a node, for pools' nodeSelectors. Default: read the Node through kc, or none. */
+  nodeLabels?: (
+    node: string,
+  ) => Record<string, string> | undefined | Promise<Record<string, string> | undefined>;
+  kc?: k8s.KubeConfig;
+  /** Only pools whose name passes (several allocators over disjoint pools; tests). */
+  poolFilter?: (name: string) => boolean;
+  /** Lost compare-and-swaps and claims per commit before giving up (default 64). */
+  maxAttempts?: number;
+}
+
+interface Pending {
+  req: AssignRequest;
+  family: Family;
+  pools: string[] | undefined;
+  resolve: (a: Assigned) => void;
+  reject: (e: unknown) => void;
+}
+
+interface NodeQueue {
+  pending: Pending[];
+  running: boolean;
+}
+
+interface BlockOp {
+  apply: (spec: IPAMBlockSpec) => ReleaseResult;
+  resolve: (r: AssignedAddress[]) => void;
+  reject: (e: unknown) => void;
+}
+
+function toFamily(f: FamilyLike): Family {
+  if (f === 4 || f === "ipv4") return 4;
+  if (f === 6 || f === "ipv6") return 6;
+  throw new IpamError(
+    "InvalidAddress",
+    `unknown address family ${JSON.stringify(f)} (use 4, 6, ipv4 or ipv6)`,
+  );
+}
+
+function familyOfCidr(cidr: string): Family {
+  return cidr.includes(":") ? 6 : 4;
+}
+
+/**
+ * The assignment API the agent and the CNI path call. Every assignment is one compare-and-swap
+ * write of one of the node's blocks (or one create, which is also the block's claim); requests
+ * for one node that arrive while a write is in flight are committed together by the next write
+ * (group commit), so a burst of N pods costs about N / block size writes, not 2N. The node's
+ * blocks come from a watch-fed cache, so the common case reads nothing from the API.
+ */
+export class Assigner {
+  readonly cache = new BlockCache();
+  private readonly store: Store;
+  private readonly ownInformers: Array<{ start(): void; stop(): Promise<void> }> = [];
+  private readonly blocks: Informer<IPAMBlock>;
+  private readonly pools: Informer<IPPool>;
+  private readonly nodes = new Map<string, NodeQueue>();
+  private readonly blockOps = new Map<string, { pending: BlockOp[]; running: boolean }>();
+  private readonly labelCache = new Map<string, { at: number; labels: Record<string, string> }>();
+  private readonly coreApi: k8s.CoreV1Api | undefined;
+  private readonly maxAttempts: number;
+  private started = false;
+  /** Commits made (writes that carried at least one new address); for tests and benchmarks. */
+  readonly stats = { commits: 0, conflicts: 0, claims: 0, lostClaims: 0, addresses: 0 };
+
+  constructor(private readonly opts: AssignerOptions) {
+    this.store = opts.store;
+    this.blocks = opts.blocks ?? new Informer(storeListWatch(opts.store, "IPAMBlock"));
+    this.pools = opts.pools ?? new Informer(storeListWatch(opts.store, "IPPool"));
+    if (!opts.blocks) this.ownInformers.push(this.blocks);
+    if (!opts.pools) this.ownInformers.push(this.pools);
+    this.coreApi = opts.kc && !opts.nodeLabels ? opts.kc.makeApiClient(k8s.CoreV1Api) : undefined;
+    this.maxAttempts = opts.maxAttempts ?? 64;
+    this.cache.attach(this.blocks);
+  }
+
+  /** Starts the informers it owns and waits until both caches are filled. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    for (const i of this.ownInformers) i.start();
+    await Promise.all([this.blocks.waitForSync(), this.pools.waitForSync()]);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.ownInformers.map((i) => i.stop()));
+  }
+
+  /** Idempotent: a handle that holds an address of a family gets that address back. */
+  async assign(args: AssignArgs): Promise<Assignment> {
+    const fams = [...new Set((args.families ?? [args.family ?? 4]).map(toFamily))];
+    const req: AssignRequest = { handle: args.handle };
+    if (args.namespace !== undefined) req.namespace = args.namespace;
+    if (args.pod !== undefined) req.pod = args.pod;
+    const results = await Promise.allSettled(fams.map((f) => this.enqueue(args.node, req, f, args.pools)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) {
+      // Half a dual-stack pod is worse than none: give back what this call got.
+      if (results.some((r) => r.status === "fulfilled" && !r.value.existing)) {
+        await this.release(args.handle).catch((e: unknown) =>
+          log.warn("could not undo a partial dual-stack assignment", {
+            handle: args.handle,
+            error: String(e),
+          }),
+        );
+      }
+      throw failed.reason;
+    }
+    const addresses = results.map((r) => (r as PromiseFulfilledResult<Assigned>).value);
+    return { handle: args.handle, ips: addresses.map((a) => a.ip), addresses };
+  }
+
+  /** Frees every address of the handle. Idempotent: an unknown handle frees nothing. */
+  async release(handle: string): Promise<AssignedAddress[]> {
+    const filter = this.opts.poolFilter;
+    const blocks = this.cache.withHandle(handle).filter((b) => !filter || filter(b.spec.pool));
+    const out = await Promise.all(
+      blocks.map((b) => this.blockOp(b.metadata.name, (spec) => releaseInSpec(spec, handle))),
+    );
+    return out.flat();
+  }
+
+  /**
+   * Frees one address only if `handle` still holds it at `sequence` (the garbage collector's and
+   * `weftctl ipam release`'s guard): a stale release never frees an address handed out again.
+   */
+  async releaseAddress(args: ReleaseAddressArgs): Promise<AssignedAddress[]> {
+    let name = args.block;
+    let ordinal = args.ordinal;
+    if (name === undefined || ordinal === undefined) {
+      const found = this.cache
+        .withHandle(args.handle)
+        .flatMap((b) => findHandle([b.spec], args.handle).map((a) => ({ b, a })))
+        .find(
+          ({ a }) =>
+            (args.ip === undefined || a.ip === args.ip) && (ordinal === undefined || a.ordinal === ordinal),
+        );
+      if (!found) return [];
+      name = found.b.metadata.name;
+      ordinal = found.a.ordinal;
+    }
+    const ord = ordinal;
+    return this.blockOp(name, (spec) => releaseIfSequence(spec, args.handle, ord, args.sequence));
+  }
+
+  /** Whether the pool is known to the assigner's cache (tests wait on it after creating a pool). */
+  knowsPool(name: string): boolean {
+    return this.pools.get(name) !== undefined;
+  }
+
+  /** Whether the cache has seen the pool marked for deletion (it then gives no new addresses). */
+  seesPoolDeleting(name: string): boolean {
+    return this.pools.get(name)?.metadata.deletionTimestamp !== undefined;
+  }
+
+  /** Addresses the handle holds, from the cache (async to fit the agent's AddressAssigner). */
+  async lookup(handle: string): Promise<Assignment | undefined> {
+    return this.holding(handle);
+  }
+
+  /** Addresses the handle holds, from the cache. */
+  holding(handle: string): Assignment | undefined {
+    const addresses = this.held(handle);
+    if (addresses.length === 0) return undefined;
+    return { handle, ips: addresses.map((a) => a.ip), addresses };
+  }
+
+  /** Handles holding addresses in the node's blocks (for CNI GC). */
+  async handles(node: string): Promise<string[]> {
+    const out = new Set<string>();
+    for (const b of this.cache.ofNode(node)) for (const a of b.spec.allocations) out.add(a.handle);
+    return [...out];
+  }
+
+  private held(handle: string): Assigned[] {
+    const filter = this.opts.poolFilter;
+    const blocks = this.cache.withHandle(handle).filter((b) => !filter || filter(b.spec.pool));
+    return blocks.flatMap((b) =>
+      findHandle([b.spec], handle).map((a) => ({
+        ...a,
+        family: familyOfCidr(b.spec.cidr),
+        pool: b.spec.pool,
+        block: b.metadata.name,
+      })),
+    );
+  }
+
+  private enqueue(
+    node: string,
+    req: AssignRequest,
+    family: Family,
+    pools: string[] | undefined,
+  ): Promise<Assigned> {
+    return new Promise<Assigned>((resolve, reject) => {
+      let q = this.nodes.get(node);
+      if (!q) {
+        q = { pending: [], running: false };
+        this.nodes.set(node, q);
+      }
+      q.pending.push({ req, family, pools, resolve, reject });
+      if (!q.running) {
+        q.running = true;
+        // One turn of the event loop lets requests made together share the first write too.
+        setImmediate(() => void this.drain(node, q));
+      }
+    });
+  }
+
+  private async drain(node: string, q: NodeQueue): Promise<void> {
+    while (q.pending.length > 0) {
+      const batch = q.pending.splice(0);
+      const keyOf = (p: Pending) => `${p.family}|${p.pools?.join(",") ?? ""}`;
+      const groups = new Map<string, Pending[]>();
+      for (const p of batch) groups.set(keyOf(p), [...(groups.get(keyOf(p)) ?? []), p]);
+      // A commit that lost a compare-and-swap takes in what queued meanwhile: under contention
+      // batches grow, so the winner of each round carries more addresses.
+      const refill = (key: string) => {
+        const same = q.pending.filter((p) => keyOf(p) === key);
+        if (same.length > 0) q.pending = q.pending.filter((p) => keyOf(p) !== key);
+        return same;
+      };
+      await Promise.all([...groups].map(([key, g]) => this.commit(node, g, () => refill(key))));
+    }
+    q.running = false;
+    if (this.nodes.get(node) === q && q.pending.length === 0) this.nodes.delete(node);
+  }
+
+  private async labelsOf(node: string): Promise<Record<string, string>> {
+    if (this.opts.nodeLabels) return (await this.opts.nodeLabels(node)) ?? {};
+    if (!this.coreApi) return {};
+    const hit = this.labelCache.get(node);
+    if (hit && Date.now() - hit.at < 10_000) return hit.labels;
+    let labels: Record<string, string> = {};
+    try {
+      labels = (await this.coreApi.readNode({ name: node })).metadata?.labels ?? {};
+    } catch (err) {
+      if (!(err instanceof k8s.ApiException && err.code === 404)) throw err;
+    }
+    this.labelCache.set(node, { at: Date.now(), labels });
+    return labels;
+  }
+
+  /** Commits one family's requests for a node: as few writes as the blocks allow. */
+  private async commit(node: string, group: Pending[], refill: () => Pending[]): Promise<void> {
+    const family = group[0]!.family;
+    const only = group[0]!.pools;
+    // Several requests for one handle share one address.
+    const waiters = new Map<string, Pending[]>();
+    for (const p of group) waiters.set(p.req.handle, [...(waiters.get(p.req.handle) ?? []), p]);
+    const settle = (handle: string, f: (p: Pending) => void) => {
+      for (const p of waiters.get(handle) ?? []) f(p);
+      waiters.delete(handle);
+    };
+    const lostClaims = new Map<string, string>();
+    let attempts = 0;
+    try {
+      for (;;) {
+        for (const handle of [...waiters.keys()]) {
+          const have = this.held(handle).find((a) => a.family === family);
+          if (have) settle(handle, (p) => p.resolve(have));
+        }
+        if (waiters.size === 0) return;
+        const requests = [...waiters.values()].map((ps) => ps[0]!.req);
+        const view = poolView(this.pools.list(), this.opts.poolFilter);
+        const pools = only ? view.usable.filter((p) => only.includes(p.name)) : view.usable;
+        const labels = await this.labelsOf(node);
+        const ownBlocks = this.cache.ofNode(node).map((b) => b.spec);
+        const claimed =
+          lostClaims.size > 0 ? new Map([...this.cache.claimed(), ...lostClaims]) : this.cache.claimed();
+        const borrowable = pools.some((p) => p.spec.strictAffinity === false)
+          ? [...this.cache.all()].map((b) => b.spec).filter((s) => s.affinity !== node)
+          : undefined;
+        const plan = planAssignment({
+          family,
+          pools,
+          node: { name: node, labels },
+          ownBlocks,
+          claimed,
+          borrowable,
+          count: requests.length,
+        });
+        if (plan.kind === "error") throw plan.error;
+        const result = assignInBlock(plan.block, requests);
+        const name = blockName(plan.block.cidr);
+        try {
+          let written: IPAMBlock;
+          if (plan.kind === "claim") {
+            written = await this.store.create("IPAMBlock", {
+              apiVersion: API_VERSION,
+              kind: "IPAMBlock",
+              metadata: { name },
+              spec: result.spec,
+            });
+            this.stats.claims++;
+            log.info("claimed block", {
+              node,
+              pool: plan.pool,
+              cidr: plan.cidr,
+              addresses: result.assigned.length,
+            });
+          } else {
+            const current = this.cache.get(name);
+            if (!current) throw new NotFoundError("IPAMBlock", name);
+            written = await this.store.update("IPAMBlock", { ...current, spec: result.spec });
+          }
+          this.stats.commits++;
+          this.stats.addresses += result.assigned.filter((a) => !a.existing).length;
+          this.cache.upsert(written);
+          for (const a of result.assigned) {
+            const full: Assigned = { ...a, family, pool: plan.pool, block: name };
+            settle(a.handle, (p) => p.resolve(full));
+          }
+        } catch (err) {
+          if (++attempts > this.maxAttempts) {
+            throw new StoreError(
+              `node ${node}: gave up assigning after ${attempts} attempts (last: ${err instanceof Error ? err.message : String(err)})`,
+              "IPAMBlock",
+              name,
+              { cause: err },
+            );
+          }
+          if (err instanceof AlreadyExistsError) {
+            // Another node won the claim; learn its block and plan again.
+            this.stats.lostClaims++;
+            lostClaims.set(plan.block.cidr, "?");
+            await this.refresh(name);
+          } else if (err instanceof ConflictError) {
+            this.stats.conflicts++;
+            await this.refresh(name);
+            await sleep(jitteredBackoff(Math.min(attempts, 6), 4, 250));
+            for (const p of refill()) waiters.set(p.req.handle, [...(waiters.get(p.req.handle) ?? []), p]);
+          } else if (err instanceof NotFoundError) {
+            this.cache.remove(name);
+          } else {
+            // Unknown outcome (connection reset, timeout): the write may have landed. Read the
+            // block back; the next round finds the handles there if it did, instead of assigning
+            // them a second address.
+            log.warn("block write failed, reading it back", { node, block: name, error: String(err) });
+            await sleep(jitteredBackoff(Math.min(attempts, 6), 10, 1000));
+            await this.refresh(name).catch(() => undefined);
+          }
+        }
+      }
+    } catch (err) {
+      for (const handle of [...waiters.keys()]) settle(handle, (p) => p.reject(err));
+    }
+  }
+
+  private async refresh(name: string): Promise<void> {
+    const fresh = await this.store.get("IPAMBlock", name);
+    if (fresh) this.cache.upsert(fresh);
+    else this.cache.remove(name);
+  }
+
+  /** Releases on one block, batched like assignments: ops queued during a write share the next. */
+  private blockOp(name: string, apply: BlockOp["apply"]): Promise<AssignedAddress[]> {
+    return new Promise((resolve, reject) => {
+      let q = this.blockOps.get(name);
+      if (!q) {
+        q = { pending: [], running: false };
+        this.blockOps.set(name, q);
+      }
+      q.pending.push({ apply, resolve, reject });
+      if (!q.running) {
+        q.running = true;
+        const queue = q;
+        setImmediate(() => void this.drainBlock(name, queue));
+      }
+    });
+  }
+
+  private async drainBlock(name: string, q: { pending: BlockOp[]; running: boolean }): Promise<void> {
+    while (q.pending.length > 0) {
+      const ops = q.pending.splice(0);
+      try {
+        const released = await this.writeBlock(name, ops);
+        for (const [i, op] of ops.entries()) op.resolve(released[i]!);
+      } catch (err) {
+        for (const op of ops) op.reject(err);
+      }
+    }
+    q.running = false;
+    if (this.blockOps.get(name) === q && q.pending.length === 0) this.blockOps.delete(name);
+  }
+
+  private async writeBlock(name: string, ops: BlockOp[]): Promise<AssignedAddress[][]> {
+    let current = this.cache.get(name) ?? (await this.store.get("IPAMBlock", name));
+    for (let attempt = 0; ; attempt++) {
+      if (!current) return ops.map(() => []);
+      let spec = current.spec;
+      const released: AssignedAddress[][] = [];
+      for (const op of ops) {
+        const r = op.apply(spec);
+        spec = r.spec;
+        released.push(r.released);
+      }
+      if (released.every((r) => r.length === 0)) return released;
+      try {
+        const written = await this.store.update("IPAMBlock", { ...current, spec });
+        this.cache.upsert(written);
+        return released;
+      } catch (err) {
+        if (err instanceof NotFoundError) {
+          this.cache.remove(name);
+          return ops.map(() => []);
+        }
+        if (!(err instanceof ConflictError) || attempt >= this.maxAttempts) throw err;
+        this.stats.conflicts++;
+        current = await this.store.get("IPAMBlock", name);
+        if (current) this.cache.upsert(current);
+        else this.cache.remove(name);
+        await sleep(jitteredBackoff(Math.min(attempt, 6), 2, 200));
+      }
+    }
+  }
+}
