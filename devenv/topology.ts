@@ -64,7 +64,7 @@ export interface PortBridge {
   forwardScript: string;
 }
 
-/** Host-side veth name of a pod: `weft` + 11 hex chars of a hash of its sandbox id (DESIGN.md "Names"). */
+/** Host-side veth name of a pod: `weft` + 11 hex chars of a hash of its sandbox id (docs/architecture.md, "Names"). */
 export function hostVethName(sandboxId: string): string {
   return `weft${createHash("sha256").update(sandboxId).digest("hex").slice(0, 11)}`;
 }

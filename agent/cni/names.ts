@@ -1,5 +1,5 @@
 /**
- * Names and constants of a pod's wiring (DESIGN.md, Names). Deterministic from the sandbox id, so
+ * Names and constants of a pod's wiring (docs/architecture.md, "Names"). Deterministic from the sandbox id, so
  * that a restarted agent finds what an earlier one made without keeping any state of its own.
  */
 import { createHash } from "node:crypto";
