@@ -1,4 +1,6 @@
 /** Shared shapes of the weft.dev/v1alpha1 API (all kinds are cluster-scoped). */
+import { cel, ObjectNameSchema, PATTERNS, type TypeSchema } from "./schema.js";
+
 export const GROUP = "weft.dev";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -22,33 +24,123 @@ export interface ObjectMeta {
   }>;
 }
 
-/** A standard Kubernetes condition; every status carries them with observedGeneration (GitOps health). */
+/**
+ * A standard Kubernetes condition.
+ * @remarks Every status carries them with observedGeneration (GitOps health).
+ */
 export interface Condition {
+  /** Condition type in CamelCase, such as Ready. */
   type: string;
+  /** True, False or Unknown. */
   status: "True" | "False" | "Unknown";
+  /** Machine-readable CamelCase reason for the last transition. */
   reason: string;
+  /** Human-readable details; may be empty. */
   message: string;
+  /** When the status last changed. */
   lastTransitionTime: string;
+  /** The metadata.generation the condition was computed from. */
   observedGeneration?: number;
 }
 
+/** A metadata.generation, or a count. */
+export const CountSchema: TypeSchema<number> = { format: "int64", minimum: 0 };
+
+export const ConditionSchema: TypeSchema<Condition> = {
+  fields: {
+    type: {
+      minLength: 1,
+      maxLength: 316,
+      pattern: String.raw`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$`,
+    },
+    reason: { minLength: 1, maxLength: 1024, pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$" },
+    message: { maxLength: 32768 },
+    lastTransitionTime: { format: "date-time" },
+    observedGeneration: CountSchema,
+  },
+};
+
+/** The conditions list of every status: one entry per type. */
+export const ConditionsSchema: TypeSchema<Condition[]> = {
+  maxItems: 16,
+  listType: "map",
+  listMapKeys: ["type"],
+};
+
+/** One requirement on a label. */
 export interface LabelSelectorRequirement {
+  /** The label key the requirement applies to. */
   key: string;
+  /** In, NotIn, Exists or DoesNotExist. */
   operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+  /** Values for In and NotIn; empty for Exists and DoesNotExist. */
   values?: string[];
 }
 
+export const LabelSelectorRequirementSchema: TypeSchema<LabelSelectorRequirement> = {
+  validations: [
+    {
+      rule: cel`
+        self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0 :
+        !has(self.values) || size(self.values) == 0`,
+      fieldPath: ".values",
+      message: "values must be non-empty for In and NotIn and empty for Exists and DoesNotExist",
+    },
+  ],
+  fields: {
+    key: { minLength: 1, maxLength: 317, pattern: PATTERNS.labelKey },
+    values: {
+      maxItems: 64,
+      listType: "atomic",
+      items: { maxLength: 63, pattern: PATTERNS.labelValue },
+    },
+  },
+};
+
+/** A label selector of nodes: matchLabels and matchExpressions, all of which must hold. */
 export interface LabelSelector {
+  /** Labels a node must carry, key to exact value. */
   matchLabels?: Record<string, string>;
+  /** Requirements a node's labels must meet; all of them (AND). */
   matchExpressions?: LabelSelectorRequirement[];
 }
 
+export const LabelSelectorSchema: TypeSchema<LabelSelector> = {
+  mapType: "atomic",
+  fields: {
+    matchLabels: {
+      maxProperties: 64,
+      values: { maxLength: 63, pattern: PATTERNS.labelValue },
+      validations: [
+        {
+          rule: cel`
+            self.all(k, size(k) <= 317 &&
+            k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$'))`,
+          message: "every key of matchLabels must be a label key such as kubernetes.io/os",
+        },
+      ],
+    },
+    matchExpressions: { maxItems: 32, listType: "atomic" },
+  },
+};
+
 /** Reference to a key of a Secret (BGP passwords). */
 export interface SecretKeyRef {
+  /** Name of the Secret. */
   name: string;
+  /** Namespace of the Secret; unset means the namespace Weft runs in. */
   namespace?: string;
+  /** Key of the Secret's data that holds the password. */
   key: string;
 }
+
+export const SecretKeyRefSchema: TypeSchema<SecretKeyRef> = {
+  fields: {
+    name: ObjectNameSchema,
+    namespace: { maxLength: 63, pattern: PATTERNS.dnsLabel },
+    key: { minLength: 1, maxLength: 253, pattern: "^[-._a-zA-Z0-9]+$" },
+  },
+};
 
 export interface WeftObject<K extends string, Spec, Status = undefined> {
   apiVersion: typeof API_VERSION;

@@ -1,36 +1,134 @@
-import type { Condition, WeftObject } from "./meta.js";
+import { type Condition, ConditionsSchema, CountSchema, type WeftObject } from "./meta.js";
+import { AGE_COLUMN, immutable, type KindCRD, ObjectNameSchema, type TypeSchema } from "./schema.js";
 
+/** One BGP session. */
 export interface BGPSessionStatus {
-  /** Session name (the BIRD protocol name); unique per node. */
+  /** Name of the session (the BIRD protocol name). */
   peer: string;
+  /** Address of the peer. */
   peerIP: string;
+  /** AS number of the peer. */
   asNumber: number;
-  /** As BIRD reports it: Established, Active, Idle, ... */
+  /** Session state as BIRD reports it, such as Established, Active or Idle. */
   state: string;
-  /** When the session entered its current state (uptime counts from here). */
+  /** When the session entered its current state (its uptime starts there). */
   since?: string;
+  /** Routes received from the peer and accepted. */
   routesImported?: number;
+  /** Routes announced to the peer. */
   routesExported?: number;
+  /** Extra detail from BIRD, such as the last error. */
   info?: string;
 }
 
-/** Written only by the node's own agent. The spec names the node; everything else is status. */
+export const BGPSessionStatusSchema: TypeSchema<BGPSessionStatus> = {
+  fields: {
+    peer: { minLength: 1, maxLength: 253 },
+    peerIP: { maxLength: 39 },
+    asNumber: { format: "int64", minimum: 0, maximum: 4294967295 },
+    state: { maxLength: 64 },
+    since: { maxLength: 64 },
+    routesImported: CountSchema,
+    routesExported: CountSchema,
+    info: { maxLength: 1024 },
+  },
+};
+
+/** Names the node; everything else is status. */
 export interface NodeNetworkStatusSpec {
+  /** Immutable. Name of the node this status belongs to. */
   node: string;
 }
 
+export const NodeNetworkStatusSpecSchema: TypeSchema<NodeNetworkStatusSpec> = {
+  fields: { node: { ...ObjectNameSchema, validations: [immutable("spec.node")] } },
+};
+
+/** The node's dataplane as its agent sees it. */
 export interface NodeNetworkStatusStatus {
+  /** The metadata.generation of the spec this status describes. */
   observedGeneration?: number;
+  /** Conditions of the node's dataplane, such as Ready. */
   conditions?: Condition[];
-  /** RouteIntent name -> metadata.generation last applied to the kernel. */
+  /** RouteIntent name to the metadata.generation of it last applied to the kernel. */
   appliedIntents?: Record<string, number>;
-  owned?: { routes: number; neighbors: number; fdb: number };
+  /** Counts of kernel entries the agent owns (marked with Weft's route protocol). */
+  owned?: {
+    /** Routes owned by the agent. */
+    routes: number;
+    /** Neighbor (ARP/NDP) entries owned by the agent. */
+    neighbors: number;
+    /** VXLAN forwarding database entries owned by the agent. */
+    fdb: number;
+  };
+  /** BGP sessions of the node's BIRD, one per peer. */
   bgpSessions?: BGPSessionStatus[];
+  /** When the agent last finished a full sync of the kernel against the intents. */
   lastSyncTime?: string;
 }
 
+export const NodeNetworkStatusStatusSchema: TypeSchema<NodeNetworkStatusStatus> = {
+  fields: {
+    observedGeneration: CountSchema,
+    conditions: ConditionsSchema,
+    appliedIntents: { maxProperties: 100000, values: CountSchema },
+    owned: { fields: { routes: CountSchema, neighbors: CountSchema, fdb: CountSchema } },
+    bgpSessions: { maxItems: 10000, listType: "map", listMapKeys: ["peer"] },
+    lastSyncTime: { format: "date-time" },
+  },
+};
+
+/**
+ * NodeNetworkStatus is what one node's weft-agent has applied to its kernel and what it
+ * sees: intent generations, counts of owned entries, BGP sessions. One per node, named
+ * after the node, written only by that node's agent; weftctl node status prints it.
+ */
 export type NodeNetworkStatus = WeftObject<
   "NodeNetworkStatus",
   NodeNetworkStatusSpec,
   NodeNetworkStatusStatus
 >;
+
+export const NodeNetworkStatusCRD: KindCRD = {
+  shortNames: ["nns"],
+  printerColumns: [
+    { name: "Node", type: "string", jsonPath: ".spec.node", description: "The node this status belongs to." },
+    {
+      name: "Ready",
+      type: "string",
+      jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+      description: "Whether the node's dataplane matches its intents.",
+    },
+    {
+      name: "Routes",
+      type: "integer",
+      jsonPath: ".status.owned.routes",
+      description: "Routes the agent owns in the kernel.",
+    },
+    {
+      name: "Neighbors",
+      type: "integer",
+      jsonPath: ".status.owned.neighbors",
+      description: "Neighbor entries the agent owns.",
+    },
+    {
+      name: "FDB",
+      type: "integer",
+      jsonPath: ".status.owned.fdb",
+      description: "FDB entries the agent owns.",
+    },
+    {
+      name: "LastSync",
+      type: "date",
+      jsonPath: ".status.lastSyncTime",
+      description: "When the agent last finished a full sync.",
+    },
+    AGE_COLUMN,
+  ],
+  validations: [
+    {
+      rule: "self.metadata.name == self.spec.node",
+      message: "metadata.name must equal spec.node (one NodeNetworkStatus per node, named after it)",
+    },
+  ],
+};
