@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { JSONSchemaProps } from "../devenv/api-shapes.js";
+import type { JSONSchemaProps } from "../devenv/crdgen/schema.js";
 import { crdFiles, invalidFixtures, validManifestFiles } from "../test/fixtures/manifests.js";
 import { BGP_DEFAULTS } from "./bgp.js";
 import { POOL_DEFAULTS } from "./ippool.js";
