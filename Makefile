@@ -8,7 +8,7 @@ export NODE_OPTIONS ?= --enable-source-maps
 MODE ?= vxlan
 DATASTORE ?= kubernetes
 
-.PHONY: help deps tools build lint test test-unit lab lab-down cluster-up cluster-down bench clean
+.PHONY: help deps tools build generate lint test test-unit lab lab-down cluster-up cluster-down bench clean
 
 help:
 	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test        run every test (installs what it needs)"
 	@echo "make cluster-up  start a local kube-apiserver + etcd with the weft.dev CRDs"
 	@echo "make bench       run the benchmarks"
+	@echo "make generate    write crds/, charts/weft/crds/ and deploy/weft.yaml from the types in api/"
 
 node_modules/.weft-installed: package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
@@ -30,6 +31,11 @@ build: node_modules/.weft-installed
 	rm -rf dist
 	npx tsc -p tsconfig.json
 	node dist/cni/bundle.js
+
+# The CRDs come from api/ (types, doc comments, schemas beside them); deploy/weft.yaml is the
+# chart rendered with them (helm from devenv). The ship suite fails when these are stale.
+generate: deps build
+	node dist/devenv/crdgen/main.js
 
 lint: node_modules/.weft-installed
 	npx biome check .
