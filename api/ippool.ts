@@ -51,15 +51,9 @@ export interface IPPoolSpec {
      */
     mtu?: number;
   };
-  /**
-   * Masquerade traffic from pods of this pool to destinations outside all pools (default
-   * false).
-   */
+  /** Masquerade traffic from pods of this pool to destinations outside all pools (default false). */
   natOutgoing?: boolean;
-  /**
-   * Label selector of the nodes that take addresses from this pool. Unset or empty: all
-   * nodes.
-   */
+  /** Label selector of the nodes that take addresses from this pool. Unset or empty: all nodes. */
   nodeSelector?: LabelSelector;
   /** A disabled pool gives out no new blocks or addresses; existing ones stay (default false). */
   disabled?: boolean;
