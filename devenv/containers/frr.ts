@@ -11,6 +11,8 @@ import { containerLogs, startContainer } from "./start.js";
  * and zebra installs what it learns into that namespace's kernel.
  */
 export interface FrrRouter {
+  /** The container's id on the run's engine. */
+  readonly id: string;
   readonly name: string;
   readonly netns: string;
   /** Runs vtysh commands in order (`vtysh -c A -c B`); stdout. */
@@ -32,8 +34,8 @@ export async function startFrr(opts: { netns: string; config: string }): Promise
       role: "frr",
       network: { netns: opts.netns },
       bindMounts: [{ source: conf, target: "/etc/frr/frr.conf", mode: "ro" }],
-      // zebra programs routes and links; bgpd opens raw/MD5 sockets
-      capabilities: ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"],
+      // FRR's daemons refuse to start without these (zebra programs the namespace's kernel)
+      capabilities: ["NET_ADMIN", "NET_RAW", "SYS_ADMIN"],
     });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
@@ -46,6 +48,7 @@ export async function startFrr(opts: { netns: string; config: string }): Promise
     return r.stdout;
   };
   const router: FrrRouter = {
+    id: container.getId(),
     name: container.getName().replace(/^\//, ""),
     netns: opts.netns,
     vtysh,

@@ -122,14 +122,17 @@ export async function containerLogs(c: StartedTestContainer): Promise<string> {
     const stream = await c.logs();
     return await new Promise<string>((resolve) => {
       const chunks: string[] = [];
+      // The stream follows a running container: take what came within a moment. The timer is
+      // what keeps the process alive meanwhile (the engine's socket does not).
+      const timer = setTimeout(() => done(), 1000);
       const done = () => {
+        clearTimeout(timer);
         stream.destroy();
         resolve(chunks.join(""));
       };
       stream.on("data", (d: Buffer | string) => chunks.push(d.toString()));
       stream.on("end", done);
       stream.on("error", done);
-      setTimeout(done, 2000).unref();
     });
   } catch (err) {
     return `(no logs: ${(err as Error).message})`;
