@@ -10,15 +10,19 @@ import {
   stopEngine,
 } from "./engine.js";
 import { ensureImages, IMAGE_NAMES, type ImageName } from "./images.js";
+import { CONTAINERS_ENV, containersMode } from "./mode.js";
 
 /**
  * `make images`: build the test images. `make engine-up` / `make engine-down`: an engine that
- * outlives the command, for running single test files by hand (what `make test` does itself).
+ * outlives the command, for running single test files by hand (what `make test` does itself):
+ * `eval "$(make -s engine-up)"` sets DOCKER_HOST and WEFT_ENGINE_STATE in the shell.
  */
 const pointer = join(repoRoot, ".weft", "engine");
 
 async function main(cmd: string | undefined, args: string[]): Promise<void> {
-  if (cmd === "images") {
+  if (cmd === "images" && containersMode() === "off") {
+    console.log(`# ${CONTAINERS_ENV}=off: no test images needed`);
+  } else if (cmd === "images") {
     const names = args.length ? (args as ImageName[]) : IMAGE_NAMES;
     for (const n of names)
       if (!IMAGE_NAMES.includes(n)) throw new Error(`unknown image ${n}: ${IMAGE_NAMES.join(", ")}`);

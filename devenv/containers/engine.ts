@@ -206,6 +206,14 @@ function readTail(file: string, lines = 20): string {
   }
 }
 
+/** Processes (not this one) whose command line names a path inside `dir`. */
+function pidsNaming(dir: string): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => pid !== process.pid && cmdline(pid).includes(`${dir}/`));
+}
+
 /** Mount points under `dir` (overlay layers, shm), deepest first. */
 function mountsUnder(dir: string): string[] {
   const octal = (s: string) =>
@@ -237,6 +245,9 @@ export async function stopEngine(state: EngineState): Promise<void> {
   }
   if (alive(state.servicePid) && cmdline(state.servicePid).includes(state.socket))
     await stopPid(state.servicePid);
+  // conmon monitors (an exec session's lingers for minutes) and anything else that names the
+  // engine's own directory on its command line
+  for (const pid of pidsNaming(state.dir)) await stopPid(pid, 2000);
   for (const m of mountsUnder(state.dir)) {
     await execFileP("umount", ["--lazy", m]).catch((err: Error) =>
       console.error(`# engine cleanup: umount ${m}: ${err.message}`),
