@@ -16,8 +16,8 @@ import { EtcdContainer } from "../../devenv/containers/etcd.js";
 import { startFrr } from "../../devenv/containers/frr.js";
 import { ensureImages } from "../../devenv/containers/images.js";
 import { startRunEngine } from "../../devenv/containers/run.js";
-import { TestEtcd } from "../../test/harness/etcd.js";
-import { ip } from "../../test/harness/topology.js";
+import { TestEtcd } from "../../devenv/etcd.js";
+import { ip } from "../../devenv/topology.js";
 
 const { values } = parseArgs({ options: { rounds: { type: "string", default: "5" } } });
 const rounds = Number(values.rounds);
