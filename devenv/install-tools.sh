@@ -35,12 +35,13 @@ fi
 command -v go >/dev/null 2>&1 || { echo "install-tools: Go is required (https://go.dev/dl) to build the test control plane" >&2; exit 1; }
 
 # build NAME STAMP_INPUTS... -- go build arguments (run inside the module dir given by MODDIR)
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 build() {
   local moddir=$1 out=$2; shift 2
-  # a build setting given in the environment (CGO_ENABLED) is part of the stamp
-  local cgo=${CGO_ENABLED+CGO_ENABLED=$CGO_ENABLED} stamp
-  stamp=$( { cat "$moddir/go.mod" "$moddir/go.sum"; [[ -z $cgo ]] || echo "$cgo"; } | sha256sum | cut -c1-16)
-  if [[ -x $bin/$out && -f $bin/.$out.stamp && $(cat "$bin/.$out.stamp") == "$stamp" ]]; then return 0; fi
+  local stamp; stamp=$(stamp_of "$moddir/go.mod" "$moddir/go.sum")
+  # A static build (CGO_ENABLED=0) is redone when the cached binary is dynamic (ldd says so).
+  if [[ -x $bin/$out && -f $bin/.$out.stamp && $(cat "$bin/.$out.stamp") == "$stamp" ]] &&
+    { [[ ${CGO_ENABLED:-} != 0 ]] || ! ldd "$bin/$out" >/dev/null 2>&1; }; then return 0; fi
   echo "install-tools: building $out (first time takes minutes; cached in $bin)"
   (cd "$moddir" && GOFLAGS=-mod=mod go build -trimpath -o "$bin/$out.tmp" "$@")
   mv "$bin/$out.tmp" "$bin/$out"

@@ -74,14 +74,14 @@ async function main(): Promise<number> {
 
   let cp: ControlPlaneState | undefined;
   let engine: RunEngine | undefined;
-  const teardown = async () => {
-    await engine?.teardown();
-    if (cp) {
-      const c = cp;
-      cp = undefined;
-      await stopControlPlane(c);
-    }
-  };
+  // One teardown, whoever asks first (a signal, or the run ending because the signal also
+  // ended the test process): both wait for it, so the process never exits halfway through.
+  let tearing: Promise<void> | undefined;
+  const teardown = () =>
+    (tearing ??= (async () => {
+      await engine?.teardown();
+      if (cp) await stopControlPlane(cp);
+    })());
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(sig, () => {
       void teardown().finally(() => process.exit(130));
