@@ -8,13 +8,15 @@ export NODE_OPTIONS ?= --enable-source-maps
 MODE ?= vxlan
 DATASTORE ?= kubernetes
 
-.PHONY: help deps tools build generate lint test test-unit lab lab-down cluster-up cluster-down bench clean
+.PHONY: help deps tools build generate lint images test test-unit lab lab-down cluster-up cluster-down engine-up engine-down bench clean
 
 help:
 	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr)"
 	@echo "make lab-down    remove everything the lab made"
 	@echo "make test        run every test (installs what it needs)"
 	@echo "make cluster-up  start a local kube-apiserver + etcd with the weft.dev CRDs"
+	@echo "make engine-up   start the tests' container engine (podman API) for single test files"
+	@echo "make images      build the test container images (etcd, FRR); WEFT_CONTAINERS=off skips them"
 	@echo "make bench       run the benchmarks"
 	@echo "make generate    write crds/, charts/weft/crds/ and deploy/weft.yaml from the types in api/"
 
@@ -40,7 +42,12 @@ generate: deps build
 lint: node_modules/.weft-installed
 	npx biome check .
 
-test: deps build lint
+# Test images come from the Debian mirror and the Go-built binaries: built here, at install
+# time, and cached by a stamp of their inputs.
+images: deps build
+	node dist/devenv/containers/cli.js images
+
+test: deps build lint images
 	node dist/test/run-suite.js
 
 test-unit: node_modules/.weft-installed build
@@ -51,6 +58,12 @@ cluster-up: deps build
 
 cluster-down: node_modules/.weft-installed build
 	node dist/devenv/cli.js down
+
+engine-up: deps build
+	node dist/devenv/containers/cli.js up
+
+engine-down: node_modules/.weft-installed build
+	node dist/devenv/containers/cli.js down
 
 lab: deps build
 	node dist/lab/main.js up --mode $(MODE) --datastore $(DATASTORE)

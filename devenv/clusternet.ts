@@ -9,7 +9,7 @@ import { EtcdStore, KubernetesStore, type Store } from "../datastore/index.js";
 import { Assigner } from "../ipam/client/index.js";
 import { withConnectionReuse } from "../lib/index.js";
 import type { ControlPlaneState } from "./controlplane.js";
-import type { TestEtcd } from "./etcd.js";
+import type { EtcdServer } from "./etcd.js";
 import { cmdline, startDetached, stopPid, waitFor } from "./procs.js";
 import { repoRoot } from "./tools.js";
 import { ip, NetnsTopology, type TopoPod } from "./topology.js";
@@ -35,7 +35,7 @@ export interface ClusterNetworkOptions {
    * namespace, and `store` reads and writes it. Node and Pod objects stay in the apiserver.
    */
   datastore?: "kubernetes" | "etcd";
-  etcd?: TestEtcd;
+  etcd?: EtcdServer;
   /** etcd datastore: key prefix of weft.dev objects (default /weft/v1alpha1). */
   etcdPrefix?: string;
 }
@@ -70,7 +70,7 @@ export class ClusterNetwork {
     withConnectionReuse(this.kc);
     this.core = this.kc.makeApiClient(k8s.CoreV1Api);
     if (opts.datastore === "etcd") {
-      if (!opts.etcd) throw new Error("ClusterNetwork: datastore etcd needs the etcd option (a TestEtcd)");
+      if (!opts.etcd) throw new Error("ClusterNetwork: datastore etcd needs the etcd option (an EtcdServer)");
       this.store = new EtcdStore({
         ...opts.etcd.client,
         ...(opts.etcdPrefix ? { prefix: opts.etcdPrefix } : {}),

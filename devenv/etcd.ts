@@ -22,7 +22,7 @@ function openssl(args: string[], cwd: string): void {
 }
 
 /** A CA, etcd's serving certificate for 127.0.0.1 and one client certificate. */
-function makeEtcdCerts(
+export function makeEtcdCerts(
   dir: string,
 ): { ca: string; serverCert: string; serverKey: string } & EtcdClientConfig {
   openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"], dir);
@@ -75,16 +75,87 @@ function makeEtcdCerts(
   };
 }
 
+export type EtcdCerts = ReturnType<typeof makeEtcdCerts>;
+
+/**
+ * What tests use of their etcd, whether it runs as a local binary (TestEtcd) or in a container
+ * (devenv/containers/etcd.ts): the same flags, ports on 127.0.0.1 and client certificates.
+ */
+export interface EtcdServer {
+  readonly dir: string;
+  readonly client: EtcdClientConfig;
+  readonly port: number;
+  env(prefix?: string): Record<string, string>;
+  restart(): Promise<void>;
+  kill(graceMs?: number): Promise<void>;
+  stop(): Promise<void>;
+  etcdctlFlags(): string[];
+  etcdctl(args: string[]): Promise<string>;
+}
+
+/** etcd's command line: TLS with client certificates on 127.0.0.1, data under `dir`. */
+export function etcdArgs(dir: string, certs: EtcdCerts, clientPort: number, peerPort: number): string[] {
+  const url = `https://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  return [
+    "--name=weft-etcd-test",
+    `--data-dir=${join(dir, "data")}`,
+    `--listen-client-urls=${url}`,
+    `--advertise-client-urls=${url}`,
+    `--listen-peer-urls=${peer}`,
+    `--initial-advertise-peer-urls=${peer}`,
+    `--initial-cluster=weft-etcd-test=${peer}`,
+    "--client-cert-auth",
+    `--trusted-ca-file=${certs.ca}`,
+    `--cert-file=${certs.serverCert}`,
+    `--key-file=${certs.serverKey}`,
+    "--unsafe-no-fsync",
+    "--log-level=warn",
+  ];
+}
+
+/** The environment weft-controller and weft-agent read in etcd mode. */
+export function etcdEnv(client: EtcdClientConfig, prefix?: string): Record<string, string> {
+  return {
+    WEFT_DATASTORE: "etcd",
+    WEFT_ETCD_ENDPOINTS: client.endpoints.join(","),
+    WEFT_ETCD_CA: client.ca,
+    WEFT_ETCD_CERT: client.cert,
+    WEFT_ETCD_KEY: client.key,
+    ...(prefix ? { WEFT_ETCD_PREFIX: prefix } : {}),
+  };
+}
+
+/** etcdctl's connection flags (endpoints and the client certificate). */
+export function etcdctlFlags(client: EtcdClientConfig): string[] {
+  return [
+    `--endpoints=${client.endpoints.join(",")}`,
+    `--cacert=${client.ca}`,
+    `--cert=${client.cert}`,
+    `--key=${client.key}`,
+  ];
+}
+
+/** Runs the host's etcdctl (API v3) with the client certificate; returns stdout. */
+export async function runEtcdctl(client: EtcdClientConfig, args: string[]): Promise<string> {
+  const { stdout } = await execFileP(
+    tool("etcdctl"),
+    [...etcdctlFlags(client), "--command-timeout=5s", ...args],
+    { env: { ...process.env, ETCDCTL_API: "3" }, maxBuffer: 64 * 1024 * 1024 },
+  );
+  return stdout;
+}
+
 /**
  * A TLS etcd of its own for one test file, separate from the apiserver's: client certificates
  * required, free 127.0.0.1 ports, a temporary data dir; stopped (and restarted on the same
  * ports and data) by pid.
  */
-export class TestEtcd {
+export class TestEtcd implements EtcdServer {
   pid = 0;
   readonly dir: string;
   readonly client: EtcdClientConfig;
-  private certs: ReturnType<typeof makeEtcdCerts>;
+  private certs: EtcdCerts;
 
   private constructor(
     dir: string,
@@ -125,38 +196,15 @@ export class TestEtcd {
 
   /** The environment weft-controller and weft-agent read in etcd mode. */
   env(prefix?: string): Record<string, string> {
-    return {
-      WEFT_DATASTORE: "etcd",
-      WEFT_ETCD_ENDPOINTS: this.client.endpoints.join(","),
-      WEFT_ETCD_CA: this.client.ca,
-      WEFT_ETCD_CERT: this.client.cert,
-      WEFT_ETCD_KEY: this.client.key,
-      ...(prefix ? { WEFT_ETCD_PREFIX: prefix } : {}),
-    };
+    return etcdEnv(this.client, prefix);
   }
 
   /** (Re)starts etcd on the same ports and data directory; a no-op while it runs. */
   async restart(): Promise<void> {
     if (this.pid && alive(this.pid)) return;
-    const url = `https://127.0.0.1:${this.clientPort}`;
-    const peer = `http://127.0.0.1:${this.peerPort}`;
     this.pid = startDetached(
       tool("etcd"),
-      [
-        "--name=weft-etcd-test",
-        `--data-dir=${join(this.dir, "data")}`,
-        `--listen-client-urls=${url}`,
-        `--advertise-client-urls=${url}`,
-        `--listen-peer-urls=${peer}`,
-        `--initial-advertise-peer-urls=${peer}`,
-        `--initial-cluster=weft-etcd-test=${peer}`,
-        "--client-cert-auth",
-        `--trusted-ca-file=${this.certs.ca}`,
-        `--cert-file=${this.certs.serverCert}`,
-        `--key-file=${this.certs.serverKey}`,
-        "--unsafe-no-fsync",
-        "--log-level=warn",
-      ],
+      etcdArgs(this.dir, this.certs, this.clientPort, this.peerPort),
       join(this.dir, "etcd.log"),
     ).pid;
     await waitFor(
@@ -184,22 +232,12 @@ export class TestEtcd {
 
   /** etcdctl's connection flags for this etcd (endpoints and the client certificate). */
   etcdctlFlags(): string[] {
-    return [
-      `--endpoints=${this.client.endpoints.join(",")}`,
-      `--cacert=${this.client.ca}`,
-      `--cert=${this.client.cert}`,
-      `--key=${this.client.key}`,
-    ];
+    return etcdctlFlags(this.client);
   }
 
   /** Runs etcdctl (API v3) against this etcd with the client certificate; returns stdout. */
-  async etcdctl(args: string[]): Promise<string> {
-    const { stdout } = await execFileP(
-      tool("etcdctl"),
-      [...this.etcdctlFlags(), "--command-timeout=5s", ...args],
-      { env: { ...process.env, ETCDCTL_API: "3" }, maxBuffer: 64 * 1024 * 1024 },
-    );
-    return stdout;
+  etcdctl(args: string[]): Promise<string> {
+    return runEtcdctl(this.client, args);
   }
 
   log(): string {

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { STATE_ENV } from "../devenv/cluster.js";
+import { type RunEngine, startRunEngine } from "../devenv/containers/run.js";
 import {
   type ControlPlaneState,
   reapLeftovers,
@@ -72,13 +73,15 @@ async function main(): Promise<number> {
   }
 
   let cp: ControlPlaneState | undefined;
-  const teardown = async () => {
-    if (cp) {
-      const c = cp;
-      cp = undefined;
-      await stopControlPlane(c);
-    }
-  };
+  let engine: RunEngine | undefined;
+  // One teardown, whoever asks first (a signal, or the run ending because the signal also
+  // ended the test process): both wait for it, so the process never exits halfway through.
+  let tearing: Promise<void> | undefined;
+  const teardown = () =>
+    (tearing ??= (async () => {
+      await engine?.teardown();
+      if (cp) await stopControlPlane(cp);
+    })());
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(sig, () => {
       void teardown().finally(() => process.exit(130));
@@ -92,8 +95,14 @@ async function main(): Promise<number> {
       const t0 = Date.now();
       cp = await startControlPlane({ ownerPid: process.pid });
       console.log(`# control plane up at ${cp.server} in ${Date.now() - t0} ms`);
+      // Suites beside unit start their throwaway servers (etcd, FRR) as containers.
+      engine = await startRunEngine(process.pid);
     }
-    const env = { ...process.env, ...(cp ? { [STATE_ENV]: join(cp.dir, "state.json") } : {}) };
+    const env = {
+      ...process.env,
+      ...(cp ? { [STATE_ENV]: join(cp.dir, "state.json") } : {}),
+      ...engine?.env,
+    };
     const concurrency = process.env.WEFT_TEST_CONCURRENCY ?? "2";
     const args = [
       "--enable-source-maps",

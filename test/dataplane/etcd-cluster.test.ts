@@ -7,7 +7,8 @@ import type { RouteIntent } from "../../api/index.js";
 import { KubernetesStore } from "../../datastore/kubernetes.js";
 import { testCluster } from "../../devenv/cluster.js";
 import { ClusterNetwork, formatConnectivity } from "../../devenv/clusternet.js";
-import { TestEtcd } from "../../devenv/etcd.js";
+import { startTestEtcd } from "../../devenv/containers/etcd.js";
+import type { EtcdServer } from "../../devenv/etcd.js";
 import { waitFor } from "../../devenv/procs.js";
 import { requireRoot } from "../../devenv/topology.js";
 
@@ -22,7 +23,7 @@ describe("a three-node cluster network on the etcd datastore", { timeout: 300_00
   const runDir = join(tmpdir(), `weft-${id}`);
   const pool = `${id}-pool`;
   const pods = [1, 2, 3].flatMap((i) => [`${id}-p${i}a`, `${id}-p${i}b`]);
-  let etcd: TestEtcd | undefined;
+  let etcd: EtcdServer | undefined;
   let net: ClusterNetwork | undefined;
 
   /** One etcd value through etcdctl, parsed; undefined when the key is absent. */
@@ -32,7 +33,7 @@ describe("a three-node cluster network on the etcd datastore", { timeout: 300_00
   }
 
   before(async () => {
-    etcd = await TestEtcd.start();
+    etcd = await startTestEtcd();
     net = new ClusterNetwork({ id, runDir, cp, datastore: "etcd", etcd });
     // Flannel's layout: one /24 per node, so the controller mirrors it as Flannel leases too
     await net.createPool(

@@ -8,7 +8,8 @@ import type { ControllerContext, Informers } from "../../controllers/context.js"
 import { FlannelLeases } from "../../controllers/flannel/leases.js";
 import { IpamShared, NodeReconciler } from "../../controllers/ipam/index.js";
 import { EtcdStore } from "../../datastore/etcd.js";
-import { TestEtcd } from "../../devenv/etcd.js";
+import { startTestEtcd } from "../../devenv/containers/etcd.js";
+import type { EtcdServer } from "../../devenv/etcd.js";
 import { waitFor } from "../../devenv/procs.js";
 import { repoRoot } from "../../devenv/tools.js";
 import { Informer } from "../../runtime/informer.js";
@@ -22,7 +23,7 @@ import { type ListWatch, storeListWatch } from "../../runtime/listwatch.js";
 const fixture = (f: string) => readFileSync(join(repoRoot, "test", "fixtures", "flannel", f), "utf8");
 const FP = `/flannel-${process.pid}/network`;
 
-let etcd: TestEtcd;
+let etcd: EtcdServer;
 let store: EtcdStore;
 let leases: FlannelLeases | undefined;
 let nodeReconciler: NodeReconciler | undefined;
@@ -60,7 +61,7 @@ async function context(nodes: k8s.V1Node[]): Promise<ControllerContext> {
 }
 
 before(async () => {
-  etcd = await TestEtcd.start();
+  etcd = await startTestEtcd();
   store = new EtcdStore({ ...etcd.client, prefix: `/weft-flannel-${process.pid}` });
 });
 

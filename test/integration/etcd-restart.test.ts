@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { API_VERSION, type BGPPeer } from "../../api/index.js";
 import { EtcdStore } from "../../datastore/etcd.js";
-import { TestEtcd } from "../../devenv/etcd.js";
+import { startTestEtcd } from "../../devenv/containers/etcd.js";
+import type { EtcdServer } from "../../devenv/etcd.js";
 import { sleep, waitFor } from "../../devenv/procs.js";
 import { audit } from "../../ipam/audit.js";
 import { Assigner } from "../../ipam/client/assigner.js";
@@ -15,7 +16,7 @@ import { allocationsByIp } from "./ipam-support.js";
  * revision seen, a compacted revision turns into a relist, and allocators lose and duplicate
  * nothing across a restart.
  */
-let etcd: TestEtcd;
+let etcd: EtcdServer;
 const stores: EtcdStore[] = [];
 const informers: Array<Informer<never>> = [];
 const prefix = `/weft-restart-${process.pid}`;
@@ -26,7 +27,7 @@ const newStore = () => {
 };
 
 before(async () => {
-  etcd = await TestEtcd.start();
+  etcd = await startTestEtcd();
 });
 
 after(async () => {

@@ -5,14 +5,15 @@ import { API_VERSION, type BGPPeer } from "../../api/index.js";
 import { EtcdStore } from "../../datastore/etcd.js";
 import { createStore } from "../../datastore/factory.js";
 import { InvalidError, type WatchEvent } from "../../datastore/store.js";
-import { TestEtcd } from "../../devenv/etcd.js";
+import { startTestEtcd } from "../../devenv/containers/etcd.js";
+import type { EtcdServer } from "../../devenv/etcd.js";
 import { waitFor } from "../../devenv/procs.js";
 import { runStoreConformance } from "./store-conformance-support.js";
 
 /** The Store contract on etcd: a TLS etcd of this file's own, with client certificates. */
-let etcd: TestEtcd | undefined;
+let etcd: EtcdServer | undefined;
 const stores: EtcdStore[] = [];
-const started = TestEtcd.start().then((e) => {
+const started = startTestEtcd().then((e) => {
   etcd = e;
   return e;
 });
