@@ -12,12 +12,7 @@
  * Flags: --rounds N (5). Last line of output: one JSON object with the results.
  */
 import { parseArgs } from "node:util";
-import { EtcdContainer } from "../../devenv/containers/etcd.js";
-import { startFrr } from "../../devenv/containers/frr.js";
-import { ensureImages } from "../../devenv/containers/images.js";
-import { startRunEngine } from "../../devenv/containers/run.js";
-import { TestEtcd } from "../../devenv/etcd.js";
-import { ip } from "../../devenv/topology.js";
+import { EtcdContainer, ensureImages, ip, startFrr, startRunEngine, TestEtcd } from "../../devenv/index.js";
 
 const { values } = parseArgs({ options: { rounds: { type: "string", default: "5" } } });
 const rounds = Number(values.rounds);
