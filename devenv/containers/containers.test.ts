@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
-import { rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { engineConfig, engineEnv } from "./engine.js";
+import {
+  CONTAINER_CPU_SHARES,
+  engineConfig,
+  engineEnv,
+  makeCgroupParent,
+  removeCgroupParent,
+} from "./engine.js";
 import { isStaticElf, stampOf } from "./images.js";
 import { containersMode } from "./mode.js";
 import { networkMode } from "./start.js";
@@ -93,6 +99,30 @@ describe("images", () => {
       assert.throws(() => isStaticElf("/etc/os-release"), /not a 64-bit ELF/);
     } finally {
       for (const f of [staticBin, dynamicBin]) rmSync(f, { force: true });
+    }
+  });
+});
+
+describe("engine cgroup parent", () => {
+  it("weights the engine's containers in the cpu hierarchy and removes every level it or podman made", () => {
+    const root = mkdtempSync(join(tmpdir(), "weft-cg-"));
+    try {
+      for (const h of ["cpu", "memory", "pids"]) mkdirSync(join(root, h));
+      const parent = makeCgroupParent("weft-engine-x", root);
+      assert.equal(parent, "/weft-engine-x");
+      assert.equal(
+        readFileSync(join(root, "cpu", "weft-engine-x", "cpu.shares"), "utf8"),
+        String(CONTAINER_CPU_SHARES),
+      );
+      // what podman adds for a container, in several hierarchies
+      mkdirSync(join(root, "memory", "weft-engine-x", "libpod-abc"), { recursive: true });
+      mkdirSync(join(root, "cpu", "weft-engine-x", "libpod-abc"), { recursive: true });
+      // a real cgroupfs lets rmdir remove a directory that holds only its control files
+      rmSync(join(root, "cpu", "weft-engine-x", "cpu.shares"));
+      removeCgroupParent(parent, root);
+      for (const h of ["cpu", "memory", "pids"]) assert.deepEqual(readdirSync(join(root, h)), [], h);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

@@ -5,6 +5,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmdirSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -46,6 +47,49 @@ export interface EngineState {
   podmanVersion: string;
   /** Image references by recipe name (etcd, frr), built before the engine started. */
   images: Record<string, string>;
+  /** Cgroup (v1 path below each hierarchy) every container of this engine is placed under. */
+  cgroupParent?: string;
+}
+
+const CGROUP_ROOT = "/sys/fs/cgroup";
+
+/**
+ * CPU weight of the engine's containers taken together. With cgroup v1 a container's whole
+ * cgroup competes with every runnable process of the machine as if it were one process (1024
+ * shares), so a busy etcd in a container got a fraction of what the same binary gets outside one
+ * and heavy suites timed out on a loaded machine. Eight processes' weight is about what the
+ * suites' own servers (etcd, a BGP daemon) need at once.
+ */
+export const CONTAINER_CPU_SHARES = 8192;
+
+/** Makes the engine's weighted cgroup parent (cpu hierarchy); podman makes the others itself. */
+export function makeCgroupParent(name: string, root = CGROUP_ROOT): string {
+  const cpu = join(root, "cpu", name);
+  mkdirSync(cpu, { recursive: true });
+  writeFileSync(join(cpu, "cpu.shares"), String(CONTAINER_CPU_SHARES));
+  return `/${name}`;
+}
+
+/** Removes a cgroup parent from every hierarchy, deepest first (only empty cgroups can go). */
+export function removeCgroupParent(parent: string, root = CGROUP_ROOT): void {
+  const hierarchies = existsSync(root) ? readdirSync(root) : [];
+  for (const h of hierarchies) {
+    const top = join(root, h, parent);
+    if (!existsSync(top)) continue;
+    const dirs: string[] = [];
+    const walk = (d: string) => {
+      dirs.push(d);
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name));
+    };
+    walk(top);
+    for (const d of dirs.reverse()) {
+      try {
+        rmdirSync(d);
+      } catch (err) {
+        console.error(`# engine cleanup: rmdir ${d}: ${(err as Error).message}`);
+      }
+    }
+  }
 }
 
 /** The configuration files of an engine rooted at `dir` (pure: unit-tested). */
@@ -170,14 +214,16 @@ export async function startEngine(opts: {
     logFile,
     podmanEnv(dir),
   ).pid;
+  const label = dir.slice(dir.lastIndexOf("/") + 1);
   const state: EngineState = {
     dir,
     socket,
     servicePid: pid,
     ...(opts.ownerPid ? { ownerPid: opts.ownerPid } : {}),
-    label: dir.slice(dir.lastIndexOf("/") + 1),
+    label,
     podmanVersion: version,
     images: opts.images,
+    cgroupParent: makeCgroupParent(label),
   };
   writeFileSync(join(dir, "state.json"), `${JSON.stringify(state, null, 2)}\n`);
   try {
@@ -253,6 +299,7 @@ export async function stopEngine(state: EngineState): Promise<void> {
       console.error(`# engine cleanup: umount ${m}: ${err.message}`),
     );
   }
+  removeCgroupParent(state.cgroupParent ?? `/${state.label}`);
   rmSync(state.dir, { recursive: true, force: true });
 }
 

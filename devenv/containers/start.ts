@@ -49,6 +49,14 @@ export function netnsInode(path: string): number {
 
 let started = 0;
 
+/** A container placed under the engine's weighted cgroup parent (see CONTAINER_CPU_SHARES). */
+class WeightedContainer extends GenericContainer {
+  constructor(image: string, cgroupParent: string | undefined) {
+    super(image);
+    if (cgroupParent) this.hostConfig.CgroupParent = cgroupParent;
+  }
+}
+
 /**
  * Starts a container and proves it sits in the network namespace it was given (the machine's
  * own for `host`); logs one line with its image. Fails with how to fix it when the engine or the
@@ -61,7 +69,7 @@ export async function startContainer(spec: ContainerSpec): Promise<StartedTestCo
     throw new Error(`the run's engine has no ${spec.image} image (images: ${JSON.stringify(engine.images)})`);
   const mode = networkMode(spec.network);
   const name = `weft-${spec.role}-${process.pid}-${++started}`;
-  let c = new GenericContainer(ref)
+  let c = new WeightedContainer(ref, engine.cgroupParent)
     .withName(name)
     .withNetworkMode(mode)
     .withLabels({ [RUN_LABEL]: engine.label })
