@@ -9,7 +9,15 @@ import {
   type RouteIntent,
 } from "../api/index.js";
 import type { Store } from "../datastore/index.js";
-import { jittered, type Logger, matchesSelector, Serial, SerialDebounce, sameValue } from "../lib/index.js";
+import {
+  errorMessage,
+  jittered,
+  type Logger,
+  matchesSelector,
+  Serial,
+  SerialDebounce,
+  sameValue,
+} from "../lib/index.js";
 import { Informer, storeListWatch } from "../runtime/index.js";
 import type { ApplyResult, KernelDataplane } from "./dataplane/kernel.js";
 import { DesiredTracker } from "./dataplane/tracker.js";
@@ -64,7 +72,7 @@ export class NodeAgent {
     this.syncs = new SerialDebounce(
       opts.syncDelayMs ?? 20,
       () => this.sync(),
-      (err) => opts.logger.error("sync failed", { error: err instanceof Error ? err.message : String(err) }),
+      (err) => opts.logger.error("sync failed", { error: errorMessage(err) }),
     );
     this.intents = new Informer(storeListWatch(opts.store, "RouteIntent"), { resyncMs: 5 * 60_000 });
     this.pools = new Informer(storeListWatch(opts.store, "IPPool"), { resyncMs: 5 * 60_000 });
@@ -157,7 +165,7 @@ export class NodeAgent {
     // The kernel is done; a status the apiserver refuses now is retried by the status timer.
     await this.writeStatus().catch((err: unknown) =>
       this.opts.logger.error("could not write NodeNetworkStatus", {
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       }),
     );
   }

@@ -1,6 +1,7 @@
 export * from "./backoff.js";
 export * from "./conditions.js";
 export * from "./debounce.js";
+export * from "./errors.js";
 export * from "./jitter.js";
 export * from "./kubeconfig.js";
 export * from "./log.js";

@@ -27,7 +27,7 @@ import {
   topologyInputFrom,
 } from "../../bgp/index.js";
 import type { Store } from "../../datastore/index.js";
-import { type Logger, SerialDebounce } from "../../lib/index.js";
+import { errorMessage, type Logger, SerialDebounce } from "../../lib/index.js";
 import { coreListWatch, Informer, storeListWatch } from "../../runtime/index.js";
 import { BirdProcess } from "./bird-process.js";
 
@@ -95,7 +95,7 @@ export class BgpManager {
   private readonly syncs = new SerialDebounce(
     50,
     () => this.sync(),
-    (err) => this.opts.logger.error("BGP sync failed", { error: this.clean(errorText(err)) }),
+    (err) => this.opts.logger.error("BGP sync failed", { error: this.clean(errorMessage(err)) }),
   );
   private rendered: RenderedProtocol[] = [];
   private problems: string[] = [];
@@ -246,7 +246,7 @@ export class BgpManager {
       if (r !== "unchanged")
         this.opts.logger.info(`BIRD ${r}`, { sessions: result.protocols.length, blocks: blocks.length });
     } catch (err) {
-      this.applyError = this.clean(errorText(err));
+      this.applyError = this.clean(errorMessage(err));
       this.opts.logger.error("BIRD configuration not applied", { error: this.applyError });
     }
     for (const p of this.problems) this.opts.logger.warn("BGP problem", { problem: p });
@@ -334,8 +334,4 @@ function mineMentions(
   if (p.kind === "BGPConfiguration") return true;
   if (p.message.startsWith(`node ${node} `)) return true;
   return mine?.sessions.some((s) => s.source === `BGPPeer/${p.name}`) ?? false;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { dirname } from "node:path";
 import { type AgentRequest, type AgentResponse, CniError, ErrorCode, runPlugin } from "../../cni/index.js";
-import { createLogger, type Logger } from "../../lib/index.js";
+import { createLogger, errorMessage, type Logger } from "../../lib/index.js";
 import type { AddressAssigner, Family } from "./assigner.js";
 import { HostNet } from "./hostnet.js";
 import { IpBatchPodNetns, type PodNetns } from "./podns.js";
@@ -57,7 +57,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 function asCniError(err: unknown, command: string): CniError {
   return err instanceof CniError
     ? err
-    : new CniError(ErrorCode.Internal, `${command} failed`, err instanceof Error ? err.message : String(err));
+    : new CniError(ErrorCode.Internal, `${command} failed`, errorMessage(err));
 }
 
 function send(res: ServerResponse, status: number, body: AgentResponse): void {

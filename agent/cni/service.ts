@@ -12,7 +12,7 @@ import {
   ErrorCode,
   normalizePrevResult,
 } from "../../cni/index.js";
-import type { Logger } from "../../lib/index.js";
+import { errorMessage, type Logger } from "../../lib/index.js";
 import { type AddressAssigner, AddressesExhausted, type Family } from "./assigner.js";
 import type { HostNet } from "./hostnet.js";
 import { HOST_VETH_MAC, hostVethName, podHandle, podMac } from "./names.js";
@@ -29,8 +29,6 @@ export interface PodNetworkOptions {
   defaultFamilies?: Family[];
   log?: Logger;
 }
-
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class PodNetworkService {
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -101,7 +99,7 @@ export class PodNetworkService {
     } catch (err) {
       if (err instanceof AddressesExhausted)
         throw new CniError(ErrorCode.Internal, "no address available", err.message);
-      throw new CniError(ErrorCode.TryAgainLater, "address assignment failed", message(err));
+      throw new CniError(ErrorCode.TryAgainLater, "address assignment failed", errorMessage(err));
     }
     const w = this.wiring(req, ips);
     try {
@@ -110,7 +108,11 @@ export class PodNetworkService {
       // a fresh assignment is given back so that a failed ADD leaks nothing even without DEL
       if (!known) await this.o.assigner.release(handle).catch(() => undefined);
       if (err instanceof CniError) throw err;
-      throw new CniError(ErrorCode.Internal, `wiring ${req.ifname} in ${req.netns} failed`, message(err));
+      throw new CniError(
+        ErrorCode.Internal,
+        `wiring ${req.ifname} in ${req.netns} failed`,
+        errorMessage(err),
+      );
     }
     this.o.log?.info("pod added", { handle, ips, veth: w.hostVeth, pod: req.args.K8S_POD_NAME });
     return buildResult(w, req.config.cniVersion, req.config.dns);
@@ -160,7 +162,7 @@ export class PodNetworkService {
     try {
       await this.o.assigner.release(handle);
     } catch (err) {
-      throw new CniError(ErrorCode.TryAgainLater, "address release failed", message(err));
+      throw new CniError(ErrorCode.TryAgainLater, "address release failed", errorMessage(err));
     }
     this.o.log?.info("pod deleted", { handle });
   }
@@ -196,7 +198,7 @@ export class PodNetworkService {
       try {
         problems.push(...podProblems(w, await this.o.podNetns.inspect(req.netns, req.ifname)));
       } catch (err) {
-        problems.push(`cannot inspect ${req.ifname} in ${req.netns}: ${message(err)}`);
+        problems.push(`cannot inspect ${req.ifname} in ${req.netns}: ${errorMessage(err)}`);
       }
     }
     if (problems.length)

@@ -4,6 +4,7 @@
  * of two conflicting claims wins never depends on watch order).
  */
 import type { RouteIntentSpec } from "../../api/index.js";
+import { errorMessage } from "../../lib/index.js";
 import { canonicalCIDR, canonicalIP, canonicalMAC, ipToBytes } from "../../netlink/index.js";
 import {
   DEFAULT_VXLAN,
@@ -233,7 +234,7 @@ function safe<T>(f: () => T, problems: string[], what: string): T | undefined {
   try {
     return f();
   } catch (err) {
-    problems.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+    problems.push(`${what}: ${errorMessage(err)}`);
     return undefined;
   }
 }
@@ -287,7 +288,7 @@ export function vxlanConfig(
       const ip = canonicalIP(ownVtep.ip);
       cfg.address = `${ip}/${ipToBytes(ip).family === 2 ? 32 : 128}`;
     } catch (err) {
-      problems.push(`own VTEP: ${err instanceof Error ? err.message : String(err)}`);
+      problems.push(`own VTEP: ${errorMessage(err)}`);
     }
   }
   if (o.mtu !== undefined) cfg.mtu = o.mtu;

@@ -7,7 +7,7 @@ import {
   type Store,
   StoreError,
 } from "../../datastore/index.js";
-import { createLogger, jitteredBackoff, sleep } from "../../lib/index.js";
+import { createLogger, errorMessage, jitteredBackoff, sleep } from "../../lib/index.js";
 import { Informer, storeListWatch } from "../../runtime/index.js";
 import {
   type AssignedAddress,
@@ -386,7 +386,7 @@ export class Assigner {
         } catch (err) {
           if (++attempts > this.maxAttempts) {
             throw new StoreError(
-              `node ${node}: gave up assigning after ${attempts} attempts (last: ${err instanceof Error ? err.message : String(err)})`,
+              `node ${node}: gave up assigning after ${attempts} attempts (last: ${errorMessage(err)})`,
               "IPAMBlock",
               name,
               { cause: err },
