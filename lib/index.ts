@@ -5,6 +5,7 @@ export * from "./errors.js";
 export * from "./jitter.js";
 export * from "./kubeconfig.js";
 export * from "./log.js";
+export * from "./namespace.js";
 export * from "./same.js";
 export * from "./selector.js";
 export * from "./serial.js";

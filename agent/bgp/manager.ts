@@ -27,7 +27,7 @@ import {
   topologyInputFrom,
 } from "../../bgp/index.js";
 import type { Store } from "../../datastore/index.js";
-import { errorMessage, type Logger, SerialDebounce } from "../../lib/index.js";
+import { errorMessage, type Logger, ownNamespace, SerialDebounce } from "../../lib/index.js";
 import { coreListWatch, Informer, storeListWatch } from "../../runtime/index.js";
 import { BirdProcess } from "./bird-process.js";
 
@@ -54,7 +54,7 @@ export interface BgpManagerOptions {
   /** The agent's informers (shared, already started by the NodeAgent). */
   pools: Informer<IPPool>;
   blocks: Informer<IPAMBlock>;
-  /** Namespace of Secret references without one (default $POD_NAMESPACE, else weft-system). */
+  /** Namespace of Secret references without one (default: the namespace Weft runs in, ownNamespace()). */
   secretNamespace?: string;
   /** Whether the kernel has TCP MD5 (default: detected from /proc/kallsyms). */
   md5Supported?: boolean;
@@ -258,7 +258,7 @@ export class BgpManager {
   private async readPasswords(refs: SecretKeyRef[]): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     const ttl = this.opts.secretTtlMs ?? 30_000;
-    const ns = this.opts.secretNamespace ?? process.env.POD_NAMESPACE ?? "weft-system";
+    const ns = this.opts.secretNamespace ?? ownNamespace();
     for (const ref of refs) {
       const key = secretRefKey(ref);
       let entry = this.secrets.get(key);
