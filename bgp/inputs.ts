@@ -6,7 +6,7 @@ import {
   type SecretKeyRef,
 } from "../api/index.js";
 import { matchesSelector } from "../lib/index.js";
-import { parseIP } from "./ip.js";
+import { tryCanonicalAddress } from "../net/index.js";
 import type { NodeTopology, TopologyInput, TopologyNode } from "./topology.js";
 
 /**
@@ -52,7 +52,7 @@ export function underlayAddresses(node: NodeLike): { v4?: string; v6?: string } 
   ];
   for (const c of candidates) {
     for (const part of (c ?? "").split(",")) {
-      const ip = parseIP(part.trim());
+      const ip = tryCanonicalAddress(part.trim());
       if (ip?.family === 4) out.v4 ??= ip.text;
       else if (ip?.family === 6) out.v6 ??= ip.text;
     }

@@ -6,12 +6,12 @@ import {
   cidrsOverlap,
   FAMILY_BITS,
   type Family,
-  familyName,
+  familyLabel,
   formatCidr,
-  parseCidr,
   tryParseCidr,
   tryParseIP,
-} from "./addr.js";
+} from "../net/index.js";
+import { parseCidr } from "./addr.js";
 import { IpamError } from "./errors.js";
 
 /** A pool as the API carries it: its object name and spec. */
@@ -88,7 +88,7 @@ export function validatePoolSpec(spec: IPPoolSpec): string[] {
   if (spec.blockSize !== undefined && cidr) {
     const [lo, hi] = BLOCK_SIZE_RANGE[cidr.family];
     if (!isInt(spec.blockSize) || spec.blockSize < lo || spec.blockSize > hi) {
-      errs.push(`spec.blockSize: ${spec.blockSize} is outside ${lo}-${hi} for ${familyName(cidr.family)}`);
+      errs.push(`spec.blockSize: ${spec.blockSize} is outside ${lo}-${hi} for ${familyLabel(cidr.family)}`);
     }
   }
   if (cidr) {

@@ -7,7 +7,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { dirname } from "node:path";
 import { type AgentRequest, type AgentResponse, CniError, ErrorCode, runPlugin } from "../../cni/index.js";
 import { createLogger, errorMessage, type Logger } from "../../lib/index.js";
-import type { AddressAssigner, Family } from "./assigner.js";
+import type { FamilyName } from "../../net/index.js";
+import type { AddressAssigner } from "./assigner.js";
 import { HostNet } from "./hostnet.js";
 import { IpBatchPodNetns, type PodNetns } from "./podns.js";
 import { PodNetworkService } from "./service.js";
@@ -19,7 +20,7 @@ export interface CniServerOptions {
   hostNet?: HostNet;
   podNetns?: PodNetns;
   defaultMtu?: number;
-  defaultFamilies?: Family[];
+  defaultFamilies?: FamilyName[];
   log?: Logger;
 }
 

@@ -13,7 +13,8 @@ import {
   normalizePrevResult,
 } from "../../cni/index.js";
 import { errorMessage, type Logger } from "../../lib/index.js";
-import { type AddressAssigner, AddressesExhausted, type Family } from "./assigner.js";
+import type { FamilyName } from "../../net/index.js";
+import { type AddressAssigner, AddressesExhausted } from "./assigner.js";
 import type { HostNet } from "./hostnet.js";
 import { HOST_VETH_MAC, hostVethName, podHandle, podMac } from "./names.js";
 import { buildResult, hostPrefix, type PodWiring, podProblems } from "./plan.js";
@@ -26,7 +27,7 @@ export interface PodNetworkOptions {
   podNetns: PodNetns;
   /** pod MTU when the network configuration sets none (VXLAN: underlay MTU - 50) */
   defaultMtu?: number;
-  defaultFamilies?: Family[];
+  defaultFamilies?: FamilyName[];
   log?: Logger;
 }
 

@@ -10,6 +10,7 @@ import {
 import { ConflictError, NotFoundError } from "../../datastore/index.js";
 import { findHandle, vtepHandle } from "../../ipam/index.js";
 import { createLogger, sameValue } from "../../lib/index.js";
+import { familyOfValid } from "../../net/index.js";
 import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
 import { computeRouteIntent, type NodeBlock, underlayIPOf } from "./compute.js";
@@ -24,7 +25,7 @@ function findVtep(node: string, blocks: IPAMBlock[]): string | undefined {
     blocks.map((b) => b.spec),
     vtepHandle(node),
   );
-  return found.find((a) => !a.ip.includes(":"))?.ip;
+  return found.find((a) => familyOfValid(a.ip) === 4)?.ip;
 }
 
 /** What this node's RouteIntent should say, or why it cannot be written yet. */
