@@ -43,6 +43,8 @@ export interface TopologyNode {
   annotations?: Record<string, string>;
   underlayIPv4?: string;
   underlayIPv6?: string;
+  /** What was wrong with the node's underlay annotation (reported on the node, never used). */
+  underlayProblems?: string[];
 }
 
 export interface TopologySession {
@@ -214,6 +216,7 @@ export function computeTopology(input: TopologyInput): Topology {
       continue;
     }
     seenNames.add(n.name);
+    for (const p of n.underlayProblems ?? []) bad(p);
     const ips: Partial<Record<Family, string>> = {};
     for (const [fam, raw] of [
       [4, n.underlayIPv4],

@@ -6,6 +6,8 @@ import {
   type RouteIntent,
   type RouteIntentSpec,
   type RouteIntentStatus,
+  underlayAddresses,
+  vtepMAC,
 } from "../../api/index.js";
 import { ConflictError, NotFoundError } from "../../datastore/index.js";
 import { findHandle, vtepHandle } from "../../ipam/index.js";
@@ -13,9 +15,8 @@ import { createLogger, sameValue } from "../../lib/index.js";
 import { familyOfValid } from "../../net/index.js";
 import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
-import { computeRouteIntent, type NodeBlock, underlayIPOf } from "./compute.js";
+import { computeRouteIntent, intentUnderlayIP, type NodeBlock } from "./compute.js";
 import { type IntentWait, intentStatus } from "./status.js";
-import { vtepMAC } from "./vtep.js";
 
 const log = createLogger("routeintent");
 
@@ -34,15 +35,7 @@ export function desiredIntent(
   node: k8s.V1Node,
   blocks: IPAMBlock[],
   pools: IPPool[],
-): { spec: RouteIntentSpec; blocks: number } | { wait: IntentWait } {
-  const underlayIP = underlayIPOf(node);
-  if (!underlayIP)
-    return {
-      wait: {
-        reason: "NoUnderlayAddress",
-        message: "node has no InternalIP and no weft.dev/underlay-ip annotation",
-      },
-    };
+): { spec: RouteIntentSpec; blocks: number; problems: string[] } | { wait: IntentWait } {
   const poolByName = new Map(pools.map((p) => [p.metadata.name, p]));
   const own: NodeBlock[] = [];
   let vxlan: { vni: number; port: number } | undefined;
@@ -54,6 +47,18 @@ export function desiredIntent(
     if (encapsulation === "VXLAN" && !vxlan)
       vxlan = { vni: pool.spec.vxlan?.vni ?? 4096, port: pool.spec.vxlan?.port ?? 4789 };
   }
+  const underlay = underlayAddresses(node);
+  const underlayIP = intentUnderlayIP(underlay, own);
+  if (!underlayIP)
+    return {
+      wait: {
+        reason: "NoUnderlayAddress",
+        message: [
+          "node has no InternalIP and no usable weft.dev/underlay-ip annotation",
+          ...underlay.problems,
+        ].join("; "),
+      },
+    };
   let vtep: RouteIntentSpec["vtep"];
   if (vxlan) {
     const ip = findVtep(nodeName, blocks);
@@ -66,6 +71,7 @@ export function desiredIntent(
   return {
     spec: computeRouteIntent({ node: nodeName, underlayIP, blocks: own, ...(vtep ? { vtep } : {}) }),
     blocks: own.length,
+    problems: underlay.problems,
   };
 }
 
@@ -95,7 +101,7 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
         // The underlay goes into the spec, the labels onto the intent (agents' --node-selector).
         if (
           o === n ||
-          underlayIPOf(o) !== underlayIPOf(n) ||
+          !sameValue(underlayAddresses(o), underlayAddresses(n)) ||
           !sameLabels(o.metadata?.labels, n.metadata?.labels ?? {})
         )
           enqueue(n.metadata?.name);
@@ -188,7 +194,7 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
           generation: current.metadata.generation,
         });
       }
-      await this.writeStatus(current, undefined);
+      await this.writeStatus(current, undefined, desired.problems);
     } catch (err) {
       // Deleted or replaced under us: the informer delivers the change and requeues this node.
       if (err instanceof ConflictError || err instanceof NotFoundError) return { requeueAfter: 200 };
@@ -197,9 +203,13 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
     return;
   }
 
-  private async writeStatus(intent: RouteIntent, wait: IntentWait | undefined): Promise<void> {
+  private async writeStatus(
+    intent: RouteIntent,
+    wait: IntentWait | undefined,
+    problems?: string[],
+  ): Promise<void> {
     const name = intent.metadata.name;
-    const status = intentStatus(intent, wait, new Date());
+    const status = intentStatus(intent, wait, new Date(), problems);
     if (sameValue(intent.status, status)) return;
     const key = statusKey(status);
     const mine = this.written.get(name);
