@@ -6,7 +6,9 @@ import {
   type LabelSelector,
   type NodeNetworkStatus,
   type NodeNetworkStatusStatus,
+  POOL_DEFAULTS,
   type RouteIntent,
+  withPoolDefaults,
 } from "../api/index.js";
 import type { Store } from "../datastore/index.js";
 import {
@@ -195,8 +197,11 @@ export class NodeAgent {
     if (!this.written) this.written = await this.ensureStatusObject();
     const pools = this.pools.list();
     const blocks = this.blocks.list().filter((b) => b.spec.affinity === node);
-    const poolOf = new Map(pools.map((p) => [p.metadata.name, p]));
-    const encaps = new Set(blocks.map((b) => poolOf.get(b.spec.pool)?.spec.encapsulation ?? "VXLAN"));
+    const poolOf = new Map(pools.map((p) => [p.metadata.name, withPoolDefaults(p)]));
+    // a block whose pool is not (or no longer) in the cache counts as the default encapsulation
+    const encaps = new Set(
+      blocks.map((b) => poolOf.get(b.spec.pool)?.spec.encapsulation ?? POOL_DEFAULTS.encapsulation),
+    );
     const anyVxlan = this.intents.list().some((i) => i.spec.encapsulation === "VXLAN") || encaps.has("VXLAN");
     const base = nodeStatus({
       previous: this.written?.status,

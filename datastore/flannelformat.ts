@@ -4,7 +4,7 @@
  * subnet at `<prefix>/subnets/<ip>-<len>` whose value is the lease attributes. Pure functions; the
  * byte layout is pinned by fixtures in test/fixtures/flannel/.
  */
-import { effectiveBlockSize, type IPPool, POOL_DEFAULTS } from "../api/index.js";
+import { effectiveBlockSize, type IPPool, withPoolDefaults } from "../api/index.js";
 import {
   cidrContains,
   cidrLast,
@@ -22,7 +22,7 @@ export const FLANNEL_LEASE_TTL_SECONDS = 24 * 3600;
 
 /** Which Flannel backend a pool maps to; undefined when Flannel has no equivalent. */
 export function flannelBackendType(pool: IPPool): "vxlan" | "host-gw" | undefined {
-  const enc = pool.spec.encapsulation ?? POOL_DEFAULTS.encapsulation;
+  const enc = withPoolDefaults(pool).spec.encapsulation;
   if (enc === "VXLAN") return "vxlan";
   if (enc === "HostGW") return "host-gw";
   return undefined;
@@ -44,21 +44,15 @@ export function mirrorable(pool: IPPool): boolean {
  * pool, because Weft may hand out the first one too (Flannel's default skips it).
  */
 export function networkConfigValue(pool: IPPool): string {
-  const network = parseCidr(pool.spec.cidr);
-  const subnetLen = effectiveBlockSize(pool.spec);
-  const last = cidrLast(network) + 1n - (1n << BigInt(32 - subnetLen));
+  const { spec } = withPoolDefaults(pool);
+  const network = parseCidr(spec.cidr);
+  const last = cidrLast(network) + 1n - (1n << BigInt(32 - spec.blockSize));
   const type = flannelBackendType(pool);
   const backend =
-    type === "vxlan"
-      ? {
-          Type: "vxlan",
-          VNI: pool.spec.vxlan?.vni ?? POOL_DEFAULTS.vni,
-          Port: pool.spec.vxlan?.port ?? POOL_DEFAULTS.vxlanPort,
-        }
-      : { Type: type };
+    type === "vxlan" ? { Type: "vxlan", VNI: spec.vxlan.vni, Port: spec.vxlan.port } : { Type: type };
   return JSON.stringify({
-    Network: pool.spec.cidr,
-    SubnetLen: subnetLen,
+    Network: spec.cidr,
+    SubnetLen: spec.blockSize,
     SubnetMin: formatIP(4, network.base),
     SubnetMax: formatIP(4, last),
     Backend: backend,

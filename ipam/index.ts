@@ -65,7 +65,6 @@ export {
   blockCidrOfIndex,
   blockCount,
   blockIndexOf,
-  effectiveBlockSize,
   findOverlaps,
   type Pool,
   type PoolRef,

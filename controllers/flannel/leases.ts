@@ -6,6 +6,7 @@ import {
   type IPPool,
   underlayAddresses,
   vtepMAC,
+  withPoolDefaults,
 } from "../../api/index.js";
 import {
   type ActualLease,
@@ -310,7 +311,7 @@ export class FlannelLeases implements ControllerPart {
       const value = leaseValue({
         publicIP: ip,
         backendType: type,
-        vni: pool.spec.vxlan?.vni ?? 4096,
+        vni: withPoolDefaults(pool).spec.vxlan.vni,
         vtepMAC: vtepMAC(b.spec.affinity),
       });
       out.push({ cidr: b.spec.cidr, node: b.spec.affinity, value, publicIP: ip });

@@ -8,6 +8,7 @@ import {
   type RouteIntentStatus,
   underlayAddresses,
   vtepMAC,
+  withPoolDefaults,
 } from "../../api/index.js";
 import { ConflictError, NotFoundError } from "../../datastore/index.js";
 import { findHandle, vtepHandle } from "../../ipam/index.js";
@@ -36,16 +37,15 @@ export function desiredIntent(
   blocks: IPAMBlock[],
   pools: IPPool[],
 ): { spec: RouteIntentSpec; blocks: number; problems: string[] } | { wait: IntentWait } {
-  const poolByName = new Map(pools.map((p) => [p.metadata.name, p]));
+  const poolByName = new Map(pools.map((p) => [p.metadata.name, withPoolDefaults(p)]));
   const own: NodeBlock[] = [];
   let vxlan: { vni: number; port: number } | undefined;
   for (const b of blocks) {
     const pool = poolByName.get(b.spec.pool);
     if (!pool) continue;
-    const encapsulation = pool.spec.encapsulation ?? "VXLAN";
+    const { encapsulation, vxlan: v } = pool.spec;
     own.push({ cidr: b.spec.cidr, encapsulation });
-    if (encapsulation === "VXLAN" && !vxlan)
-      vxlan = { vni: pool.spec.vxlan?.vni ?? 4096, port: pool.spec.vxlan?.port ?? 4789 };
+    if (encapsulation === "VXLAN" && !vxlan) vxlan = { vni: v.vni, port: v.port };
   }
   const underlay = underlayAddresses(node);
   const underlayIP = intentUnderlayIP(underlay, own);
