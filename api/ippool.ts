@@ -283,11 +283,17 @@ export function effectiveBlockSize(spec: Pick<IPPoolSpec, "cidr" | "blockSize">)
 
 /** A pool spec with every default applied: what the spec means, whatever the writer left out. */
 export interface DefaultedIPPoolSpec extends IPPoolSpec {
+  /** As effectiveBlockSize() gives it. */
   blockSize: number;
+  /** POOL_DEFAULTS.allocation when unset. */
   allocation: Allocation;
+  /** POOL_DEFAULTS.encapsulation when unset. */
   encapsulation: Encapsulation;
+  /** VNI and port always set (POOL_DEFAULTS), also for pools that are not VXLAN; mtu as given. */
   vxlan: { vni: number; port: number; mtu?: number };
+  /** POOL_DEFAULTS.strictAffinity when unset. */
   strictAffinity: boolean;
+  /** False when unset. */
   disabled: boolean;
 }
 

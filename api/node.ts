@@ -12,18 +12,22 @@ export const VXLAN_DEVICE = "weft.vxlan";
 
 /** The least of a core Node the node facts need (k8s.V1Node fits). */
 export interface NodeLike {
+  /** Name, labels, annotations (weft.dev/underlay-ip) and whether it is being deleted. */
   metadata?: {
     name?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
     deletionTimestamp?: unknown;
   };
+  /** The addresses the kubelet reports; InternalIP is the underlay without an annotation. */
   status?: { addresses?: Array<{ type: string; address: string }> };
 }
 
 /** A node's underlay address per family (canonical text), and what was wrong with its annotation. */
 export interface UnderlayAddresses {
+  /** The IPv4 underlay address, if the node has one. */
   4?: string;
+  /** The IPv6 underlay address, if the node has one. */
   6?: string;
   /** Entries of the weft.dev/underlay-ip annotation that were not used, and why. */
   problems: string[];
