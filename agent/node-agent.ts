@@ -6,10 +6,20 @@ import {
   type LabelSelector,
   type NodeNetworkStatus,
   type NodeNetworkStatusStatus,
+  POOL_DEFAULTS,
   type RouteIntent,
+  withPoolDefaults,
 } from "../api/index.js";
 import type { Store } from "../datastore/index.js";
-import { jittered, type Logger, matchesSelector, Serial, SerialDebounce, sameValue } from "../lib/index.js";
+import {
+  errorMessage,
+  jittered,
+  type Logger,
+  matchesSelector,
+  Serial,
+  SerialDebounce,
+  sameValue,
+} from "../lib/index.js";
 import { Informer, storeListWatch } from "../runtime/index.js";
 import type { ApplyResult, KernelDataplane } from "./dataplane/kernel.js";
 import { DesiredTracker } from "./dataplane/tracker.js";
@@ -64,7 +74,7 @@ export class NodeAgent {
     this.syncs = new SerialDebounce(
       opts.syncDelayMs ?? 20,
       () => this.sync(),
-      (err) => opts.logger.error("sync failed", { error: err instanceof Error ? err.message : String(err) }),
+      (err) => opts.logger.error("sync failed", { error: errorMessage(err) }),
     );
     this.intents = new Informer(storeListWatch(opts.store, "RouteIntent"), { resyncMs: 5 * 60_000 });
     this.pools = new Informer(storeListWatch(opts.store, "IPPool"), { resyncMs: 5 * 60_000 });
@@ -157,7 +167,7 @@ export class NodeAgent {
     // The kernel is done; a status the apiserver refuses now is retried by the status timer.
     await this.writeStatus().catch((err: unknown) =>
       this.opts.logger.error("could not write NodeNetworkStatus", {
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       }),
     );
   }
@@ -187,8 +197,11 @@ export class NodeAgent {
     if (!this.written) this.written = await this.ensureStatusObject();
     const pools = this.pools.list();
     const blocks = this.blocks.list().filter((b) => b.spec.affinity === node);
-    const poolOf = new Map(pools.map((p) => [p.metadata.name, p]));
-    const encaps = new Set(blocks.map((b) => poolOf.get(b.spec.pool)?.spec.encapsulation ?? "VXLAN"));
+    const poolOf = new Map(pools.map((p) => [p.metadata.name, withPoolDefaults(p)]));
+    // a block whose pool is not (or no longer) in the cache counts as the default encapsulation
+    const encaps = new Set(
+      blocks.map((b) => poolOf.get(b.spec.pool)?.spec.encapsulation ?? POOL_DEFAULTS.encapsulation),
+    );
     const anyVxlan = this.intents.list().some((i) => i.spec.encapsulation === "VXLAN") || encaps.has("VXLAN");
     const base = nodeStatus({
       previous: this.written?.status,

@@ -1,3 +1,4 @@
+import { familyOfValid } from "../net/index.js";
 import {
   type Condition,
   ConditionsSchema,
@@ -277,5 +278,46 @@ export const IPPoolCRD: KindCRD = {
 /** The pool's block size, with the family default the CRD cannot apply by itself. */
 export function effectiveBlockSize(spec: Pick<IPPoolSpec, "cidr" | "blockSize">): number {
   if (spec.blockSize !== undefined) return spec.blockSize;
-  return spec.cidr.includes(":") ? POOL_DEFAULTS.blockSizeV6 : POOL_DEFAULTS.blockSizeV4;
+  return familyOfValid(spec.cidr) === 6 ? POOL_DEFAULTS.blockSizeV6 : POOL_DEFAULTS.blockSizeV4;
+}
+
+/** A pool spec with every default applied: what the spec means, whatever the writer left out. */
+export interface DefaultedIPPoolSpec extends IPPoolSpec {
+  /** As effectiveBlockSize() gives it. */
+  blockSize: number;
+  /** POOL_DEFAULTS.allocation when unset. */
+  allocation: Allocation;
+  /** POOL_DEFAULTS.encapsulation when unset. */
+  encapsulation: Encapsulation;
+  /** VNI and port always set (POOL_DEFAULTS), also for pools that are not VXLAN; mtu as given. */
+  vxlan: { vni: number; port: number; mtu?: number };
+  /** POOL_DEFAULTS.strictAffinity when unset. */
+  strictAffinity: boolean;
+  /** False when unset. */
+  disabled: boolean;
+}
+
+/**
+ * The pool with its defaults applied, for code that reads what a pool means. The apiserver applies
+ * most of them itself, but not blockSize (it depends on the family), not to objects written before
+ * a default existed, and not in the etcd datastore, so readers apply them here, once.
+ */
+export function withPoolDefaults<P extends { spec: IPPoolSpec }>(pool: P): P & { spec: DefaultedIPPoolSpec } {
+  const s = pool.spec;
+  return {
+    ...pool,
+    spec: {
+      ...s,
+      blockSize: effectiveBlockSize(s),
+      allocation: s.allocation ?? POOL_DEFAULTS.allocation,
+      encapsulation: s.encapsulation ?? POOL_DEFAULTS.encapsulation,
+      vxlan: {
+        ...s.vxlan,
+        vni: s.vxlan?.vni ?? POOL_DEFAULTS.vni,
+        port: s.vxlan?.port ?? POOL_DEFAULTS.vxlanPort,
+      },
+      strictAffinity: s.strictAffinity ?? POOL_DEFAULTS.strictAffinity,
+      disabled: s.disabled ?? false,
+    },
+  };
 }

@@ -124,6 +124,13 @@ export const LabelSelectorSchema: TypeSchema<LabelSelector> = {
   },
 };
 
+/**
+ * The namespace Weft's components run in when POD_NAMESPACE does not say (the chart's release
+ * namespace by default): where the controller's leader-election Lease lives, and where a Secret
+ * reference without a namespace points.
+ */
+export const DEFAULT_NAMESPACE = "kube-system";
+
 /** Reference to a key of a Secret (BGP passwords). */
 export interface SecretKeyRef {
   /** Name of the Secret. */

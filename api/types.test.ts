@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { validManifestFiles } from "../test/fixtures/manifests.js";
 import { blockName } from "./ipamblock.js";
-import { effectiveBlockSize, POOL_DEFAULTS } from "./ippool.js";
+import { effectiveBlockSize, POOL_DEFAULTS, withPoolDefaults } from "./ippool.js";
 
 describe("api helpers", () => {
   it("blockName turns a CIDR into the object name the CRD insists on", () => {
@@ -27,5 +27,25 @@ describe("api helpers", () => {
     assert.equal(effectiveBlockSize({ cidr: "fd00:10:244::/56" }), POOL_DEFAULTS.blockSizeV6);
     assert.equal(effectiveBlockSize({ cidr: "10.244.0.0/16", blockSize: 24 }), 24);
     assert.equal(effectiveBlockSize({ cidr: "fd00::/48", blockSize: 120 }), 120);
+  });
+
+  it("withPoolDefaults fills in what the spec leaves out and keeps what it says", () => {
+    const bare = withPoolDefaults({ name: "p", spec: { cidr: "fd00:10:244::/56" } });
+    assert.equal(bare.name, "p");
+    assert.deepEqual(bare.spec, {
+      cidr: "fd00:10:244::/56",
+      blockSize: POOL_DEFAULTS.blockSizeV6,
+      allocation: POOL_DEFAULTS.allocation,
+      encapsulation: POOL_DEFAULTS.encapsulation,
+      vxlan: { vni: POOL_DEFAULTS.vni, port: POOL_DEFAULTS.vxlanPort },
+      strictAffinity: POOL_DEFAULTS.strictAffinity,
+      disabled: false,
+    });
+    const set = withPoolDefaults({
+      spec: { cidr: "10.0.0.0/16", encapsulation: "HostGW" as const, vxlan: { port: 8472, mtu: 1400 } },
+    });
+    assert.equal(set.spec.encapsulation, "HostGW");
+    assert.deepEqual(set.spec.vxlan, { vni: POOL_DEFAULTS.vni, port: 8472, mtu: 1400 });
+    assert.equal(set.spec.blockSize, POOL_DEFAULTS.blockSizeV4);
   });
 });

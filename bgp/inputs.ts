@@ -1,12 +1,12 @@
 import {
-  ANNOTATIONS,
   type BGPConfiguration,
   type BGPPeer,
   type IPPool,
+  type NodeLike,
   type SecretKeyRef,
+  underlayAddresses,
 } from "../api/index.js";
 import { matchesSelector } from "../lib/index.js";
-import { parseIP } from "./ip.js";
 import type { NodeTopology, TopologyInput, TopologyNode } from "./topology.js";
 
 /**
@@ -17,17 +17,6 @@ import type { NodeTopology, TopologyInput, TopologyNode } from "./topology.js";
  * (peerIP) applies to it. Limiting the node set this way keeps a VXLAN or host-gw node out of the
  * mesh, and keeps several clusters scoped by pool selectors apart on one apiserver.
  */
-
-/** The least of a core Node this needs (k8s.V1Node fits). */
-export interface NodeLike {
-  metadata?: {
-    name?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    deletionTimestamp?: unknown;
-  };
-  status?: { addresses?: Array<{ type: string; address: string }> };
-}
 
 /** Pools whose blocks BGP announces. Disabled pools still have blocks in use, so they count. */
 export function bgpPools(pools: readonly IPPool[]): IPPool[] {
@@ -43,33 +32,17 @@ function safeMatch(sel: Parameters<typeof matchesSelector>[0], labels: Record<st
   }
 }
 
-/** Underlay addresses: the weft.dev/underlay-ip annotation wins over the InternalIPs, per family. */
-export function underlayAddresses(node: NodeLike): { v4?: string; v6?: string } {
-  const out: { v4?: string; v6?: string } = {};
-  const candidates = [
-    node.metadata?.annotations?.[ANNOTATIONS.underlayIP],
-    ...(node.status?.addresses ?? []).filter((a) => a.type === "InternalIP").map((a) => a.address),
-  ];
-  for (const c of candidates) {
-    for (const part of (c ?? "").split(",")) {
-      const ip = parseIP(part.trim());
-      if (ip?.family === 4) out.v4 ??= ip.text;
-      else if (ip?.family === 6) out.v6 ??= ip.text;
-    }
-  }
-  return out;
-}
-
 export function topologyNodeOf(node: NodeLike): TopologyNode | undefined {
   const name = node.metadata?.name;
   if (!name) return undefined;
-  const { v4, v6 } = underlayAddresses(node);
+  const underlay = underlayAddresses(node);
   return {
     name,
     labels: node.metadata?.labels ?? {},
     annotations: node.metadata?.annotations ?? {},
-    ...(v4 ? { underlayIPv4: v4 } : {}),
-    ...(v6 ? { underlayIPv6: v6 } : {}),
+    ...(underlay[4] ? { underlayIPv4: underlay[4] } : {}),
+    ...(underlay[6] ? { underlayIPv6: underlay[6] } : {}),
+    ...(underlay.problems.length > 0 ? { underlayProblems: underlay.problems } : {}),
   };
 }
 

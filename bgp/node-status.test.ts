@@ -4,8 +4,9 @@ import type { BGPPeer } from "../api/bgp.js";
 import type { IPPool } from "../api/ippool.js";
 import { formatNodeStatus } from "../cli/node/format.js";
 import { desiredBgpStatus, referencedPasswords } from "../controllers/bgp/status.js";
-import { announcements, bgpNodeNames, topologyInputFrom, underlayAddresses } from "./inputs.js";
+import { announcements, bgpNodeNames, topologyInputFrom, topologyNodeOf } from "./inputs.js";
 import { bgpStatus, redact, uniquePeers } from "./node-status.js";
+import { computeTopology } from "./topology.js";
 
 const pool = (
   name: string,
@@ -49,9 +50,9 @@ describe("BGP inputs from API objects", () => {
     assert.equal(topologyInputFrom({ nodes, pools, peers: [] }).nodes.length, 2);
   });
 
-  it("prefers the underlay annotation over InternalIP, per family", () => {
+  it("takes the underlay per family, and reports a bad annotation entry on the node", () => {
     const n = {
-      metadata: { name: "a", annotations: { "weft.dev/underlay-ip": "192.0.2.7" } },
+      metadata: { name: "a", annotations: { "weft.dev/underlay-ip": "192.0.2.7, bogus" } },
       status: {
         addresses: [
           { type: "InternalIP", address: "10.0.0.1" },
@@ -59,7 +60,14 @@ describe("BGP inputs from API objects", () => {
         ],
       },
     };
-    assert.deepEqual(underlayAddresses(n), { v4: "192.0.2.7", v6: "fd00::1" });
+    const node = topologyNodeOf(n);
+    assert.equal(node?.underlayIPv4, "192.0.2.7");
+    assert.equal(node?.underlayIPv6, "fd00::1");
+    const t = computeTopology({ nodes: node ? [node] : [], peers: [] });
+    assert.deepEqual(
+      t.problems.filter((p) => p.kind === "Node").map((p) => p.message),
+      ['weft.dev/underlay-ip: "bogus" is not an IP address'],
+    );
   });
 
   it("announces only the node's own blocks of BGP pools", () => {

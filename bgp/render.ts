@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { type Family, parseCIDR, parseIP } from "./ip.js";
+import { type Family, formatCidr, tryCanonicalAddress, tryParseCidr } from "../net/index.js";
 import type { NodeTopology, TopologySession } from "./topology.js";
 import { isASNumber, isIntInRange, isPort, secretRefKey } from "./validate.js";
 
@@ -98,7 +98,7 @@ function prefixSet(cidrs: string[], orLonger: boolean): string {
 export function renderBirdConfig(input: RenderInput): RenderResult {
   const { node } = input;
   const problems: RenderProblem[] = [];
-  const routerID = parseIP(node.routerID);
+  const routerID = tryCanonicalAddress(node.routerID);
   if (routerID?.family !== 4) throw new Error(`router id ${JSON.stringify(node.routerID)} is not IPv4`);
   if (!isASNumber(node.localAS)) throw new Error(`local AS ${JSON.stringify(node.localAS)} is out of range`);
   if (!isPort(node.listenPort)) throw new Error(`listen port ${JSON.stringify(node.listenPort)} is invalid`);
@@ -112,15 +112,17 @@ export function renderBirdConfig(input: RenderInput): RenderResult {
 
   const blocks: Record<Family, string[]> = { 4: [], 6: [] };
   for (const b of input.blocks) {
-    const c = parseCIDR(b);
+    const c = tryParseCidr(b);
     if (!c) throw new Error(`own block ${JSON.stringify(b)} is not a CIDR`);
-    if (!blocks[c.family].includes(c.text)) blocks[c.family].push(c.text);
+    const text = formatCidr(c);
+    if (!blocks[c.family].includes(text)) blocks[c.family].push(text);
   }
   const pools: Record<Family, string[]> = { 4: [], 6: [] };
   for (const p of input.poolCIDRs ?? []) {
-    const c = parseCIDR(p);
+    const c = tryParseCidr(p);
     if (!c) throw new Error(`pool ${JSON.stringify(p)} is not a CIDR`);
-    if (!pools[c.family].includes(c.text)) pools[c.family].push(c.text);
+    const text = formatCidr(c);
+    if (!pools[c.family].includes(text)) pools[c.family].push(text);
   }
 
   // Sessions that survive validation, by family.
@@ -128,8 +130,8 @@ export function renderBirdConfig(input: RenderInput): RenderResult {
   const names = new Set<string>();
   for (const s of node.sessions) {
     const bad = (message: string) => problems.push({ peerName: s.peerName, peerIP: s.peerIP, message });
-    const peerIP = parseIP(s.peerIP);
-    const localIP = parseIP(s.localIP);
+    const peerIP = tryCanonicalAddress(s.peerIP);
+    const localIP = tryCanonicalAddress(s.localIP);
     if (!peerIP || !localIP || peerIP.family !== localIP.family) {
       bad("peer or local address is not a valid address of one family");
       continue;
@@ -256,7 +258,7 @@ export function renderBirdConfig(input: RenderInput): RenderResult {
     L.push(`  neighbor ${s.peerIP} port ${s.port} as ${s.peerAS};`);
     if (s.passive) L.push("  passive on;");
     if (s.kind === "rr-to-client") {
-      const cid = s.rrClusterID ? parseIP(s.rrClusterID) : undefined;
+      const cid = s.rrClusterID ? tryCanonicalAddress(s.rrClusterID) : undefined;
       L.push("  rr client;");
       if (cid?.family === 4) L.push(`  rr cluster id ${cid.text};`);
     }

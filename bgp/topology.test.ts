@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { BGPPeerSpec } from "../api/bgp.js";
-import { parseIP } from "./ip.js";
+import { tryParseIP } from "../net/index.js";
 import { computeTopology, parseClusterID, type Topology } from "./topology.js";
 import { nodes, peer } from "./topology-support.js";
 
@@ -46,8 +46,8 @@ describe("full mesh", () => {
     assert.equal(s10?.passive, true);
     for (const nt of Object.values(t.nodes)) {
       for (const s of nt.sessions) {
-        const local = parseIP(s.localIP)?.value as bigint;
-        const remote = parseIP(s.peerIP)?.value as bigint;
+        const local = tryParseIP(s.localIP)?.value as bigint;
+        const remote = tryParseIP(s.peerIP)?.value as bigint;
         assert.equal(s.passive, local > remote);
       }
     }
@@ -100,7 +100,7 @@ describe("full mesh", () => {
     });
     const a = t.nodes.v6a?.routerID as string;
     const b = t.nodes.v6b?.routerID as string;
-    assert.equal(parseIP(a)?.family, 4);
+    assert.equal(tryParseIP(a)?.family, 4);
     assert.notEqual(a, b);
     assert.equal(t.sessions.length, 1);
     assert.equal(t.sessions[0]?.family, 6);

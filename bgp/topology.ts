@@ -8,7 +8,13 @@ import {
   type SecretKeyRef,
 } from "../api/index.js";
 import { matchesSelector } from "../lib/index.js";
-import { compareIP, type Family, formatIPv4, parseIP } from "./ip.js";
+import {
+  type CanonicalAddress,
+  compareIP,
+  type Family,
+  formatIP,
+  tryCanonicalAddress,
+} from "../net/index.js";
 import { isASNumber, isIntInRange, isPort, secretRefProblems, selectorProblems } from "./validate.js";
 
 /**
@@ -37,6 +43,8 @@ export interface TopologyNode {
   annotations?: Record<string, string>;
   underlayIPv4?: string;
   underlayIPv6?: string;
+  /** What was wrong with the node's underlay annotation (reported on the node, never used). */
+  underlayProblems?: string[];
 }
 
 export interface TopologySession {
@@ -167,16 +175,16 @@ export function parseClusterID(v: string): string | undefined {
   const trimmed = v.trim();
   if (/^\d{1,10}$/.test(trimmed)) {
     const n = BigInt(trimmed);
-    return n <= 0xffffffffn ? formatIPv4(n) : undefined;
+    return n <= 0xffffffffn ? formatIP(4, n) : undefined;
   }
-  const ip = parseIP(trimmed);
+  const ip = tryCanonicalAddress(trimmed);
   return ip?.family === 4 ? ip.text : undefined;
 }
 
 function derivedRouterID(name: string): string {
   const h = createHash("sha256").update(name).digest();
   // keep it out of 0.0.0.0/8 so it never reads as "unset"
-  return formatIPv4(BigInt(h.readUInt32BE(0) | 0x01000000) & 0xffffffffn);
+  return formatIP(4, BigInt(h.readUInt32BE(0) | 0x01000000) & 0xffffffffn);
 }
 
 interface ValidNode {
@@ -197,7 +205,7 @@ export function computeTopology(input: TopologyInput): Topology {
   const claims = new Map<string, string[]>();
   for (const n of input.nodes) {
     for (const raw of [n.underlayIPv4, n.underlayIPv6]) {
-      const ip = parseIP(raw);
+      const ip = tryCanonicalAddress(raw);
       if (ip) claims.set(ip.text, [...(claims.get(ip.text) ?? []), n.name]);
     }
   }
@@ -208,13 +216,14 @@ export function computeTopology(input: TopologyInput): Topology {
       continue;
     }
     seenNames.add(n.name);
+    for (const p of n.underlayProblems ?? []) bad(p);
     const ips: Partial<Record<Family, string>> = {};
     for (const [fam, raw] of [
       [4, n.underlayIPv4],
       [6, n.underlayIPv6],
     ] as const) {
       if (raw === undefined || raw === "") continue;
-      const ip = parseIP(raw);
+      const ip = tryCanonicalAddress(raw);
       if (!ip || ip.family !== fam) bad(`underlay IPv${fam} ${JSON.stringify(raw)} is not a valid address`);
       else if ((claims.get(ip.text)?.length ?? 0) > 1)
         bad(`underlay address ${ip.text} is claimed by ${claims.get(ip.text)?.join(", ")}; not used`);
@@ -397,7 +406,7 @@ export function computeTopology(input: TopologyInput): Topology {
         }
       }
     } else {
-      const ip = parseIP(spec.peerIP) as NonNullable<ReturnType<typeof parseIP>>;
+      const ip = tryCanonicalAddress(spec.peerIP) as CanonicalAddress;
       for (const n of selected) {
         const local = n.ips[ip.family];
         if (!local) {
@@ -471,7 +480,7 @@ function peerProblems(peer: BGPPeer, clusterAS: number, nodeIPs: Map<string, str
   out.push(...selectorProblems(spec.peerSelector, "peerSelector"));
   out.push(...secretRefProblems(spec.password, "password"));
   if (hasIP) {
-    const ip = parseIP(spec.peerIP);
+    const ip = tryCanonicalAddress(spec.peerIP);
     if (!ip) out.push(`peerIP: ${JSON.stringify(spec.peerIP)} is not an IP address`);
     else if (nodeIPs.has(ip.text))
       out.push(`peerIP: ${ip.text} is node ${nodeIPs.get(ip.text)}; use peerSelector to peer with nodes`);

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { errorMessage } from "../lib/index.js";
 import { bgpCommands } from "./bgp/index.js";
 import { type Command, makeContext, UsageError } from "./command.js";
 import { ipamCommands } from "./ipam/index.js";
@@ -64,7 +65,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`error: ${(err as Error).message}\nUsage: ${cmd.usage}\n`);
       return 2;
     }
-    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`error: ${errorMessage(err)}\n`);
     return 1;
   }
 }

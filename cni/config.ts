@@ -3,6 +3,7 @@
  * validated request, or a CniError with the spec's code. Pure: no I/O, so every edge of the
  * spec is unit-tested.
  */
+import { isFamilyName } from "../net/index.js";
 import {
   type AgentRequest,
   type CniCommand,
@@ -115,7 +116,7 @@ function validateConfig(conf: Record<string, unknown>): WeftNetConf {
   }
   if (conf.families !== undefined) {
     const f = conf.families;
-    if (!Array.isArray(f) || f.length === 0 || !f.every((x) => x === "ipv4" || x === "ipv6")) {
+    if (!Array.isArray(f) || f.length === 0 || !f.every(isFamilyName)) {
       throw new CniError(ErrorCode.InvalidNetworkConfig, "'families' must be a non-empty list of ipv4, ipv6");
     }
   }

@@ -3,17 +3,16 @@
  * the plugin converts to what the configuration asked for and merges a previous plugin's result.
  * Pure.
  */
+import { familyOfValid } from "../net/index.js";
 import { compareVersions } from "./config.js";
 import { CniError, type CniIPConfig, type CniResult, ErrorCode } from "./types.js";
-
-const familyOf = (cidr: string): "4" | "6" => (cidr.includes(":") ? "6" : "4");
 
 /** 0.3.x and 0.4.0 tag every IP with its family; 1.0.0 dropped the tag. */
 export function convertResult(result: CniResult, cniVersion: string): CniResult {
   const legacy = compareVersions(cniVersion, "1.0.0") < 0;
   const ips = result.ips?.map((ip): CniIPConfig => {
     const { version: _drop, ...rest } = ip;
-    return legacy ? { ...rest, version: familyOf(ip.address) } : rest;
+    return legacy ? { ...rest, version: familyOfValid(ip.address) === 6 ? "6" : "4" } : rest;
   });
   const out: CniResult = { cniVersion };
   if (result.interfaces) out.interfaces = result.interfaces;

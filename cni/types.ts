@@ -1,8 +1,9 @@
 /**
  * The CNI wire types (spec 1.0.0 / 1.1.0, with the 0.3.x and 0.4.0 result shapes) and the
  * request the plugin forwards to the agent. Shared by the plugin and the agent's server, so it
- * must stay free of imports: it ends up in the plugin's bundle.
+ * must stay free of runtime imports: it ends up in the plugin's bundle.
  */
+import type { FamilyName } from "../net/index.js";
 
 /** Versions this plugin accepts in a network configuration, oldest first. */
 export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
@@ -105,7 +106,7 @@ export interface WeftNetConf {
   timeoutMs?: number;
   mtu?: number;
   /** address families to assign; default ["ipv4"] */
-  families?: Array<"ipv4" | "ipv6">;
+  families?: FamilyName[];
   prevResult?: unknown;
   dns?: CniDNS;
   args?: Record<string, unknown>;

@@ -1,7 +1,8 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
+import { DEFAULT_NAMESPACE } from "../api/index.js";
 import { createStore, EtcdStore } from "../datastore/index.js";
-import { createLogger, loadKubeConfig, matchesSelector, parseSelector } from "../lib/index.js";
+import { createLogger, loadKubeConfig, matchesSelector, ownNamespace, parseSelector } from "../lib/index.js";
 import { GracefulShutdown, HealthServer, LeaderElector } from "../runtime/index.js";
 import { BgpStatusReconciler } from "./bgp/reconciler.js";
 import {
@@ -23,7 +24,7 @@ const HELP = `weft-controller: allocates blocks to nodes, publishes RouteIntents
   --health-port N              /healthz, /readyz, /metrics (default 9871; 0 = any free port)
   --health-host ADDR           (default 0.0.0.0)
   --leader-elect true|false    (default true)
-  --leader-elect-namespace NS  namespace of the Lease (default $POD_NAMESPACE or kube-system)
+  --leader-elect-namespace NS  namespace of the Lease (default $POD_NAMESPACE, else ${DEFAULT_NAMESPACE})
   --lease-duration-ms N        (default 15000)
   --gc-grace-ms N              an address is released only if seen leaked twice this far apart (default 60000)
   --identity ID                leader-election identity (default hostname_pid)
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
       "health-port": { type: "string", default: "9871" },
       "health-host": { type: "string", default: "0.0.0.0" },
       "leader-elect": { type: "string", default: "true" },
-      "leader-elect-namespace": { type: "string", default: process.env.POD_NAMESPACE ?? "kube-system" },
+      "leader-elect-namespace": { type: "string", default: ownNamespace() },
       "lease-duration-ms": { type: "string", default: "15000" },
       "gc-grace-ms": { type: "string", default: "60000" },
       identity: { type: "string", default: `${hostname()}_${process.pid}` },

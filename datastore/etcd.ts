@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from "etcd3";
 import { API_VERSION, PLURALS } from "../api/index.js";
+import { errorMessage } from "../lib/index.js";
 import { applyEmulated, applyFinalizerEmulated, applyStatusEmulated } from "./applyemulated.js";
 import { createEtcdClient, DEFAULT_ETCD_PREFIX, type EtcdConnectionOptions } from "./etcdconfig.js";
 import {
@@ -98,7 +99,7 @@ export class EtcdStore implements Store {
     if (err instanceof ObjectRuleError) {
       throw new InvalidError(`${kind} ${name} is invalid: ${err.message}`, kind, name, { cause: err });
     }
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorMessage(err);
     throw new StoreError(`${verb} ${kind} ${name}: etcd: ${why}`, kind, name, { cause: err });
   }
 

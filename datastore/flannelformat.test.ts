@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { API_VERSION, type IPPool } from "../api/index.js";
-import { vtepMAC } from "../controllers/routeintent/vtep.js";
+import { API_VERSION, type IPPool, vtepMAC } from "../api/index.js";
 import { repoRoot } from "../devenv/tools.js";
 import {
   type ActualLease,

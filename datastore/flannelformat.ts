@@ -4,27 +4,25 @@
  * subnet at `<prefix>/subnets/<ip>-<len>` whose value is the lease attributes. Pure functions; the
  * byte layout is pinned by fixtures in test/fixtures/flannel/.
  */
-import { effectiveBlockSize, type IPPool, POOL_DEFAULTS } from "../api/index.js";
+import { effectiveBlockSize, type IPPool, withPoolDefaults } from "../api/index.js";
+import {
+  cidrContains,
+  cidrLast,
+  compareIP,
+  familyOfValid,
+  formatIP,
+  parseCidr,
+  parseIPv4,
+  tryParseCidr,
+} from "../net/index.js";
 
 export const DEFAULT_FLANNEL_PREFIX = "/coreos.com/network";
 /** Flannel's lease TTL: 24 h. */
 export const FLANNEL_LEASE_TTL_SECONDS = 24 * 3600;
 
-function v4ToInt(ip: string): number {
-  const parts = ip.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
-    throw new Error(`not an IPv4 address: ${ip}`);
-  }
-  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
-}
-
-function intToV4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
-}
-
 /** Which Flannel backend a pool maps to; undefined when Flannel has no equivalent. */
 export function flannelBackendType(pool: IPPool): "vxlan" | "host-gw" | undefined {
-  const enc = pool.spec.encapsulation ?? POOL_DEFAULTS.encapsulation;
+  const enc = withPoolDefaults(pool).spec.encapsulation;
   if (enc === "VXLAN") return "vxlan";
   if (enc === "HostGW") return "host-gw";
   return undefined;
@@ -34,7 +32,7 @@ export function flannelBackendType(pool: IPPool): "vxlan" | "host-gw" | undefine
 export function mirrorable(pool: IPPool): boolean {
   return (
     pool.spec.allocation === "NodeSubnet" &&
-    !pool.spec.cidr.includes(":") &&
+    familyOfValid(pool.spec.cidr) === 4 &&
     !pool.spec.disabled &&
     flannelBackendType(pool) !== undefined &&
     !pool.metadata.deletionTimestamp
@@ -46,25 +44,17 @@ export function mirrorable(pool: IPPool): boolean {
  * pool, because Weft may hand out the first one too (Flannel's default skips it).
  */
 export function networkConfigValue(pool: IPPool): string {
-  const [net, len] = pool.spec.cidr.split("/") as [string, string];
-  const subnetLen = effectiveBlockSize(pool.spec);
-  const base = v4ToInt(net);
-  const size = 2 ** (32 - Number(len));
-  const last = base + size - 2 ** (32 - subnetLen);
+  const { spec } = withPoolDefaults(pool);
+  const network = parseCidr(spec.cidr);
+  const last = cidrLast(network) + 1n - (1n << BigInt(32 - spec.blockSize));
   const type = flannelBackendType(pool);
   const backend =
-    type === "vxlan"
-      ? {
-          Type: "vxlan",
-          VNI: pool.spec.vxlan?.vni ?? POOL_DEFAULTS.vni,
-          Port: pool.spec.vxlan?.port ?? POOL_DEFAULTS.vxlanPort,
-        }
-      : { Type: type };
+    type === "vxlan" ? { Type: "vxlan", VNI: spec.vxlan.vni, Port: spec.vxlan.port } : { Type: type };
   return JSON.stringify({
-    Network: pool.spec.cidr,
-    SubnetLen: subnetLen,
-    SubnetMin: intToV4(base),
-    SubnetMax: intToV4(last),
+    Network: spec.cidr,
+    SubnetLen: spec.blockSize,
+    SubnetMin: formatIP(4, network.base),
+    SubnetMax: formatIP(4, last),
     Backend: backend,
   });
 }
@@ -77,12 +67,7 @@ export function subnetKey(cidr: string): string {
 /** The CIDR a subnets/ key names, or undefined for keys that are not IPv4 subnet leases. */
 export function parseSubnetKey(key: string): string | undefined {
   const m = /(?:^|\/)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})-(\d{1,2})$/.exec(key);
-  if (!m) return undefined;
-  try {
-    v4ToInt(m[1]!);
-  } catch {
-    return undefined;
-  }
+  if (!m || parseIPv4(m[1]!) < 0) return undefined;
   const len = Number(m[2]);
   return len <= 32 ? `${m[1]}/${len}` : undefined;
 }
@@ -117,13 +102,10 @@ export function leasePublicIP(value: string): string | undefined {
 
 /** Whether `cidr` (a lease's subnet) is one of the pool's blocks. */
 export function subnetOfPool(cidr: string, pool: IPPool): boolean {
-  const [ip, len] = cidr.split("/") as [string, string];
-  const [net, plen] = pool.spec.cidr.split("/") as [string, string];
-  if (Number(len) !== effectiveBlockSize(pool.spec)) return false;
-  const size = 2 ** (32 - Number(plen));
-  const a = v4ToInt(ip);
-  const base = v4ToInt(net);
-  return a >= base && a < base + size && a % 2 ** (32 - Number(len)) === 0;
+  const subnet = tryParseCidr(cidr);
+  const network = tryParseCidr(pool.spec.cidr);
+  if (!subnet || !network || subnet.prefix !== effectiveBlockSize(pool.spec)) return false;
+  return cidrContains(network, { family: subnet.family, value: subnet.base });
 }
 
 /** What is in etcd under `<prefix>/subnets/`. */
@@ -235,7 +217,8 @@ export function adoptions(
   nodeByIP: Map<string, string>,
 ): Array<{ cidr: string; node: string }> {
   const out = new Map<string, string>();
-  const sorted = [...actual].sort((x, y) => v4ToInt(x.cidr.split("/")[0]!) - v4ToInt(y.cidr.split("/")[0]!));
+  const address = (cidr: string) => cidr.slice(0, cidr.indexOf("/"));
+  const sorted = [...actual].sort((x, y) => compareIP(address(x.cidr), address(y.cidr)));
   for (const a of sorted) {
     if (!subnetOfPool(a.cidr, pool)) continue;
     const ip = leasePublicIP(a.value);

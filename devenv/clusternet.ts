@@ -7,7 +7,7 @@ import { ANNOTATIONS, type IPPool, type RouteIntent } from "../api/index.js";
 import { ROUTE_PROTOCOL_BGP } from "../bgp/index.js";
 import { EtcdStore, KubernetesStore, type Store } from "../datastore/index.js";
 import { Assigner } from "../ipam/client/index.js";
-import { withConnectionReuse } from "../lib/index.js";
+import { errorMessage, withConnectionReuse } from "../lib/index.js";
 import type { ControlPlaneState } from "./controlplane.js";
 import type { EtcdServer } from "./etcd.js";
 import { cmdline, startDetached, stopPid, waitFor } from "./procs.js";
@@ -308,7 +308,7 @@ export class ClusterNetwork {
         timeoutMs,
         250,
       ).catch((err: unknown) => {
-        throw new Error(`${err instanceof Error ? err.message : String(err)}; last look: ${missing}`);
+        throw new Error(`${errorMessage(err)}; last look: ${missing}`);
       }),
     );
   }
@@ -380,7 +380,7 @@ export class ClusterNetwork {
     try {
       return await p;
     } catch (err) {
-      throw new Error(`${err instanceof Error ? err.message : String(err)}\n${this.logTails()}`);
+      throw new Error(`${errorMessage(err)}\n${this.logTails()}`);
     }
   }
 

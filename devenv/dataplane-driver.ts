@@ -23,7 +23,7 @@ import {
   type TrackerOptions,
 } from "../agent/index.js";
 import type { RouteIntentSpec } from "../api/index.js";
-import { createLogger } from "../lib/index.js";
+import { createLogger, errorMessage } from "../lib/index.js";
 
 interface Request {
   id: number;
@@ -106,8 +106,7 @@ async function main(): Promise<void> {
         reply({ id: req.id, ok: true, result });
         if (stopping) process.exit(0);
       },
-      (err: unknown) =>
-        reply({ id: req.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
+      (err: unknown) => reply({ id: req.id, ok: false, error: errorMessage(err) }),
     );
   }
   await dp?.stop();

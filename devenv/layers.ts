@@ -8,9 +8,9 @@ import { dirname, join, relative, resolve, sep } from "node:path";
  * into any layer it checks), but nothing else may import them.
  */
 export const LAYERS: Readonly<Record<string, readonly string[]>> = {
-  api: [],
-  lib: ["api"],
-  net: ["api", "lib"],
+  net: [],
+  api: ["net"],
+  lib: ["api", "net"],
   ipam: ["api", "lib", "net"],
   bgp: ["api", "lib", "net"],
   netlink: ["api", "lib", "net"],

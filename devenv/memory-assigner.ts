@@ -1,59 +1,31 @@
-import { type AddressAssigner, AddressesExhausted, type AssignRequest, type Family } from "../agent/index.js";
-import { canonicalIP } from "../netlink/index.js";
-
-function v4ToInt(ip: string): number {
-  return ip.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
-}
-function intToV4(n: number): string {
-  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
-}
-function v6ToBig(ip: string): bigint {
-  const [head, tail] = ip.split("::") as [string, string | undefined];
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(Number.parseInt(g, 16)), 0n);
-}
-function bigToV6(n: bigint): string {
-  const groups: string[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(((n >> BigInt(i * 16)) & 0xffffn).toString(16));
-  return canonicalIP(groups.join(":"));
-}
+import { type AddressAssigner, AddressesExhausted, type AssignRequest } from "../agent/index.js";
+import { cidrLast, type FamilyName, formatIP, parseCidr } from "../net/index.js";
 
 interface Range {
   next(skip: (ip: string) => boolean): string | undefined;
 }
 
+/**
+ * Candidates in address order: IPv4 leaves the network and broadcast addresses unused, as Calico's
+ * IPAM does by default; IPv6 skips the subnet-router anycast address (offset 0), which the kernel
+ * reserves, and looks at no more than a million addresses.
+ */
 function rangeOf(cidr: string): Range {
-  const [base, lenText] = cidr.split("/") as [string, string];
-  const len = Number(lenText);
-  if (base.includes(":")) {
-    const start = v6ToBig(base);
-    const size = 1n << BigInt(128 - len);
-    return {
-      next(skip) {
-        // the subnet-router anycast address (offset 0) is skipped, as the kernel reserves it
-        for (let i = 1n; i < size && i < 1_000_000n; i++) {
-          const ip = bigToV6(start + i);
-          if (!skip(ip)) return ip;
-        }
-        return undefined;
-      },
-    };
-  }
-  const start = v4ToInt(base);
-  const size = 2 ** (32 - len);
+  const c = parseCidr(cidr);
+  const first = c.base + 1n;
+  const last = c.family === 4 ? cidrLast(c) - 1n : min(cidrLast(c), c.base + 999_999n);
   return {
     next(skip) {
-      // network and broadcast addresses stay unused, as Calico's IPAM does by default
-      for (let i = 1; i < size - 1; i++) {
-        const ip = intToV4(start + i);
+      for (let v = first; v <= last; v++) {
+        const ip = formatIP(c.family, v);
         if (!skip(ip)) return ip;
       }
       return undefined;
     },
   };
 }
+
+const min = (a: bigint, b: bigint) => (a < b ? a : b);
 
 /**
  * In-memory assigner for tests of the plugin protocol and the wiring, and for the benchmark.
@@ -62,7 +34,7 @@ function rangeOf(cidr: string): Range {
 export class InMemoryAssigner implements AddressAssigner {
   private readonly byHandle = new Map<string, { ips: string[]; node: string }>();
   private readonly used = new Set<string>();
-  private readonly ranges: Partial<Record<Family, Range>>;
+  private readonly ranges: Partial<Record<FamilyName, Range>>;
 
   constructor(pools: { ipv4?: string; ipv6?: string }) {
     this.ranges = {

@@ -1,6 +1,6 @@
 import type { IPAMBlockSpec } from "../api/index.js";
 import { matchesSelector } from "../lib/index.js";
-import type { Family } from "./addr.js";
+import type { Family } from "../net/index.js";
 import { isIpamError } from "./errors.js";
 import { blockIndexOf, type Pool, type PoolRef, parsePool } from "./pool.js";
 

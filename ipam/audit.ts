@@ -1,5 +1,5 @@
 import type { IPAMBlock, IPPool } from "../api/index.js";
-import { cidrsOverlap, tryParseCidr } from "./addr.js";
+import { cidrsOverlap, familyOfValid, tryParseCidr } from "../net/index.js";
 import { addressAt, checkBlock, isReservedHandle, RESERVED_HANDLE_PREFIXES } from "./block.js";
 
 /**
@@ -132,7 +132,7 @@ export function audit(input: AuditInput): AuditReport {
           problem(b, `node ${b.spec.affinity} does not exist; ${pods} pod address(es) keep the block`),
         );
     }
-    const family = b.spec.cidr.includes(":") ? "6" : "4";
+    const family = familyOfValid(b.spec.cidr);
     for (const a of b.spec.allocations) {
       const key = `${a.handle}|${family}`;
       handles.set(key, [...(handles.get(key) ?? []), b.metadata.name]);

@@ -1,5 +1,6 @@
 import type { BlockAllocation, IPAMBlockSpec } from "../api/index.js";
-import { type Cidr, cidrContains, FAMILY_BITS, formatCidr, formatIP, parseCidr, tryParseIP } from "./addr.js";
+import { type Cidr, cidrContains, FAMILY_BITS, formatCidr, formatIP, tryParseIP } from "../net/index.js";
+import { parseCidr } from "./addr.js";
 import { IpamError } from "./errors.js";
 
 /**

@@ -11,23 +11,8 @@
  * node's blocks) so a repeated request returns the address it already has; leave pools that
  * findOverlaps reports out of `pools`; keep block CIDRs canonical (blockCidrAt's text).
  */
-export {
-  type Address,
-  type Cidr,
-  canonicalCidr,
-  cidrContains,
-  cidrSize,
-  cidrsOverlap,
-  FAMILY_BITS,
-  type Family,
-  familyName,
-  formatCidr,
-  formatIP,
-  parseCidr,
-  parseIP,
-  tryParseCidr,
-  tryParseIP,
-} from "./addr.js";
+/** parseIP and parseCidr of net/, throwing IpamError (InvalidAddress, InvalidCidr). */
+export { parseCidr, parseIP } from "./addr.js";
 export {
   type EligiblePools,
   eligiblePools,
@@ -80,7 +65,6 @@ export {
   blockCidrOfIndex,
   blockCount,
   blockIndexOf,
-  effectiveBlockSize,
   findOverlaps,
   type Pool,
   type PoolRef,

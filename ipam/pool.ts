@@ -1,4 +1,10 @@
-import { type Allocation, type IPPoolSpec, type LabelSelector, POOL_DEFAULTS } from "../api/index.js";
+import {
+  type Allocation,
+  effectiveBlockSize,
+  type IPPoolSpec,
+  type LabelSelector,
+  withPoolDefaults,
+} from "../api/index.js";
 import {
   type Address,
   type Cidr,
@@ -6,12 +12,12 @@ import {
   cidrsOverlap,
   FAMILY_BITS,
   type Family,
-  familyName,
+  familyLabel,
   formatCidr,
-  parseCidr,
   tryParseCidr,
   tryParseIP,
-} from "./addr.js";
+} from "../net/index.js";
+import { parseCidr } from "./addr.js";
 import { IpamError } from "./errors.js";
 
 /** A pool as the API carries it: its object name and spec. */
@@ -88,11 +94,11 @@ export function validatePoolSpec(spec: IPPoolSpec): string[] {
   if (spec.blockSize !== undefined && cidr) {
     const [lo, hi] = BLOCK_SIZE_RANGE[cidr.family];
     if (!isInt(spec.blockSize) || spec.blockSize < lo || spec.blockSize > hi) {
-      errs.push(`spec.blockSize: ${spec.blockSize} is outside ${lo}-${hi} for ${familyName(cidr.family)}`);
+      errs.push(`spec.blockSize: ${spec.blockSize} is outside ${lo}-${hi} for ${familyLabel(cidr.family)}`);
     }
   }
   if (cidr) {
-    const bs = effectiveBlockSize(cidr.family, spec.blockSize);
+    const bs = effectiveBlockSize(spec);
     if (isInt(bs) && bs < cidr.prefix) {
       errs.push(`spec.blockSize: /${bs} blocks do not fit in the /${cidr.prefix} pool ${spec.cidr}`);
     }
@@ -122,10 +128,6 @@ export function validatePoolSpec(spec: IPPoolSpec): string[] {
   return errs;
 }
 
-export function effectiveBlockSize(family: Family, blockSize: number | undefined): number {
-  return blockSize ?? (family === 4 ? POOL_DEFAULTS.blockSizeV4 : POOL_DEFAULTS.blockSizeV6);
-}
-
 /** Validates and applies defaults; throws IpamError InvalidPool listing every problem. */
 export function parsePool(ref: PoolRef): Pool {
   const errs = validatePoolSpec(ref.spec);
@@ -133,18 +135,19 @@ export function parsePool(ref: PoolRef): Pool {
     throw new IpamError("InvalidPool", `IPPool ${ref.name} is invalid: ${errs.join("; ")}`, [ref.name]);
   }
   const cidr = parseCidr(ref.spec.cidr);
-  const blockSize = effectiveBlockSize(cidr.family, ref.spec.blockSize);
-  const max = ref.spec.maxBlocksPerNode;
+  const spec = withPoolDefaults(ref).spec;
+  const blockSize = spec.blockSize;
+  const max = spec.maxBlocksPerNode;
   return {
     name: ref.name,
     spec: ref.spec,
     family: cidr.family,
     cidr,
     blockSize,
-    allocation: ref.spec.allocation ?? POOL_DEFAULTS.allocation,
-    strictAffinity: ref.spec.strictAffinity ?? POOL_DEFAULTS.strictAffinity,
+    allocation: spec.allocation,
+    strictAffinity: spec.strictAffinity,
     maxBlocksPerNode: max === undefined || max === 0 ? undefined : max,
-    disabled: ref.spec.disabled ?? false,
+    disabled: spec.disabled,
     nodeSelector: ref.spec.nodeSelector,
     blockBits: blockSize - cidr.prefix,
     blockAddresses: 2 ** (FAMILY_BITS[cidr.family] - blockSize),

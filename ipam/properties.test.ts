@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { IPAMBlockSpec } from "../api/ipamblock.js";
+import { cidrsOverlap, formatIP } from "../net/index.js";
 import {
   type AssignRequest,
   assignInBlock,
@@ -10,9 +11,7 @@ import {
   blockIndexOf,
   candidateBlocks,
   checkBlock,
-  cidrsOverlap,
   findHandle,
-  formatIP,
   newBlockSpec,
   orderKey,
   ordinalOf,

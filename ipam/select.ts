@@ -1,5 +1,6 @@
 import type { IPAMBlockSpec } from "../api/index.js";
-import { type Family, familyName, parseCidr } from "./addr.js";
+import { type Family, familyLabel } from "../net/index.js";
+import { parseCidr } from "./addr.js";
 import { type EligiblePools, eligiblePools, type NodeRef, ownBlocksIn } from "./affinity.js";
 import { freeCount, newBlockSpec } from "./block.js";
 import { IpamError } from "./errors.js";
@@ -78,7 +79,7 @@ function noPoolError(family: Family, node: string, eligible: EligiblePools): Ipa
   const why = eligible.skipped.map((s) => `${s.pool}: ${s.reason}`).join("; ");
   return new IpamError(
     "NoMatchingPool",
-    `no enabled ${familyName(family)} pool gives addresses to node ${node}` + (why ? ` (${why})` : ""),
+    `no enabled ${familyLabel(family)} pool gives addresses to node ${node}` + (why ? ` (${why})` : ""),
     eligible.skipped.map((s) => s.pool),
     node,
   );
@@ -149,7 +150,7 @@ export function planAssignment(input: PlanInput): Plan {
       kind: "error",
       error: new IpamError(
         "NodeSubnetMissing",
-        `node ${node.name} has no ${familyName(family)} subnet in pool(s) ${names.join(", ")} yet`,
+        `node ${node.name} has no ${familyLabel(family)} subnet in pool(s) ${names.join(", ")} yet`,
         names,
         node.name,
       ),
@@ -159,7 +160,7 @@ export function planAssignment(input: PlanInput): Plan {
     kind: "error",
     error: new IpamError(
       "Exhausted",
-      `no free ${familyName(family)} address for node ${node.name} in pool(s) ${names.join(", ")}: ${reasons.join("; ")}${hint}`,
+      `no free ${familyLabel(family)} address for node ${node.name} in pool(s) ${names.join(", ")}: ${reasons.join("; ")}${hint}`,
       names,
       node.name,
     ),

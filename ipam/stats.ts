@@ -1,5 +1,5 @@
 import type { IPAMBlockSpec } from "../api/index.js";
-import { cidrSize } from "./addr.js";
+import { cidrSize } from "../net/index.js";
 import { blockCount, blockIndexOf, type Pool } from "./pool.js";
 
 /** What an IPPool's status reports; totals are bigints (an IPv6 pool has more than 2^53). */

@@ -16,6 +16,7 @@ import {
   stopPid,
   TestEtcd,
 } from "../devenv/index.js";
+import { errorMessage } from "../lib/index.js";
 import { DATASTORES, type Datastore, hints, labPool, MODES } from "./plan.js";
 
 /**
@@ -204,6 +205,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`lab: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`lab: ${errorMessage(err)}`);
   process.exitCode = 1;
 });

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { canonicalIP } from "../net/index.js";
 import {
   bytesToIP,
   bytesToMAC,
   canonicalCIDR,
-  canonicalIP,
   canonicalMAC,
   formatCIDR,
   ipToBytes,

@@ -1,6 +1,19 @@
-import { isIPv6 } from "node:net";
-import { formatV6Groups } from "../net/index.js";
+import {
+  type Address,
+  canonicalCidr,
+  FAMILY_BITS,
+  formatV6Groups,
+  hexDigit,
+  parseCidr,
+  parseIP,
+  parseIPv4,
+} from "../net/index.js";
 import { AF_INET, AF_INET6 } from "./constants.js";
+
+/**
+ * Addresses between their text (net/) and the bytes the kernel carries. IPv4 takes an
+ * allocation-free path: the bulk encoder converts tens of thousands of addresses.
+ */
 
 /** Address bytes as the kernel carries them (network order), with the family they imply. */
 export interface IPBytes {
@@ -8,35 +21,17 @@ export interface IPBytes {
   bytes: Buffer;
 }
 
-/**
- * Dotted-quad IPv4 in s[start, end) as an unsigned 32-bit number, or -1. Allocation-free: the bulk
- * path encodes tens of thousands of addresses, and garbage dominated its time before this.
- */
-export function parseIPv4(s: string, start = 0, end = s.length): number {
-  let value = 0;
-  let octet = -1;
-  let dots = 0;
-  let digits = 0;
-  for (let i = start; i < end; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 46) {
-      if (octet < 0 || dots === 3) return -1;
-      value = value * 256 + octet;
-      octet = -1;
-      digits = 0;
-      dots++;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && octet === 0) return -1; // no leading zeros, as node's isIPv4
-      octet = (octet < 0 ? 0 : octet * 10) + (c - 48);
-      if (++digits > 3 || octet > 255) return -1;
-    } else {
-      return -1;
-    }
+function toBytes(a: Address): IPBytes {
+  const bytes = Buffer.allocUnsafe(a.family === 4 ? 4 : 16);
+  let v = a.value;
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    bytes[i] = Number(v & 0xffn);
+    v >>= 8n;
   }
-  if (dots !== 3 || octet < 0) return -1;
-  return value * 256 + octet;
+  return { family: a.family === 4 ? AF_INET : AF_INET6, bytes };
 }
 
+/** Throws on text that is not an address. */
 export function ipToBytes(ip: string): IPBytes {
   const v4 = parseIPv4(ip);
   if (v4 >= 0) {
@@ -44,25 +39,7 @@ export function ipToBytes(ip: string): IPBytes {
     bytes.writeUInt32BE(v4, 0);
     return { family: AF_INET, bytes };
   }
-  if (isIPv6(ip)) return { family: AF_INET6, bytes: ipv6ToBytes(ip) };
-  throw new Error(`not an IP address: ${JSON.stringify(ip)}`);
-}
-
-function ipv6ToBytes(ip: string): Buffer {
-  let text = ip;
-  const out = Buffer.alloc(16);
-  // a trailing dotted quad (::ffff:1.2.3.4) is two groups
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const b = ipToBytes(v4[1]!).bytes;
-    text = `${text.slice(0, -v4[1]!.length)}${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`;
-  }
-  const [head, tail] = text.split("::") as [string, string | undefined];
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
-  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
-  return out;
+  return toBytes(parseIP(ip));
 }
 
 export function bytesToIP(b: Uint8Array): string {
@@ -73,36 +50,20 @@ export function bytesToIP(b: Uint8Array): string {
   return formatV6Groups(groups);
 }
 
-/** The canonical text form of an address (what iproute2 prints). */
-export function canonicalIP(ip: string): string {
-  // a dotted quad parseIPv4 accepts (no leading zeros) is already canonical
-  if (parseIPv4(ip) >= 0) return ip;
-  return bytesToIP(ipToBytes(ip).bytes);
-}
-
 export interface Prefix extends IPBytes {
   len: number;
 }
 
-/** Parses `a.b.c.d/n` (a bare address is a host prefix). Host bits must be zero. */
+/** A bare address is a host prefix (`10.0.0.1` -> `10.0.0.1/32`), as iproute2 reads it. */
+function withLength(cidr: string): string {
+  if (cidr.includes("/")) return cidr;
+  return `${cidr}/${FAMILY_BITS[parseIP(cidr).family]}`;
+}
+
+/** Parses `addr/len` or a bare address (a host prefix). Host bits must be zero. */
 export function parseCIDR(cidr: string): Prefix {
-  const slash = cidr.indexOf("/");
-  const ip = slash < 0 ? cidr : cidr.slice(0, slash);
-  const { family, bytes } = ipToBytes(ip);
-  const max = bytes.length * 8;
-  const len = slash < 0 ? max : Number(cidr.slice(slash + 1));
-  if (
-    !Number.isInteger(len) ||
-    len < 0 ||
-    len > max ||
-    (slash >= 0 && !/^\d+$/.test(cidr.slice(slash + 1)))
-  ) {
-    throw new Error(`bad prefix length in ${JSON.stringify(cidr)}`);
-  }
-  for (let bit = len; bit < max; bit++) {
-    if (bytes[bit >> 3]! & (0x80 >> (bit & 7))) throw new Error(`host bits set in ${JSON.stringify(cidr)}`);
-  }
-  return { family, bytes, len };
+  const c = parseCidr(withLength(cidr));
+  return { ...toBytes({ family: c.family, value: c.base }), len: c.prefix };
 }
 
 /** `addr/len` with the address in canonical form; host prefixes keep their length (iproute2 drops it). */
@@ -111,10 +72,7 @@ export function formatCIDR(bytes: Uint8Array, len: number): string {
 }
 
 export function canonicalCIDR(cidr: string): string {
-  const fast = canonicalIPv4CIDR(cidr);
-  if (fast !== undefined) return fast;
-  const p = parseCIDR(cidr);
-  return formatCIDR(p.bytes, p.len);
+  return canonicalCidr(withLength(cidr));
 }
 
 export function macToBytes(mac: string): Buffer {
@@ -123,15 +81,12 @@ export function macToBytes(mac: string): Buffer {
   return out;
 }
 
-const hexVal = (c: number) =>
-  c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
-
 /** Writes `aa:bb:cc:dd:ee:ff` as 6 bytes at `at`, without allocating. */
 export function writeMAC(mac: string, out: Uint8Array, at: number): void {
   if (mac.length !== 17) throw new Error(`not a MAC address: ${JSON.stringify(mac)}`);
   for (let i = 0; i < 6; i++) {
-    const hi = hexVal(mac.charCodeAt(i * 3));
-    const lo = hexVal(mac.charCodeAt(i * 3 + 1));
+    const hi = hexDigit(mac.charCodeAt(i * 3));
+    const lo = hexDigit(mac.charCodeAt(i * 3 + 1));
     if (hi < 0 || lo < 0 || (i < 5 && mac.charCodeAt(i * 3 + 2) !== 58)) {
       throw new Error(`not a MAC address: ${JSON.stringify(mac)}`);
     }
@@ -141,21 +96,6 @@ export function writeMAC(mac: string, out: Uint8Array, at: number): void {
 
 export function bytesToMAC(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(":");
-}
-
-/** An IPv4 `a.b.c.d/n` already in canonical form, checked without allocating; else undefined. */
-function canonicalIPv4CIDR(cidr: string): string | undefined {
-  const slash = cidr.indexOf("/");
-  if (slash < 0) return undefined;
-  const v4 = parseIPv4(cidr, 0, slash);
-  const digits = cidr.length - slash - 1;
-  if (v4 < 0 || digits < 1 || digits > 2) return undefined;
-  const d0 = cidr.charCodeAt(slash + 1) - 48;
-  const d1 = digits === 2 ? cidr.charCodeAt(slash + 2) - 48 : 0;
-  if (d0 < 0 || d0 > 9 || d1 < 0 || d1 > 9 || (digits === 2 && d0 === 0)) return undefined;
-  const len = digits === 2 ? d0 * 10 + d1 : d0;
-  if (len > 32 || (len < 32 && v4 % 2 ** (32 - len) !== 0)) return undefined; // the slow path says why
-  return cidr;
 }
 
 /** Lowercase `aa:bb:cc:dd:ee:ff`: the canonical form, checked without allocating. */

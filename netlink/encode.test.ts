@@ -291,7 +291,8 @@ function maskTo(ip: string, len: number, v: 4 | 6): string {
   return `${v === 4 ? [...b].join(".") : canonical6(b)}/${len}`;
 }
 
-import { bytesToIP, canonicalIP, ipToBytes } from "./addr.js";
+import { canonicalIP } from "../net/index.js";
+import { bytesToIP, ipToBytes } from "./addr.js";
 
 const v6bytes = (ip: string) => Buffer.from(ipToBytes(ip).bytes);
 const canonical6 = (b: Buffer) => bytesToIP(b);

@@ -2,7 +2,8 @@
  * Hand encoders for the rtnetlink requests the agent sends. They write straight into an NlWriter
  * so that a bulk apply can pack a thousand of them into one sendmsg; encodeX() wraps one message.
  */
-import { ipToBytes, macToBytes, parseCIDR, parseIPv4 } from "./addr.js";
+import { parseIPv4 } from "../net/index.js";
+import { ipToBytes, macToBytes, parseCIDR } from "./addr.js";
 import {
   AF_BRIDGE,
   AF_INET,

@@ -1,4 +1,4 @@
-import { createLogger, type Logger } from "../lib/index.js";
+import { createLogger, errorMessage, type Logger } from "../lib/index.js";
 import { reconcileSeconds, reconcileTotal } from "./metrics.js";
 import { WorkQueue, type WorkQueueOptions } from "./workqueue.js";
 
@@ -72,7 +72,7 @@ export class Controller {
         this.log.warn("reconcile failed, will retry", {
           key,
           attempt: this.queue.numRequeues(key) + 1,
-          error: err instanceof Error ? err.message : String(err),
+          error: errorMessage(err),
         });
         this.queue.addRateLimited(key);
       } finally {

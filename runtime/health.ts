@@ -1,6 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { collectDefaultMetrics, register } from "prom-client";
+import { errorMessage } from "../lib/index.js";
 
 /** A readiness check: true or undefined when ready; false or a reason (string) when not. Throwing means not ready. */
 export type ReadyCheck = () => boolean | string | undefined | Promise<boolean | string | undefined>;
@@ -22,7 +23,7 @@ async function runCheck(check: ReadyCheck): Promise<string | undefined> {
     if (r === true || r === undefined) return undefined;
     return r === false ? "not ready" : r;
   } catch (err) {
-    return err instanceof Error ? err.message : String(err);
+    return errorMessage(err);
   }
 }
 

@@ -27,7 +27,7 @@ import {
   topologyInputFrom,
 } from "../../bgp/index.js";
 import type { Store } from "../../datastore/index.js";
-import { type Logger, SerialDebounce } from "../../lib/index.js";
+import { errorMessage, type Logger, ownNamespace, SerialDebounce } from "../../lib/index.js";
 import { coreListWatch, Informer, storeListWatch } from "../../runtime/index.js";
 import { BirdProcess } from "./bird-process.js";
 
@@ -54,7 +54,7 @@ export interface BgpManagerOptions {
   /** The agent's informers (shared, already started by the NodeAgent). */
   pools: Informer<IPPool>;
   blocks: Informer<IPAMBlock>;
-  /** Namespace of Secret references without one (default $POD_NAMESPACE, else weft-system). */
+  /** Namespace of Secret references without one (default: the namespace Weft runs in, ownNamespace()). */
   secretNamespace?: string;
   /** Whether the kernel has TCP MD5 (default: detected from /proc/kallsyms). */
   md5Supported?: boolean;
@@ -95,7 +95,7 @@ export class BgpManager {
   private readonly syncs = new SerialDebounce(
     50,
     () => this.sync(),
-    (err) => this.opts.logger.error("BGP sync failed", { error: this.clean(errorText(err)) }),
+    (err) => this.opts.logger.error("BGP sync failed", { error: this.clean(errorMessage(err)) }),
   );
   private rendered: RenderedProtocol[] = [];
   private problems: string[] = [];
@@ -246,7 +246,7 @@ export class BgpManager {
       if (r !== "unchanged")
         this.opts.logger.info(`BIRD ${r}`, { sessions: result.protocols.length, blocks: blocks.length });
     } catch (err) {
-      this.applyError = this.clean(errorText(err));
+      this.applyError = this.clean(errorMessage(err));
       this.opts.logger.error("BIRD configuration not applied", { error: this.applyError });
     }
     for (const p of this.problems) this.opts.logger.warn("BGP problem", { problem: p });
@@ -258,7 +258,7 @@ export class BgpManager {
   private async readPasswords(refs: SecretKeyRef[]): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     const ttl = this.opts.secretTtlMs ?? 30_000;
-    const ns = this.opts.secretNamespace ?? process.env.POD_NAMESPACE ?? "weft-system";
+    const ns = this.opts.secretNamespace ?? ownNamespace();
     for (const ref of refs) {
       const key = secretRefKey(ref);
       let entry = this.secrets.get(key);
@@ -334,8 +334,4 @@ function mineMentions(
   if (p.kind === "BGPConfiguration") return true;
   if (p.message.startsWith(`node ${node} `)) return true;
   return mine?.sessions.some((s) => s.source === `BGPPeer/${p.name}`) ?? false;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -3,8 +3,7 @@
  * implementation is backed by the IPAM (ipam/ + datastore/: one compare-and-swap write of the
  * node's block, ipam-assigner.ts), and its handles are the state that survives an agent restart.
  */
-
-export type Family = "ipv4" | "ipv6";
+import type { FamilyName } from "../../net/index.js";
 
 export interface AssignRequest {
   node: string;
@@ -12,7 +11,7 @@ export interface AssignRequest {
   handle: string;
   namespace: string;
   pod: string;
-  families: Family[];
+  families: FamilyName[];
 }
 
 export interface AddressAssigner {

@@ -7,6 +7,7 @@
 import { closeSync, openSync } from "node:fs";
 import { createRtNetlink, type RtNetlinkSocket, type rt } from "netlink";
 import {
+  bytesToMAC,
   IFLA_ADDRESS,
   IFLA_IFNAME,
   IFLA_INFO_DATA,
@@ -87,9 +88,7 @@ export class HostNet {
     try {
       const [msg] = await this.sock.getLink({}, { ifname: name });
       if (!msg) return undefined;
-      const mac = msg.attrs.address
-        ? Array.from(msg.attrs.address, (b) => b.toString(16).padStart(2, "0")).join(":")
-        : "";
+      const mac = msg.attrs.address ? bytesToMAC(msg.attrs.address) : "";
       return { index: msg.data.index ?? 0, mac, up: Boolean(msg.data.flags?.up) };
     } catch (err) {
       if (errCode(err) === "ENODEV") return undefined;

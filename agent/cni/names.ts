@@ -3,6 +3,7 @@
  * that a restarted agent finds what an earlier one made without keeping any state of its own.
  */
 import { createHash } from "node:crypto";
+import { bytesToMAC } from "../../netlink/index.js";
 
 /** Every host-side veth has this MAC (as Calico does): the pod's fixed neighbor entry points at it. */
 export const HOST_VETH_MAC = "ee:ee:ee:ee:ee:ee";
@@ -38,5 +39,5 @@ export function podHandle(containerId: string, ifname: string): string {
 export function podMac(containerId: string, ifname: string): string {
   const h = Buffer.from(sha256hex(`mac:${podHandle(containerId, ifname)}`).slice(0, 12), "hex");
   h[0] = (h[0]! & 0xfc) | 0x02;
-  return Array.from(h, (b) => b.toString(16).padStart(2, "0")).join(":");
+  return bytesToMAC(h);
 }

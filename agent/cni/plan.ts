@@ -3,6 +3,7 @@
  * the CNI result, and the comparison CHECK makes against what the kernel reports.
  */
 import type { CniResult } from "../../cni/index.js";
+import { FAMILY_BITS, familyOfValid } from "../../net/index.js";
 import { GATEWAY_V4, GATEWAY_V6, HOST_VETH_MAC } from "./names.js";
 
 export interface PodWiring {
@@ -16,8 +17,8 @@ export interface PodWiring {
   mtu?: number;
 }
 
-export const isV6 = (ip: string) => ip.includes(":");
-export const hostPrefix = (ip: string) => `${ip}/${isV6(ip) ? 128 : 32}`;
+const isV6 = (ip: string) => familyOfValid(ip) === 6;
+export const hostPrefix = (ip: string) => `${ip}/${FAMILY_BITS[familyOfValid(ip)]}`;
 export const gatewayFor = (ip: string) => (isV6(ip) ? GATEWAY_V6 : GATEWAY_V4);
 
 /**

@@ -6,8 +6,9 @@ import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { dirname } from "node:path";
 import { type AgentRequest, type AgentResponse, CniError, ErrorCode, runPlugin } from "../../cni/index.js";
-import { createLogger, type Logger } from "../../lib/index.js";
-import type { AddressAssigner, Family } from "./assigner.js";
+import { createLogger, errorMessage, type Logger } from "../../lib/index.js";
+import type { FamilyName } from "../../net/index.js";
+import type { AddressAssigner } from "./assigner.js";
 import { HostNet } from "./hostnet.js";
 import { IpBatchPodNetns, type PodNetns } from "./podns.js";
 import { PodNetworkService } from "./service.js";
@@ -19,7 +20,7 @@ export interface CniServerOptions {
   hostNet?: HostNet;
   podNetns?: PodNetns;
   defaultMtu?: number;
-  defaultFamilies?: Family[];
+  defaultFamilies?: FamilyName[];
   log?: Logger;
 }
 
@@ -57,7 +58,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 function asCniError(err: unknown, command: string): CniError {
   return err instanceof CniError
     ? err
-    : new CniError(ErrorCode.Internal, `${command} failed`, err instanceof Error ? err.message : String(err));
+    : new CniError(ErrorCode.Internal, `${command} failed`, errorMessage(err));
 }
 
 function send(res: ServerResponse, status: number, body: AgentResponse): void {

@@ -12,8 +12,9 @@ import {
   ErrorCode,
   normalizePrevResult,
 } from "../../cni/index.js";
-import type { Logger } from "../../lib/index.js";
-import { type AddressAssigner, AddressesExhausted, type Family } from "./assigner.js";
+import { errorMessage, type Logger } from "../../lib/index.js";
+import type { FamilyName } from "../../net/index.js";
+import { type AddressAssigner, AddressesExhausted } from "./assigner.js";
 import type { HostNet } from "./hostnet.js";
 import { HOST_VETH_MAC, hostVethName, podHandle, podMac } from "./names.js";
 import { buildResult, hostPrefix, type PodWiring, podProblems } from "./plan.js";
@@ -26,11 +27,9 @@ export interface PodNetworkOptions {
   podNetns: PodNetns;
   /** pod MTU when the network configuration sets none (VXLAN: underlay MTU - 50) */
   defaultMtu?: number;
-  defaultFamilies?: Family[];
+  defaultFamilies?: FamilyName[];
   log?: Logger;
 }
-
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class PodNetworkService {
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -101,7 +100,7 @@ export class PodNetworkService {
     } catch (err) {
       if (err instanceof AddressesExhausted)
         throw new CniError(ErrorCode.Internal, "no address available", err.message);
-      throw new CniError(ErrorCode.TryAgainLater, "address assignment failed", message(err));
+      throw new CniError(ErrorCode.TryAgainLater, "address assignment failed", errorMessage(err));
     }
     const w = this.wiring(req, ips);
     try {
@@ -110,7 +109,11 @@ export class PodNetworkService {
       // a fresh assignment is given back so that a failed ADD leaks nothing even without DEL
       if (!known) await this.o.assigner.release(handle).catch(() => undefined);
       if (err instanceof CniError) throw err;
-      throw new CniError(ErrorCode.Internal, `wiring ${req.ifname} in ${req.netns} failed`, message(err));
+      throw new CniError(
+        ErrorCode.Internal,
+        `wiring ${req.ifname} in ${req.netns} failed`,
+        errorMessage(err),
+      );
     }
     this.o.log?.info("pod added", { handle, ips, veth: w.hostVeth, pod: req.args.K8S_POD_NAME });
     return buildResult(w, req.config.cniVersion, req.config.dns);
@@ -160,7 +163,7 @@ export class PodNetworkService {
     try {
       await this.o.assigner.release(handle);
     } catch (err) {
-      throw new CniError(ErrorCode.TryAgainLater, "address release failed", message(err));
+      throw new CniError(ErrorCode.TryAgainLater, "address release failed", errorMessage(err));
     }
     this.o.log?.info("pod deleted", { handle });
   }
@@ -196,7 +199,7 @@ export class PodNetworkService {
       try {
         problems.push(...podProblems(w, await this.o.podNetns.inspect(req.netns, req.ifname)));
       } catch (err) {
-        problems.push(`cannot inspect ${req.ifname} in ${req.netns}: ${message(err)}`);
+        problems.push(`cannot inspect ${req.ifname} in ${req.netns}: ${errorMessage(err)}`);
       }
     }
     if (problems.length)

@@ -3,6 +3,8 @@
  * idempotent (replace; delete with "already gone" counted as done), which is what lets the bulk
  * sender resend whatever it lost.
  */
+
+import { errorMessage } from "../../lib/index.js";
 import {
   type BulkItem,
   type BulkSender,
@@ -95,7 +97,7 @@ export function toBulkItem(a: Action, indexOf: IndexOf, nhid?: number): BulkItem
   } catch (err) {
     // a delete on a device that is gone has nothing left to delete
     if (a.op === "del" && err instanceof Error && /not found/.test(err.message)) return "gone";
-    return err instanceof Error ? err.message : String(err);
+    return errorMessage(err);
   }
 }
 

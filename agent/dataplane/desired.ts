@@ -4,7 +4,9 @@
  * of two conflicting claims wins never depends on watch order).
  */
 import type { RouteIntentSpec } from "../../api/index.js";
-import { canonicalCIDR, canonicalIP, canonicalMAC, ipToBytes } from "../../netlink/index.js";
+import { errorMessage } from "../../lib/index.js";
+import { canonicalIP, FAMILY_BITS, familyOfValid } from "../../net/index.js";
+import { canonicalCIDR, canonicalMAC } from "../../netlink/index.js";
 import {
   DEFAULT_VXLAN,
   type DesiredState,
@@ -233,7 +235,7 @@ function safe<T>(f: () => T, problems: string[], what: string): T | undefined {
   try {
     return f();
   } catch (err) {
-    problems.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+    problems.push(`${what}: ${errorMessage(err)}`);
     return undefined;
   }
 }
@@ -242,7 +244,7 @@ function routeFrom(r: RouteIntentSpec["routes"][number]): RouteEntry {
   const dst = canonicalCIDR(r.dst);
   if (!r.gateway && !r.device) throw new Error("route needs a gateway or a device");
   const gateway = r.gateway ? canonicalIP(r.gateway) : undefined;
-  if (gateway && ipToBytes(gateway).family !== ipToBytes(dst.split("/")[0]!).family) {
+  if (gateway && familyOfValid(gateway) !== familyOfValid(dst)) {
     throw new Error("gateway and destination are of different families");
   }
   return {
@@ -285,9 +287,9 @@ export function vxlanConfig(
     try {
       cfg.mac = canonicalMAC(ownVtep.mac);
       const ip = canonicalIP(ownVtep.ip);
-      cfg.address = `${ip}/${ipToBytes(ip).family === 2 ? 32 : 128}`;
+      cfg.address = `${ip}/${FAMILY_BITS[familyOfValid(ip)]}`;
     } catch (err) {
-      problems.push(`own VTEP: ${err instanceof Error ? err.message : String(err)}`);
+      problems.push(`own VTEP: ${errorMessage(err)}`);
     }
   }
   if (o.mtu !== undefined) cfg.mtu = o.mtu;

@@ -15,7 +15,7 @@
  *
  * All work runs one operation at a time through a queue.
  */
-import { jittered, type Logger } from "../../lib/index.js";
+import { errorMessage, jittered, type Logger } from "../../lib/index.js";
 import * as C from "../../netlink/index.js";
 import {
   AF_BRIDGE,
@@ -298,7 +298,7 @@ export class KernelDataplane {
   private enqueue<T>(f: () => Promise<T>): Promise<T> {
     const run = this.queue.then(f);
     this.queue = run.catch((err) => {
-      this.lastError = err instanceof Error ? err.message : String(err);
+      this.lastError = errorMessage(err);
       this.log?.error("dataplane operation failed", { error: this.lastError });
     });
     return run;
@@ -409,7 +409,7 @@ export class KernelDataplane {
       this.have = buildObserved(routes, neighbors, fdb, this.names, this.managed, nexthops);
     } catch (err) {
       this.eventBuffer = undefined;
-      this.lastError = err instanceof Error ? err.message : String(err);
+      this.lastError = errorMessage(err);
       throw err;
     }
     const buffered = this.eventBuffer;

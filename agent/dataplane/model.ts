@@ -4,7 +4,14 @@
  * entries compare as strings.
  */
 
-export const DEFAULT_VXLAN = { name: "weft.vxlan", vni: 4096, port: 4789 } as const;
+import { POOL_DEFAULTS, VXLAN_DEVICE } from "../../api/index.js";
+
+/** The local VXLAN device when the intents say nothing else. */
+export const DEFAULT_VXLAN = {
+  name: VXLAN_DEVICE,
+  vni: POOL_DEFAULTS.vni,
+  port: POOL_DEFAULTS.vxlanPort,
+} as const;
 /** Outer IPv4 + UDP + VXLAN + inner Ethernet headers. */
 export const VXLAN_OVERHEAD = 50;
 

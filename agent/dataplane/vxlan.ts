@@ -3,9 +3,10 @@
  * VNI, port, local address, learning and underlay link are fixed at creation, so a change there
  * recreates the device; MTU, MAC and up/down are changed in place.
  */
+
+import { canonicalIP } from "../../net/index.js";
 import {
   type AddressInfo,
-  canonicalIP,
   encodeAddress,
   encodeLinkChange,
   encodeLinkDelete,

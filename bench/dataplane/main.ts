@@ -16,10 +16,10 @@ import { execFileSync } from "node:child_process";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { type ApplyResult, computeDesired, type DesiredState, DesiredTracker } from "../../agent/index.js";
-import type { RouteIntentSpec } from "../../api/index.js";
+import { POOL_DEFAULTS, type RouteIntentSpec, VXLAN_DEVICE } from "../../api/index.js";
 import { Driver, Netns, requireRootAndIproute2 } from "../../devenv/index.js";
 
-const DEV = "weft.vxlan";
+const DEV = VXLAN_DEVICE;
 const LOCAL = "172.31.255.254";
 
 const { values } = parseArgs({
@@ -46,7 +46,7 @@ function intent(i: number, variant = 0): RouteIntentSpec {
     node: `node-${i}`,
     underlayIP,
     encapsulation: "VXLAN",
-    vtep: { ip: block, mac, vni: 4096, port: 4789 },
+    vtep: { ip: block, mac, vni: POOL_DEFAULTS.vni, port: POOL_DEFAULTS.vxlanPort },
     routes: [{ dst: `${block}/24`, gateway: block, device: DEV, onlink: true }],
     neighbors: [{ ip: block, mac, device: DEV }],
     fdb: [{ mac, dst: underlayIP, device: DEV }],
@@ -58,7 +58,12 @@ function self(): RouteIntentSpec {
     node: "self",
     underlayIP: LOCAL,
     encapsulation: "VXLAN",
-    vtep: { ip: "10.63.255.0", mac: "02:ff:ff:ff:ff:01", vni: 4096, port: 4789 },
+    vtep: {
+      ip: "10.63.255.0",
+      mac: "02:ff:ff:ff:ff:01",
+      vni: POOL_DEFAULTS.vni,
+      port: POOL_DEFAULTS.vxlanPort,
+    },
     routes: [],
     neighbors: [],
     fdb: [],

@@ -17,7 +17,7 @@ import https from "node:https";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
-import { API_VERSION, blockName, type IPAMBlockSpec } from "../../api/index.js";
+import { ANNOTATIONS, API_VERSION, blockName, type IPAMBlockSpec } from "../../api/index.js";
 import { KubernetesStore, writesTotal } from "../../datastore/index.js";
 import { sleep, startControlPlane, stopControlPlane, stopPid } from "../../devenv/index.js";
 import { Assigner } from "../../ipam/client/index.js";
@@ -129,7 +129,7 @@ async function populate(base: k8s.KubeConfig, nodes: number, perNode: number) {
     const i = Number(name.slice(6));
     await core.createNode({
       body: {
-        metadata: { name, annotations: { "weft.dev/underlay-ip": `192.0.${(i >> 8) & 255}.${i & 255}` } },
+        metadata: { name, annotations: { [ANNOTATIONS.underlayIP]: `192.0.${(i >> 8) & 255}.${i & 255}` } },
       },
     });
     const cidr = blockCidrAt(p, BigInt(i));

@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
-import { API_VERSION } from "../../api/index.js";
+import { ANNOTATIONS, API_VERSION } from "../../api/index.js";
 import { KubernetesStore } from "../../datastore/index.js";
 import { sleep, startControlPlane, stopControlPlane, stopPid } from "../../devenv/index.js";
 import { withConnectionReuse } from "../../lib/index.js";
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
             body: {
               metadata: {
                 name,
-                annotations: { "weft.dev/underlay-ip": `192.0.${(i >> 8) & 255}.${i & 255}` },
+                annotations: { [ANNOTATIONS.underlayIP]: `192.0.${(i >> 8) & 255}.${i & 255}` },
               },
             },
           })

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { withPoolDefaults } from "../../api/index.js";
 import { blockAddressCount, isIpamError, parsePool, poolUsage } from "../../ipam/index.js";
 import type { Command } from "../command.js";
 import { percent, table } from "../table.js";
@@ -18,6 +19,7 @@ export const ipamShow: Command = {
     const pools = snap.pools
       .map((p) => {
         const conds = Object.fromEntries((p.status?.conditions ?? []).map((c) => [c.type, c.status]));
+        const { spec } = withPoolDefaults(p);
         let usage: ReturnType<typeof poolUsage> | undefined;
         try {
           usage = poolUsage(
@@ -30,9 +32,9 @@ export const ipamShow: Command = {
         return {
           name: p.metadata.name,
           cidr: p.spec.cidr,
-          allocation: p.spec.allocation ?? "Blocks",
-          encapsulation: p.spec.encapsulation ?? "VXLAN",
-          disabled: p.spec.disabled ?? false,
+          allocation: spec.allocation,
+          encapsulation: spec.encapsulation,
+          disabled: spec.disabled,
           deleting: Boolean(p.metadata.deletionTimestamp),
           blocksUsed: usage?.blocksUsed ?? 0,
           blocksTotal: usage?.blocksTotal.toString() ?? "?",

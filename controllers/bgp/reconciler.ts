@@ -3,7 +3,7 @@ import * as k8s from "@kubernetes/client-node";
 import type { BGPStatus, LabelSelector } from "../../api/index.js";
 import { passwordProblem, secretRefKey } from "../../bgp/index.js";
 import { NotFoundError } from "../../datastore/index.js";
-import { createLogger, matchesSelector, mergeConditions } from "../../lib/index.js";
+import { createLogger, matchesSelector, mergeConditions, ownNamespace } from "../../lib/index.js";
 import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
 import { desiredBgpStatus, referencedPasswords } from "./status.js";
@@ -18,7 +18,7 @@ export interface BgpStatusOptions {
    * labelled for that shard, so that two controllers never fight over one status.
    */
   selector?: LabelSelector;
-  /** Namespace of Secret references without one (default $POD_NAMESPACE, else weft-system). */
+  /** Namespace of Secret references without one (default: the namespace Weft runs in, ownNamespace()). */
   secretNamespace?: string;
   /** Status is recomputed at least this often, to notice Secret changes (default 60 s). */
   resyncMs?: number;
@@ -73,7 +73,7 @@ export class BgpStatusReconciler implements Reconciler, ControllerPart {
     refs: ReturnType<typeof referencedPasswords>,
   ): Promise<Map<string, string | undefined>> {
     const out = new Map<string, string | undefined>();
-    const ns = this.opts.secretNamespace ?? process.env.POD_NAMESPACE ?? "weft-system";
+    const ns = this.opts.secretNamespace ?? ownNamespace();
     for (const ref of refs) {
       const namespace = ref.namespace ?? ns;
       try {

@@ -4,12 +4,12 @@ import type {
   BGPStatus,
   Condition,
   IPPool,
+  NodeLike,
   SecretKeyRef,
 } from "../../api/index.js";
 import {
   bgpNodeNames,
   computeTopology,
-  type NodeLike,
   secretRefKey,
   secretRefProblems,
   type Topology,

@@ -1,5 +1,13 @@
 import type { Etcd3, IKeyValue } from "etcd3";
-import { API_VERSION, blockName, type IPAMBlock, type IPPool } from "../../api/index.js";
+import {
+  API_VERSION,
+  blockName,
+  type IPAMBlock,
+  type IPPool,
+  underlayAddresses,
+  vtepMAC,
+  withPoolDefaults,
+} from "../../api/index.js";
 import {
   type ActualLease,
   AlreadyExistsError,
@@ -20,8 +28,6 @@ import {
 } from "../../datastore/index.js";
 import { createLogger, sleep } from "../../lib/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
-import { underlayIPOf } from "../routeintent/compute.js";
-import { vtepMAC } from "../routeintent/vtep.js";
 
 const log = createLogger("flannel-leases");
 
@@ -225,7 +231,7 @@ export class FlannelLeases implements ControllerPart {
   private nodeByIP(): Map<string, string> {
     const out = new Map<string, string>();
     for (const n of this.ctx!.informers.nodes.list()) {
-      const ip = underlayIPOf(n as Parameters<typeof underlayIPOf>[0]);
+      const ip = underlayAddresses(n)[4];
       if (ip && n.metadata?.name) out.set(ip, n.metadata.name);
     }
     return out;
@@ -296,7 +302,8 @@ export class FlannelLeases implements ControllerPart {
     for (const b of ctx.informers.blocks.list()) {
       if (b.spec.pool !== pool.metadata.name || !b.spec.affinity) continue;
       const node = ctx.informers.nodes.get(b.spec.affinity);
-      const ip = node ? underlayIPOf(node as Parameters<typeof underlayIPOf>[0]) : undefined;
+      // Flannel networks are IPv4, and so is PublicIP
+      const ip = node ? underlayAddresses(node)[4] : undefined;
       if (!ip) {
         this.noAddress.push(b.spec.affinity);
         continue;
@@ -304,7 +311,7 @@ export class FlannelLeases implements ControllerPart {
       const value = leaseValue({
         publicIP: ip,
         backendType: type,
-        vni: pool.spec.vxlan?.vni ?? 4096,
+        vni: withPoolDefaults(pool).spec.vxlan.vni,
         vtepMAC: vtepMAC(b.spec.affinity),
       });
       out.push({ cidr: b.spec.cidr, node: b.spec.affinity, value, publicIP: ip });
@@ -346,7 +353,8 @@ export class FlannelLeases implements ControllerPart {
       plan.status.set(node, {
         cidr: "",
         state: "Conflict",
-        message: "the node has no underlay address (InternalIP or weft.dev/underlay-ip) to put in PublicIP",
+        message:
+          "the node has no IPv4 underlay address (InternalIP or weft.dev/underlay-ip) to put in PublicIP",
       });
     }
     this.lastStatus = plan.status;

@@ -1,7 +1,8 @@
 import type { IPAMBlock, IPAMBlockStatus } from "../../api/index.js";
 import { NotFoundError } from "../../datastore/index.js";
-import { cidrSize, parseCidr } from "../../ipam/index.js";
+import { parseCidr } from "../../ipam/index.js";
 import { type ConditionInput, createLogger, sameValue, setCondition } from "../../lib/index.js";
+import { cidrSize } from "../../net/index.js";
 import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
 import type { IpamShared } from "./shared.js";

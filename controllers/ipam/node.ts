@@ -1,4 +1,4 @@
-import { API_VERSION, blockName, type IPAMBlock } from "../../api/index.js";
+import { API_VERSION, blockName, type IPAMBlock, withPoolDefaults } from "../../api/index.js";
 import { AlreadyExistsError, ConflictError } from "../../datastore/index.js";
 import {
   assignInBlock,
@@ -10,15 +10,18 @@ import {
   vtepHandle,
 } from "../../ipam/index.js";
 import { createLogger } from "../../lib/index.js";
+import { familyOfValid } from "../../net/index.js";
 import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
 import type { IpamShared } from "./shared.js";
 
 const log = createLogger("ipam-node");
 
-/** IPv4 VXLAN pools (VXLAN is the default encapsulation): where a node's VTEP address comes from. */
+/** IPv4 VXLAN pools: where a node's VTEP address comes from. */
 function vtepPools(pools: readonly PoolRef[]): PoolRef[] {
-  return pools.filter((p) => !p.spec.cidr.includes(":") && (p.spec.encapsulation ?? "VXLAN") === "VXLAN");
+  return pools.filter(
+    (p) => familyOfValid(p.spec.cidr) === 4 && withPoolDefaults(p).spec.encapsulation === "VXLAN",
+  );
 }
 
 /**

@@ -1,22 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { computeRouteIntent, underlayIPOf } from "./compute.js";
-import { VXLAN_DEVICE, vtepMAC } from "./vtep.js";
-
-describe("vtepMAC", () => {
-  it("is stable, unicast and locally administered", () => {
-    const a = vtepMAC("node-a");
-    assert.equal(a, vtepMAC("node-a"));
-    assert.match(a, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
-    const first = Number.parseInt(a.slice(0, 2), 16);
-    assert.equal(first & 0x01, 0, "multicast bit clear");
-    assert.equal(first & 0x02, 0x02, "locally administered bit set");
-  });
-  it("differs between nodes", () => {
-    const macs = new Set(Array.from({ length: 1000 }, (_, i) => vtepMAC(`node-${i}`)));
-    assert.equal(macs.size, 1000);
-  });
-});
+import type * as k8s from "@kubernetes/client-node";
+import { API_VERSION, type IPAMBlock, type IPPool, VXLAN_DEVICE } from "../../api/index.js";
+import { vtepHandle } from "../../ipam/index.js";
+import { computeRouteIntent } from "./compute.js";
+import { desiredIntent } from "./reconciler.js";
 
 describe("computeRouteIntent", () => {
   const vtep = { ip: "10.244.1.0", mac: "02:00:00:00:00:01", vni: 4096, port: 4789 };
@@ -87,14 +75,60 @@ describe("computeRouteIntent", () => {
   });
 });
 
-describe("underlayIPOf", () => {
-  it("prefers the annotation over the InternalIP", () => {
-    const node = {
-      metadata: { annotations: { "weft.dev/underlay-ip": "198.51.100.7" } },
-      status: { addresses: [{ type: "InternalIP", address: "192.0.2.7" }] },
-    };
-    assert.equal(underlayIPOf(node), "198.51.100.7");
-    assert.equal(underlayIPOf({ status: node.status }), "192.0.2.7");
-    assert.equal(underlayIPOf({ status: { addresses: [{ type: "Hostname", address: "x" }] } }), undefined);
+describe("the underlay address of an intent", () => {
+  const pools: IPPool[] = [
+    { apiVersion: API_VERSION, kind: "IPPool", metadata: { name: "v4" }, spec: { cidr: "10.244.0.0/16" } },
+    {
+      apiVersion: API_VERSION,
+      kind: "IPPool",
+      metadata: { name: "v6" },
+      spec: { cidr: "fd00:10:244::/56", encapsulation: "HostGW" },
+    },
+  ];
+  const block = (
+    cidr: string,
+    pool: string,
+    allocations: IPAMBlock["spec"]["allocations"] = [],
+  ): IPAMBlock => ({
+    apiVersion: API_VERSION,
+    kind: "IPAMBlock",
+    metadata: { name: cidr },
+    spec: { cidr, pool, affinity: "n1", allocations, sequence: 1 },
+  });
+  const vxlanBlock = block("10.244.1.0/26", "v4", [{ ordinal: 0, handle: vtepHandle("n1"), sequence: 1 }]);
+  const node = (annotation: string, ...internal: string[]): k8s.V1Node => ({
+    metadata: { name: "n1", annotations: { "weft.dev/underlay-ip": annotation } },
+    status: { addresses: internal.map((address) => ({ type: "InternalIP", address })) },
+  });
+
+  it("a comma-separated dual-stack annotation gives the IPv4 address to an IPv4 intent", () => {
+    const d = desiredIntent("n1", node("fd00::11,192.0.2.11", "fd00::99", "192.0.2.99"), [vxlanBlock], pools);
+    assert.ok("spec" in d, JSON.stringify(d));
+    assert.equal(d.spec.underlayIP, "192.0.2.11");
+    assert.deepEqual(
+      d.spec.fdb.map((f) => f.dst),
+      ["192.0.2.11"],
+    );
+    assert.deepEqual(d.problems, []);
+  });
+
+  it("an intent of IPv6 blocks only names the IPv6 address", () => {
+    const d = desiredIntent("n1", node("192.0.2.11, fd00::11"), [block("fd00:10:244::/122", "v6")], pools);
+    assert.ok("spec" in d);
+    assert.equal(d.spec.underlayIP, "fd00::11");
+    assert.deepEqual(d.spec.routes, [{ dst: "fd00:10:244::/122", gateway: "fd00::11" }]);
+  });
+
+  it("garbage in the annotation is reported, not used", () => {
+    const d = desiredIntent("n1", node("192.0.2.11/24", "192.0.2.99"), [vxlanBlock], pools);
+    assert.ok("spec" in d);
+    assert.equal(d.spec.underlayIP, "192.0.2.99");
+    assert.equal(d.problems.length, 1);
+    assert.match(d.problems[0] ?? "", /"192\.0\.2\.11\/24" is not an IP address/);
+
+    const none = desiredIntent("n1", node("nonsense"), [vxlanBlock], pools);
+    assert.ok("wait" in none);
+    assert.equal(none.wait.reason, "NoUnderlayAddress");
+    assert.match(none.wait.message, /"nonsense" is not an IP address/);
   });
 });

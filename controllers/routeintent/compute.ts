@@ -1,11 +1,13 @@
-import type {
-  Encapsulation,
-  IntentFDB,
-  IntentNeighbor,
-  IntentRoute,
-  RouteIntentSpec,
+import {
+  type Encapsulation,
+  type IntentFDB,
+  type IntentNeighbor,
+  type IntentRoute,
+  type RouteIntentSpec,
+  type UnderlayAddresses,
+  VXLAN_DEVICE,
 } from "../../api/index.js";
-import { VXLAN_DEVICE } from "./vtep.js";
+import { type Family, familyOfValid } from "../../net/index.js";
 
 /** One block of a node together with how its pool reaches it. */
 export interface NodeBlock {
@@ -66,12 +68,15 @@ function dominantEncapsulation(blocks: NodeBlock[]): Encapsulation {
   return best;
 }
 
-/** Underlay address of a node: the weft.dev/underlay-ip annotation, else its first InternalIP. */
-export function underlayIPOf(node: {
-  metadata?: { annotations?: Record<string, string> };
-  status?: { addresses?: Array<{ type: string; address: string }> };
-}): string | undefined {
-  const override = node.metadata?.annotations?.["weft.dev/underlay-ip"];
-  if (override) return override;
-  return node.status?.addresses?.find((a) => a.type === "InternalIP")?.address;
+/**
+ * The underlay address a node's intent names (an intent has one): the node's address of the family
+ * its blocks use — IPv4 unless every block is IPv6, since the VTEP and Flannel are IPv4 — or, on a
+ * node with an underlay of the other family only, that one.
+ */
+export function intentUnderlayIP(
+  underlay: UnderlayAddresses,
+  blocks: readonly NodeBlock[],
+): string | undefined {
+  const want: Family = blocks.length > 0 && blocks.every((b) => familyOfValid(b.cidr) === 6) ? 6 : 4;
+  return underlay[want] ?? underlay[want === 4 ? 6 : 4];
 }

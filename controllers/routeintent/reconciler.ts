@@ -6,15 +6,18 @@ import {
   type RouteIntent,
   type RouteIntentSpec,
   type RouteIntentStatus,
+  underlayAddresses,
+  vtepMAC,
+  withPoolDefaults,
 } from "../../api/index.js";
 import { ConflictError, NotFoundError } from "../../datastore/index.js";
 import { findHandle, vtepHandle } from "../../ipam/index.js";
 import { createLogger, sameValue } from "../../lib/index.js";
+import { familyOfValid } from "../../net/index.js";
 import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
-import { computeRouteIntent, type NodeBlock, underlayIPOf } from "./compute.js";
+import { computeRouteIntent, intentUnderlayIP, type NodeBlock } from "./compute.js";
 import { type IntentWait, intentStatus } from "./status.js";
-import { vtepMAC } from "./vtep.js";
 
 const log = createLogger("routeintent");
 
@@ -24,7 +27,7 @@ function findVtep(node: string, blocks: IPAMBlock[]): string | undefined {
     blocks.map((b) => b.spec),
     vtepHandle(node),
   );
-  return found.find((a) => !a.ip.includes(":"))?.ip;
+  return found.find((a) => familyOfValid(a.ip) === 4)?.ip;
 }
 
 /** What this node's RouteIntent should say, or why it cannot be written yet. */
@@ -33,26 +36,29 @@ export function desiredIntent(
   node: k8s.V1Node,
   blocks: IPAMBlock[],
   pools: IPPool[],
-): { spec: RouteIntentSpec; blocks: number } | { wait: IntentWait } {
-  const underlayIP = underlayIPOf(node);
-  if (!underlayIP)
-    return {
-      wait: {
-        reason: "NoUnderlayAddress",
-        message: "node has no InternalIP and no weft.dev/underlay-ip annotation",
-      },
-    };
-  const poolByName = new Map(pools.map((p) => [p.metadata.name, p]));
+): { spec: RouteIntentSpec; blocks: number; problems: string[] } | { wait: IntentWait } {
+  const poolByName = new Map(pools.map((p) => [p.metadata.name, withPoolDefaults(p)]));
   const own: NodeBlock[] = [];
   let vxlan: { vni: number; port: number } | undefined;
   for (const b of blocks) {
     const pool = poolByName.get(b.spec.pool);
     if (!pool) continue;
-    const encapsulation = pool.spec.encapsulation ?? "VXLAN";
+    const { encapsulation, vxlan: v } = pool.spec;
     own.push({ cidr: b.spec.cidr, encapsulation });
-    if (encapsulation === "VXLAN" && !vxlan)
-      vxlan = { vni: pool.spec.vxlan?.vni ?? 4096, port: pool.spec.vxlan?.port ?? 4789 };
+    if (encapsulation === "VXLAN" && !vxlan) vxlan = { vni: v.vni, port: v.port };
   }
+  const underlay = underlayAddresses(node);
+  const underlayIP = intentUnderlayIP(underlay, own);
+  if (!underlayIP)
+    return {
+      wait: {
+        reason: "NoUnderlayAddress",
+        message: [
+          "node has no InternalIP and no usable weft.dev/underlay-ip annotation",
+          ...underlay.problems,
+        ].join("; "),
+      },
+    };
   let vtep: RouteIntentSpec["vtep"];
   if (vxlan) {
     const ip = findVtep(nodeName, blocks);
@@ -65,6 +71,7 @@ export function desiredIntent(
   return {
     spec: computeRouteIntent({ node: nodeName, underlayIP, blocks: own, ...(vtep ? { vtep } : {}) }),
     blocks: own.length,
+    problems: underlay.problems,
   };
 }
 
@@ -94,7 +101,7 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
         // The underlay goes into the spec, the labels onto the intent (agents' --node-selector).
         if (
           o === n ||
-          underlayIPOf(o) !== underlayIPOf(n) ||
+          !sameValue(underlayAddresses(o), underlayAddresses(n)) ||
           !sameLabels(o.metadata?.labels, n.metadata?.labels ?? {})
         )
           enqueue(n.metadata?.name);
@@ -187,7 +194,7 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
           generation: current.metadata.generation,
         });
       }
-      await this.writeStatus(current, undefined);
+      await this.writeStatus(current, undefined, desired.problems);
     } catch (err) {
       // Deleted or replaced under us: the informer delivers the change and requeues this node.
       if (err instanceof ConflictError || err instanceof NotFoundError) return { requeueAfter: 200 };
@@ -196,9 +203,13 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
     return;
   }
 
-  private async writeStatus(intent: RouteIntent, wait: IntentWait | undefined): Promise<void> {
+  private async writeStatus(
+    intent: RouteIntent,
+    wait: IntentWait | undefined,
+    problems?: string[],
+  ): Promise<void> {
     const name = intent.metadata.name;
-    const status = intentStatus(intent, wait, new Date());
+    const status = intentStatus(intent, wait, new Date(), problems);
     if (sameValue(intent.status, status)) return;
     const key = statusKey(status);
     const mine = this.written.get(name);

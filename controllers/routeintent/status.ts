@@ -22,19 +22,26 @@ export function describeIntent(spec: RouteIntentSpec): string {
  * The status the controller publishes for an intent: Ready when the spec is what the node's blocks
  * and pools imply (wait absent), not Ready with the reason otherwise. observedGeneration is the
  * generation of the spec the controller wrote, so `kubectl wait` and GitOps health checks can tell
- * a current intent from one still being rewritten.
+ * a current intent from one still being rewritten. Problems that did not stop the intent (a bad
+ * entry in the node's weft.dev/underlay-ip annotation) are added to the message.
  */
 export function intentStatus(
   intent: RouteIntent,
   wait: IntentWait | undefined,
   now: Date,
+  problems: readonly string[] = [],
 ): RouteIntentStatus {
   const generation = intent.metadata.generation;
   const conditions = setCondition(
     intent.status?.conditions,
     wait
       ? { type: "Ready", status: false, reason: wait.reason, message: wait.message }
-      : { type: "Ready", status: true, reason: "Published", message: describeIntent(intent.spec) },
+      : {
+          type: "Ready",
+          status: true,
+          reason: "Published",
+          message: [describeIntent(intent.spec), ...problems].join("; "),
+        },
     generation,
     now,
   );

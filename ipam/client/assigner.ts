@@ -7,13 +7,19 @@ import {
   type Store,
   StoreError,
 } from "../../datastore/index.js";
-import { createLogger, jitteredBackoff, sleep } from "../../lib/index.js";
+import { createLogger, errorMessage, jitteredBackoff, sleep } from "../../lib/index.js";
+import {
+  type Family,
+  type FamilyName,
+  familyFromName,
+  familyOfValid,
+  isFamilyName,
+} from "../../net/index.js";
 import { Informer, storeListWatch } from "../../runtime/index.js";
 import {
   type AssignedAddress,
   type AssignRequest,
   assignInBlock,
-  type Family,
   findHandle,
   IpamError,
   planAssignment,
@@ -26,8 +32,8 @@ import { BlockCache } from "./blockcache.js";
 
 const log = createLogger("ipam-assigner");
 
-/** 4 / 6, or the CNI side's spelling. */
-export type FamilyLike = Family | "ipv4" | "ipv6";
+/** 4 / 6, or the configuration spelling. */
+export type FamilyLike = Family | FamilyName;
 
 export interface AssignArgs {
   node: string;
@@ -102,16 +108,12 @@ interface BlockOp {
 }
 
 function toFamily(f: FamilyLike): Family {
-  if (f === 4 || f === "ipv4") return 4;
-  if (f === 6 || f === "ipv6") return 6;
+  if (f === 4 || f === 6) return f;
+  if (isFamilyName(f)) return familyFromName(f);
   throw new IpamError(
     "InvalidAddress",
     `unknown address family ${JSON.stringify(f)} (use 4, 6, ipv4 or ipv6)`,
   );
-}
-
-function familyOfCidr(cidr: string): Family {
-  return cidr.includes(":") ? 6 : 4;
 }
 
 /**
@@ -251,7 +253,7 @@ export class Assigner {
     return blocks.flatMap((b) =>
       findHandle([b.spec], handle).map((a) => ({
         ...a,
-        family: familyOfCidr(b.spec.cidr),
+        family: familyOfValid(b.spec.cidr),
         pool: b.spec.pool,
         block: b.metadata.name,
       })),
@@ -386,7 +388,7 @@ export class Assigner {
         } catch (err) {
           if (++attempts > this.maxAttempts) {
             throw new StoreError(
-              `node ${node}: gave up assigning after ${attempts} attempts (last: ${err instanceof Error ? err.message : String(err)})`,
+              `node ${node}: gave up assigning after ${attempts} attempts (last: ${errorMessage(err)})`,
               "IPAMBlock",
               name,
               { cause: err },

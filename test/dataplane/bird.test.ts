@@ -380,7 +380,7 @@ describe("GoBGP external peer with an MD5 password", () => {
 
   it("receives every block, and the session shows in status", async () => {
     const password = "we;ft}{#pw\\x";
-    const ref = { name: "bgp-secret", namespace: "weft-system", key: "password" };
+    const ref = { name: "bgp-secret", namespace: "kube-system", key: "password" };
     const peers: BGPPeer[] = [
       {
         apiVersion: "weft.dev/v1alpha1",

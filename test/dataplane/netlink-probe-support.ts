@@ -3,6 +3,7 @@
  * (`ip netns exec NS node netlink-probe.js '<json>'`) and prints one JSON result line.
  */
 import { openSync } from "node:fs";
+import { errorMessage } from "../../lib/index.js";
 import { type BulkItem, BulkSender } from "../../netlink/bulk.js";
 import { AF_BRIDGE, AF_INET } from "../../netlink/constants.js";
 import {
@@ -123,7 +124,7 @@ async function main(): Promise<unknown> {
 main().then(
   (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
   (err: unknown) => {
-    process.stdout.write(`${JSON.stringify({ error: err instanceof Error ? err.message : String(err) })}\n`);
+    process.stdout.write(`${JSON.stringify({ error: errorMessage(err) })}\n`);
     process.exitCode = 1;
   },
 );
