@@ -6,7 +6,30 @@
 import { chmodSync, copyFileSync, existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
+
+/**
+ * Libraries the plugin's imports reach but the plugin itself never calls (ip-num, behind net/'s
+ * IPv6 parser): CommonJS without a sideEffects flag, so esbuild would keep them whole. Declared
+ * free of side effects, they leave the bundle when nothing uses them.
+ */
+const SIDE_EFFECT_FREE = /^ip-num$/;
+
+const sideEffectFree: Plugin = {
+  name: "side-effect-free",
+  setup(b) {
+    b.onResolve({ filter: SIDE_EFFECT_FREE }, async (args) => {
+      if (args.pluginData === "side-effect-free") return undefined;
+      const r = await b.resolve(args.path, {
+        kind: args.kind,
+        resolveDir: args.resolveDir,
+        importer: args.importer,
+        pluginData: "side-effect-free",
+      });
+      return { ...r, sideEffects: false };
+    });
+  },
+};
 
 export function findRepoRoot(from = dirname(fileURLToPath(import.meta.url))): string {
   let dir = from;
@@ -36,6 +59,7 @@ export async function bundlePlugin(outDir: string, repoRoot = findRepoRoot()): P
     legalComments: "none",
     banner: { js: "#!/usr/bin/env node" },
     logLevel: "error",
+    plugins: [sideEffectFree],
   });
   const text = readFileSync(outFile, "utf8");
   // Guards the "no heavy imports" promise: a dependency that sneaks in shows up here.

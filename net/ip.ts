@@ -1,3 +1,4 @@
+import { IPv6, Validator } from "ip-num";
 import type { Family } from "./family.js";
 import { formatV6Groups } from "./ipv6text.js";
 
@@ -61,56 +62,20 @@ export function hexDigit(c: number): number {
   return -1;
 }
 
+/** Characters IPv6 text may hold here: no zone id (fe80::1%eth0), no whitespace, no brackets. */
+const IPV6_TEXT = /^[0-9a-fA-F:.]{2,45}$/;
+
 /** IPv6 text (with an optional trailing dotted quad) as a 128-bit number, or undefined. */
 function parseIPv6(s: string): bigint | undefined {
-  const n = s.length;
-  if (n < 2 || n > 45) return undefined;
-  const groups: number[] = [];
-  let gap = -1; // where "::" stands, as an index into groups
-  let i = 0;
-  if (s.charCodeAt(0) === 58) {
-    if (s.charCodeAt(1) !== 58) return undefined;
-    gap = 0;
-    i = 2;
+  if (!IPV6_TEXT.test(s) || !s.includes(":")) return undefined;
+  // a trailing dotted quad follows the IPv4 rules (no leading zeros)
+  if (s.includes(".") && parseIPv4(s, s.lastIndexOf(":") + 1) < 0) return undefined;
+  if (!Validator.isValidIPv6String(s)[0]) return undefined;
+  try {
+    return IPv6.fromString(s).value;
+  } catch {
+    return undefined;
   }
-  while (i < n) {
-    let j = i;
-    let v = 0;
-    for (let h = j < n ? hexDigit(s.charCodeAt(j)) : -1; h >= 0 && j - i < 5; ) {
-      v = v * 16 + h;
-      j++;
-      h = j < n ? hexDigit(s.charCodeAt(j)) : -1;
-    }
-    if (j < n && s.charCodeAt(j) === 46) {
-      // a trailing dotted quad is the last two groups
-      const v4 = parseIPv4(s, i, n);
-      if (v4 < 0 || groups.length > 6) return undefined;
-      groups.push(Math.floor(v4 / 65536), v4 % 65536);
-      break;
-    }
-    if (j === i || j - i > 4 || groups.length === 8) return undefined;
-    groups.push(v);
-    if (j === n) break;
-    if (s.charCodeAt(j) !== 58) return undefined;
-    j++;
-    if (j < n && s.charCodeAt(j) === 58) {
-      if (gap >= 0) return undefined;
-      gap = groups.length;
-      j++;
-    } else if (j === n) {
-      return undefined; // a single trailing colon
-    }
-    i = j;
-  }
-  // "::" stands for at least one zero group; without it there must be exactly eight.
-  if (gap < 0 ? groups.length !== 8 : groups.length > 7) return undefined;
-  let value = 0n;
-  for (let k = 0; k < 8; k++) {
-    const g =
-      gap < 0 || k < gap ? groups[k] : k < gap + 8 - groups.length ? 0 : groups[k - 8 + groups.length];
-    value = (value << 16n) | BigInt(g ?? 0);
-  }
-  return value;
 }
 
 /** The address, or undefined when the text (or a non-string) is not one. */
