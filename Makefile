@@ -8,7 +8,7 @@ export NODE_OPTIONS ?= --enable-source-maps
 MODE ?= vxlan
 DATASTORE ?= kubernetes
 
-.PHONY: help deps tools build lint test test-unit lab lab-down cluster-up cluster-down bench clean
+.PHONY: help deps tools tools-real-nodes build lint test test-unit lab lab-down cluster-up cluster-down bench clean
 
 help:
 	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr)"
@@ -26,6 +26,11 @@ deps: node_modules/.weft-installed tools
 tools:
 	@devenv/install-tools.sh
 
+# What clusters of real kubelets need (containerd, kubelet, kube-proxy, ...): make test and
+# make lab NODES=kubelet; the netns lab and unit runs do without.
+tools-real-nodes:
+	@test/harness/install-tools.sh --real-nodes
+
 build: node_modules/.weft-installed
 	rm -rf dist
 	npx tsc -p tsconfig.json
@@ -34,7 +39,7 @@ build: node_modules/.weft-installed
 lint: node_modules/.weft-installed
 	npx biome check .
 
-test: deps build lint
+test: deps tools-real-nodes build lint
 	node dist/test/run-suite.js
 
 test-unit: node_modules/.weft-installed build
