@@ -168,6 +168,10 @@ export class NodeMountNamespace {
         ...(b.target === "/etc/resolv.conf" ? [] : [`mount --make-shared '${b.target}'`]),
       ]),
       ...this.paths.sysctlFiles.map((s) => `mount --bind '${s.source}' '${s.target}'`),
+      // Shared within this namespace only (the copies were private, so the peer group is new):
+      // containerd accepts HostToContainer volumes (the agent's /var/run/netns) only on shared
+      // or slave mounts, and it checks the mount holding the path as written, i.e. "/".
+      "mount --make-rshared /",
     ];
     await sh(`unshare --mount='${this.file}' --propagation private /bin/sh -c "$1"`, [lines.join("\n")]);
   }
