@@ -103,7 +103,7 @@ function sha256File(path: string): string {
 }
 
 /** One builder at a time per machine: a lock file holding the builder's pid, taken over if it died. */
-async function withLock<T>(fn: () => Promise<T>): Promise<T> {
+export async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   mkdirSync(imagesDir, { recursive: true });
   const lock = join(imagesDir, ".lock");
   for (;;) {
