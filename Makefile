@@ -7,11 +7,16 @@ export WEFT_TOOLS_BIN ?= $(CACHE)/bin
 export NODE_OPTIONS ?= --enable-source-maps
 MODE ?= vxlan
 DATASTORE ?= kubernetes
+# netns: nodes are network namespaces with a harness-run agent (fast); kubelet: real kubelets,
+# containerd and kube-proxy, Weft installed by its chart from the image built here.
+NODES ?= netns
+NODE_COUNT ?= 3
 
 .PHONY: help deps tools tools-real-nodes build lint test test-unit lab lab-down cluster-up cluster-down bench clean
 
 help:
 	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr)"
+	@echo "                 NODES=kubelet: on real kubelets, Weft installed with Helm (MODE=vxlan|host-gw|bgp, NODE_COUNT=3)"
 	@echo "make lab-down    remove everything the lab made"
 	@echo "make test        run every test (installs what it needs)"
 	@echo "make cluster-up  start a local kube-apiserver + etcd with the weft.dev CRDs"
@@ -51,10 +56,16 @@ cluster-up: deps build
 cluster-down: node_modules/.weft-installed build
 	node dist/devenv/cli.js down
 
+ifeq ($(NODES),kubelet)
+lab: deps tools-real-nodes build
+	node dist/lab/kubelet.js up --mode $(MODE) --nodes $(NODE_COUNT)
+else
 lab: deps build
 	node dist/lab/main.js up --mode $(MODE) --datastore $(DATASTORE)
+endif
 
 lab-down: node_modules/.weft-installed build
+	node dist/lab/kubelet.js down
 	node dist/lab/main.js down
 
 bench: deps build

@@ -396,6 +396,7 @@ export class RealCluster {
     writeFileSync(paths.resolvConf, "nameserver 127.0.0.1\n");
     const mountns = new NodeMountNamespace(node.mountFile, paths);
     await mountns.create(this.state.mountDir);
+    this.installReferencePlugins(paths.dir);
     if (this.opts.referenceCni) this.writeReferenceCni(paths.dir, Number(underlayIP.split(".")[3]) - 10);
 
     const ca = join(this.state.cpDir, "ca.crt");
@@ -473,13 +474,20 @@ export class RealCluster {
   }
 
   /**
-   * Debian's reference plugins as the node's CNI: a bridge with host-local addresses from a /24
-   * of its own (10.88.N.0/24), pods masqueraded by the bridge plugin only towards the hub.
+   * The reference plugins a node's OS provides in /opt/cni/bin, as kubeadm's kubernetes-cni
+   * package does: containerd runs `loopback` for every pod, Weft's conflist chains `portmap`.
    */
-  private writeReferenceCni(nodeDir: string, index: number): void {
+  private installReferencePlugins(nodeDir: string): void {
     const bin = join(nodeDir, "host", "opt/cni/bin");
     for (const p of ["bridge", "host-local", "loopback", "portmap"])
       copyFileSync(systemTool(`/usr/lib/cni/${p}`, "containernetworking-plugins"), join(bin, p));
+  }
+
+  /**
+   * Debian's reference plugins as the node's network: a bridge with host-local addresses from a
+   * /24 of its own (10.88.N.0/24); pods on different nodes cannot reach each other with it.
+   */
+  private writeReferenceCni(nodeDir: string, index: number): void {
     const conf = {
       cniVersion: "1.0.0",
       name: "reference",
