@@ -7,7 +7,7 @@ export WEFT_TOOLS_BIN ?= $(CACHE)/bin
 export NODE_OPTIONS ?= --enable-source-maps
 MODE ?= vxlan
 DATASTORE ?= kubernetes
-# netns: nodes are network namespaces with a harness-run agent (fast); kubelet: real kubelets,
+# netns: nodes are network namespaces with an agent the lab starts (fast); kubelet: real kubelets,
 # containerd and kube-proxy, Weft installed by its chart from the image built here.
 NODES ?= netns
 NODE_COUNT ?= 3
@@ -34,7 +34,7 @@ tools:
 # What clusters of real kubelets need (containerd, kubelet, kube-proxy, ...): make test and
 # make lab NODES=kubelet; the netns lab and unit runs do without.
 tools-real-nodes:
-	@test/harness/install-tools.sh --real-nodes
+	@devenv/install-tools.sh --real-nodes
 
 build: node_modules/.weft-installed
 	rm -rf dist

@@ -1,19 +1,21 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { formatConnectivity } from "../test/harness/clusternet.js";
-import { destroyRealCluster, RealCluster, readClusterState } from "../test/harness/realnodes/cluster.js";
 import {
   checkDns,
   checkService,
   deployWorkload,
+  destroyRealCluster,
+  formatConnectivity,
   installWeft,
-  type Mode,
   podMatrix,
   REAL_NODE_MODES,
+  RealCluster,
+  type RealNodeMode,
+  readClusterState,
+  repoRoot,
   serviceIP,
-} from "../test/harness/realnodes/workload.js";
-import { repoRoot } from "../test/harness/tools.js";
+} from "../devenv/index.js";
 
 /**
  * `make lab NODES=kubelet`: Weft on real nodes. A control plane with kube-controller-manager,
@@ -26,7 +28,7 @@ const labDir = join(repoRoot, ".weft", "lab-kubelet");
 const kubeconfigLink = join(repoRoot, ".weft", "lab-kubelet.kubeconfig");
 const PODS_PER_NODE = 2;
 
-async function up(mode: Mode, nodes: number): Promise<void> {
+async function up(mode: RealNodeMode, nodes: number): Promise<void> {
   const started = Date.now();
   const existing = readClusterState(labDir);
   if (existing) await destroyRealCluster(existing);
@@ -82,7 +84,7 @@ async function main(): Promise<void> {
     allowPositionals: true,
     options: { mode: { type: "string", default: "vxlan" }, nodes: { type: "string", default: "3" } },
   });
-  const mode = values.mode as Mode;
+  const mode = values.mode as RealNodeMode;
   if (!REAL_NODE_MODES.includes(mode))
     throw new Error(`unknown MODE ${mode} for real nodes; choose one of ${REAL_NODE_MODES.join(", ")}`);
   const nodes = Number(values.nodes);

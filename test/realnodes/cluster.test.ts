@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { RealCluster, reapRealClusters } from "../harness/realnodes/cluster.js";
+import { RealCluster, reapRealClusters } from "../../devenv/realnodes/cluster.js";
 import { leftovers, readSysctls } from "./leftovers.js";
 
 /**

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
-import { cmdline } from "../harness/procs.js";
-import { ip } from "../harness/topology.js";
+import { cmdline } from "../../devenv/procs.js";
+import { ip } from "../../devenv/topology.js";
 
 /**
  * What a real-node cluster may change on the machine, read before and after it ran: the

@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { formatConnectivity } from "../harness/clusternet.js";
-import { RealCluster, reapRealClusters } from "../harness/realnodes/cluster.js";
+import { formatConnectivity } from "../../devenv/clusternet.js";
+import { RealCluster, reapRealClusters } from "../../devenv/realnodes/cluster.js";
 import {
   checkDns,
   checkService,
   deployWorkload,
   installWeft,
-  type Mode,
   podMatrix,
   REAL_NODE_MODES,
+  type RealNodeMode,
   serviceIP,
   type WorkloadPod,
-} from "../harness/realnodes/workload.js";
+} from "../../devenv/realnodes/workload.js";
 import { leftovers, readSysctls } from "./leftovers.js";
 
 /**
@@ -21,7 +21,7 @@ import { leftovers, readSysctls } from "./leftovers.js";
  * pod, and pods on different nodes reach each other, a ClusterIP Service and cluster DNS.
  * WEFT_REALNODES_MODE picks the mode (default vxlan).
  */
-const mode = (process.env.WEFT_REALNODES_MODE ?? "vxlan") as Mode;
+const mode = (process.env.WEFT_REALNODES_MODE ?? "vxlan") as RealNodeMode;
 if (!REAL_NODE_MODES.includes(mode))
   throw new Error(`WEFT_REALNODES_MODE=${mode}: one of ${REAL_NODE_MODES.join(", ")}`);
 const id = `rw${process.pid.toString(36)}`;

@@ -15,17 +15,18 @@ import {
 } from "node:fs";
 import { join, relative } from "node:path";
 import { promisify } from "node:util";
-import { keptByDockerignore, parseDockerfile } from "../../unit/ship/dockerfile.js";
 import { alive, sleep } from "../procs.js";
 import { repoRoot, systemTool, tool, toolsBin } from "../tools.js";
 import {
   AGNHOST_IMAGE,
   agnhostSetupScript,
   archiveName,
+  copySources,
   DEBIAN_MIRRORS,
   DEBIAN_SUITE,
   DEBIAN_TOOLS_IMAGE,
   DEBIAN_TOOLS_PACKAGES,
+  dockerfileArg,
   type NodeBase,
   nodeBaseFor,
   nodeBaseSetupScript,
@@ -286,33 +287,34 @@ async function nodeBaseImage(base: NodeBase): Promise<BuiltImage> {
   );
 }
 
-/** Every file of the build context (what .dockerignore keeps) with its content hash, sorted. */
-function contextDigest(): string[] {
-  const ignore = readFileSync(join(repoRoot, ".dockerignore"), "utf8");
+/**
+ * Every file the Dockerfile copies from the build context (its COPY sources, tests left out as
+ * .dockerignore leaves them out) with its content hash, sorted: a change to any of them, and
+ * only to them, makes a new image.
+ */
+function contextDigest(dockerfile: string): string[] {
   const out: string[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      if (name === "node_modules" || name === ".git" || name === "dist" || name === ".weft") continue;
-      const path = join(dir, name);
-      const rel = relative(repoRoot, path);
-      if (statSync(path).isDirectory()) {
-        // a top-level directory left out of the context entirely is not walked
-        if (dir !== repoRoot || keptByDockerignore(`${rel}/x`, ignore) || keptByDockerignore(rel, ignore))
-          walk(path);
-      } else if (keptByDockerignore(rel, ignore)) out.push(`${rel} ${sha256File(path)}`);
-    }
+  const add = (path: string) => {
+    const rel = relative(repoRoot, path);
+    if (statSync(path).isDirectory()) {
+      for (const name of readdirSync(path).sort())
+        if (name !== "node_modules" && !name.endsWith(".test.ts")) add(join(path, name));
+    } else out.push(`${rel} ${sha256File(path)}`);
   };
-  walk(repoRoot);
-  return out;
+  for (const source of copySources(dockerfile)) {
+    const path = join(repoRoot, source);
+    if (existsSync(path)) add(path);
+  }
+  return out.sort();
 }
 
 /** Weft's image, built with `buildah bud` from the project's Dockerfile, tagged with the stamp of its inputs. */
 async function weftImage(): Promise<BuiltImage> {
   const dockerfile = readFileSync(join(repoRoot, "Dockerfile"), "utf8");
-  const nodeImage = parseDockerfile(dockerfile).globalArgs.NODE_IMAGE;
+  const nodeImage = dockerfileArg(dockerfile, "NODE_IMAGE");
   if (!nodeImage) throw new Error("the Dockerfile names no ARG NODE_IMAGE base");
   const base = await nodeBaseImage(nodeBaseFor(nodeImage));
-  const tag = stamp(["weft-1", dockerfile, base.archive, ...contextDigest()]);
+  const tag = stamp(["weft-1", dockerfile, base.archive, ...contextDigest(dockerfile)]);
   const ref = `${WEFT_REPOSITORY}:${tag}`;
   return cached(ref, tag, async () => {
     await ensureInStorage(base);

@@ -1,7 +1,10 @@
-import { chartDir, helm, setArgs } from "../../unit/ship/chart.js";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import type { ImageSet } from "../images/build.js";
 import { AGNHOST_IMAGE, WEFT_REPOSITORY } from "../images/recipes.js";
 import { waitFor } from "../procs.js";
+import { repoRoot, tool } from "../tools.js";
 import type { RealCluster } from "./cluster.js";
 
 /**
@@ -10,31 +13,31 @@ import type { RealCluster } from "./cluster.js";
  * ClusterIP Service, checked from inside every pod through `kubectl exec`.
  */
 
-export type Mode = "vxlan" | "host-gw" | "bgp";
-export const REAL_NODE_MODES: readonly Mode[] = ["vxlan", "host-gw", "bgp"];
+export type RealNodeMode = "vxlan" | "host-gw" | "bgp";
+export const REAL_NODE_MODES: readonly RealNodeMode[] = ["vxlan", "host-gw", "bgp"];
 
 export const WORKLOAD = { namespace: "default", name: "netcheck", port: 8080, servicePort: 80 } as const;
 
 /** Chart values for the locally built image: nothing is pulled (pullPolicy Never). */
-export function weftValues(images: ImageSet, mode: Mode): Record<string, string> {
+export function weftValues(images: ImageSet, mode: RealNodeMode): Record<string, string> {
   const tag = images.weft.ref.slice(`${WEFT_REPOSITORY}:`.length);
   return { "image.repository": WEFT_REPOSITORY, "image.tag": tag, "image.pullPolicy": "Never", mode };
 }
 
 /** `helm install weft charts/weft` into kube-system, then waits for the agents and a controller. */
-export async function installWeft(cluster: RealCluster, mode: Mode, timeoutMs = 180_000): Promise<void> {
+export async function installWeft(
+  cluster: RealCluster,
+  mode: RealNodeMode,
+  timeoutMs = 180_000,
+): Promise<void> {
   const images = await cluster.images;
-  const r = await helm([
-    "--kubeconfig",
-    cluster.kubeconfig,
-    "install",
-    "weft",
-    chartDir,
-    "--namespace",
-    "kube-system",
-    ...setArgs(weftValues(images, mode)),
-  ]);
-  if (r.code !== 0) throw new Error(`helm install weft failed: ${r.stderr}`);
+  const values = Object.entries(weftValues(images, mode)).flatMap(([k, v]) => ["--set-string", `${k}=${v}`]);
+  const args = ["--kubeconfig", cluster.kubeconfig, "install", "weft", join(repoRoot, "charts", "weft")];
+  await promisify(execFile)(tool("helm"), [...args, "--namespace", "kube-system", ...values]).catch(
+    (err: { stderr?: string; message: string }) => {
+      throw new Error(`helm install weft failed: ${err.stderr?.trim() || err.message}`);
+    },
+  );
   const seconds = `${Math.round(timeoutMs / 1000)}s`;
   await cluster.kubectl([
     "-n",

@@ -218,7 +218,7 @@ export class RealCluster {
           `--net=/run/netns/${this.topo.underlayNs}`,
           "--",
           process.execPath,
-          dist("test/harness/realnodes/connect-proxy.js"),
+          dist("devenv/realnodes/connect-proxy.js"),
           egressSock,
           UNDERLAY_CIDR,
         ],
@@ -250,7 +250,7 @@ export class RealCluster {
 
     // The apiserver listens on the host's loopback only; the hub reaches it through a unix socket.
     const apiSock = join(dir, "apiserver.sock");
-    const forward = dist("test/harness/forward.js");
+    const forward = dist("devenv/forward.js");
     this.track(
       "fwd-host",
       startDetached(

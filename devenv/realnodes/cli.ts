@@ -5,8 +5,8 @@ import { destroyRealCluster, RealCluster, readClusterState } from "./cluster.js"
 
 /**
  * A real-node cluster that outlives the command, in .weft/realnodes (for looking around by hand):
- *   node dist/test/harness/realnodes/cli.js up [--nodes N] [--reference-cni]
- *   node dist/test/harness/realnodes/cli.js down
+ *   node dist/devenv/realnodes/cli.js up [--nodes N] [--reference-cni]
+ *   node dist/devenv/realnodes/cli.js down
  */
 const dir = join(repoRoot, ".weft", "realnodes");
 

@@ -137,3 +137,21 @@ export function agnhostSetupScript(): string {
     "usermod -a -G group-defined-in-image user-defined-in-image",
   ].join("\n");
 }
+
+/** The default of a global `ARG NAME=value` of a Dockerfile. */
+export function dockerfileArg(dockerfile: string, name: string): string | undefined {
+  const m = new RegExp(`^ARG\\s+${name}=(\\S+)\\s*$`, "m").exec(dockerfile);
+  return m?.[1];
+}
+
+/** The build-context paths a Dockerfile's COPY instructions read (not those copied --from a stage). */
+export function copySources(dockerfile: string): string[] {
+  const out = new Set<string>();
+  for (const line of dockerfile.split("\n")) {
+    const m = /^COPY\s+(.*)$/i.exec(line.trim());
+    if (!m || /--from=/.test(m[1] as string)) continue;
+    const words = (m[1] as string).split(/\s+/).filter((w) => !w.startsWith("--"));
+    for (const w of words.slice(0, -1)) out.add(w.replace(/^\.\//, "").replace(/\/$/, ""));
+  }
+  return [...out].sort();
+}
