@@ -156,6 +156,8 @@ export class RealCluster {
       pids: [],
       nodes: [],
     };
+    // at once: a concurrent reaper must see the owner before anything else exists
+    this.save();
   }
 
   private save(): void {

@@ -1,5 +1,5 @@
 import { unlinkSync } from "node:fs";
-import { createConnection, createServer, isIPv4, type Socket } from "node:net";
+import { createConnection, createServer, isIPv4, type Server, type Socket } from "node:net";
 
 /**
  * The apiserver's way to kubelets: an HTTP CONNECT proxy on a unix socket (its egress selector's
@@ -29,7 +29,8 @@ export function inSubnet(ip: string, cidr: string): boolean {
   return Math.floor(toInt(ip) / size) === Math.floor(toInt(net as string) / size);
 }
 
-export function serve(socketPath: string, allowed: string): Promise<void> {
+/** Listens on `socketPath`; resolves with the server once it listens. */
+export function serve(socketPath: string, allowed: string): Promise<Server> {
   const server = createServer((client: Socket) => {
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
@@ -75,7 +76,7 @@ export function serve(socketPath: string, allowed: string): Promise<void> {
     } catch {
       /* not there */
     }
-    server.listen(socketPath, () => resolveListening());
+    server.listen(socketPath, () => resolveListening(server));
   });
 }
 
