@@ -12,7 +12,7 @@ DATASTORE ?= kubernetes
 NODES ?= netns
 NODE_COUNT ?= 3
 
-.PHONY: help deps tools tools-real-nodes build lint test test-unit lab lab-down cluster-up cluster-down bench clean
+.PHONY: help deps tools tools-real-nodes tools-conformance build lint test test-unit lab lab-down cluster-up cluster-down bench clean
 
 help:
 	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr)"
@@ -35,6 +35,10 @@ tools:
 # make lab NODES=kubelet; the netns lab and unit runs do without.
 tools-real-nodes:
 	@devenv/install-tools.sh --real-nodes
+
+# The upstream e2e suite (e2e.test, ginkgo) on top of the real-node tools.
+tools-conformance:
+	@devenv/install-tools.sh --conformance
 
 build: node_modules/.weft-installed
 	rm -rf dist

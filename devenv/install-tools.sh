@@ -3,14 +3,17 @@
 # binaries (kube-apiserver, kubectl, etcd, etcdctl, cnitool, helm) into the cache.
 # With --real-nodes also what clusters of real kubelets need: Debian's containerd, runc, buildah,
 # podman, mmdebstrap, nftables, conntrack, iptables; kubelet, kube-proxy, kube-scheduler,
-# kube-controller-manager, coredns, agnhost and pause (static, for images), e2e.test and ginkgo.
+# kube-controller-manager, coredns, agnhost and pause (static, for images). With --conformance
+# also the upstream e2e suite: e2e.test and ginkgo (implies --real-nodes).
 # A binary is rebuilt only when the wrapper module that pins it (or its build flags) changes.
 set -euo pipefail
 real_nodes=false
+conformance=false
 for arg in "$@"; do
   case $arg in
     --real-nodes) real_nodes=true ;;
-    *) echo "usage: install-tools.sh [--real-nodes]" >&2; exit 2 ;;
+    --conformance) real_nodes=true conformance=true ;;
+    *) echo "usage: install-tools.sh [--real-nodes] [--conformance]" >&2; exit 2 ;;
   esac
 done
 here=$(cd "$(dirname "$0")" && pwd)
@@ -89,6 +92,8 @@ if $real_nodes; then
   # the pod sandbox's process; its source lives here, so the source is part of the stamp
   CGO_ENABLED=0 stamp_extra="CGO_ENABLED=0 $(cat "$here/pause/main.go")" build "$here/pause" pause -ldflags "-s -w" .
   build "$here/coredns" coredns -ldflags "-s -w" github.com/coredns/coredns
+fi
+if $conformance; then
   build "$node_mod" ginkgo -ldflags "-s -w" github.com/onsi/ginkgo/v2/ginkgo
   gocmd="test -c" stamp_extra="test -c" build "$node_mod" e2e.test -ldflags "$k8s_ldflags" k8s.io/kubernetes/test/e2e
 fi

@@ -47,9 +47,12 @@ const REAL_NODE_TOOLS = new Set<string>([
 export function tool(name: ToolName): string {
   const path = resolve(toolsBin, name);
   if (!existsSync(path)) {
-    const how = REAL_NODE_TOOLS.has(name)
-      ? "'make tools-real-nodes' (devenv/install-tools.sh --real-nodes)"
-      : "'make tools' (devenv/install-tools.sh)";
+    const how =
+      name === "e2e.test" || name === "ginkgo"
+        ? "'make tools-conformance' (devenv/install-tools.sh --conformance)"
+        : REAL_NODE_TOOLS.has(name)
+          ? "'make tools-real-nodes' (devenv/install-tools.sh --real-nodes)"
+          : "'make tools' (devenv/install-tools.sh)";
     throw new Error(`${name} is not built: run ${how} to build it into ${toolsBin}`);
   }
   return path;
