@@ -64,6 +64,15 @@ test(`helm install weft (mode ${mode}) runs the controller and an agent per node
     assert.equal(p.spec.containers[0]?.image, images.weft.ref);
 });
 
+test("the chart's NOTES command, weftctl node status inside an agent's pod, shows every node converged", async () => {
+  const c = cluster!;
+  const out = await c.kubectl([
+    ...["-n", "kube-system", "exec", "ds/weft-agent", "-c", "agent", "--"],
+    ...["node", "/app/dist/cli/main.js", "node", "status"],
+  ]);
+  for (const n of [`${id}-node-1`, `${id}-node-2`]) assert.match(out, new RegExp(`Node ${n}: Ready=True`));
+});
+
 test("pods started by the kubelets get addresses from Weft's pool and reach each other across nodes", async () => {
   const c = cluster!;
   pods = await deployWorkload(c, 4);
