@@ -140,9 +140,11 @@ async function cached(ref: string, stampHex: string, make: () => Promise<void>):
   rmSync(tmp, { force: true });
   await buildah(["push", "--quiet", ref, `oci-archive:${tmp}:${ref}`]);
   renameSync(tmp, archive);
-  const prefix = archiveName(ref, "").replace(/\.oci\.tar$/, "");
+  // earlier archives of the same repository, whatever their tag
+  const repository = `${ref.slice(0, ref.lastIndexOf(":")).replace(/[/:@]/g, "_")}_`;
   for (const f of readdirSync(imagesDir))
-    if (f.startsWith(prefix) && f !== archiveName(ref, stampHex)) rmSync(join(imagesDir, f), { force: true });
+    if (f.startsWith(repository) && f.endsWith(".oci.tar") && f !== archiveName(ref, stampHex))
+      rmSync(join(imagesDir, f), { force: true });
   const seconds = (Date.now() - t0) / 1000;
   console.log(`images: made ${ref} in ${seconds.toFixed(1)} s`);
   return { ref, archive, seconds };
@@ -356,6 +358,11 @@ async function weftImage(): Promise<BuiltImage> {
       ],
       { cwd: repoRoot },
     );
+    // older tags of Weft's image leave buildah's storage (their layers stay as build cache)
+    const names = (await buildah(["images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"])).split("\n");
+    for (const old of names.map((n) => n.trim()))
+      if (old.startsWith(`${WEFT_REPOSITORY}:`) && old !== ref)
+        await buildah(["rmi", old]).catch(() => undefined);
   });
 }
 
