@@ -10,10 +10,11 @@
 #
 # Base image: Node.js LTS on Debian bookworm-slim, pinned by tag. Release builds should pin the
 # digest as well, which makes the build reproducible and immune to a re-pushed tag:
-#   docker buildx imagetools inspect node:22.21.1-bookworm-slim   # prints the index digest
-#   docker build --build-arg NODE_IMAGE=node:22.21.1-bookworm-slim@sha256:<digest> .
-# (Node 22 runs everything that targets Node 20, the minimum in package.json "engines".)
-ARG NODE_IMAGE=node:22.21.1-bookworm-slim
+#   docker buildx imagetools inspect node:24.22.3-bookworm-slim   # prints the index digest
+#   docker build --build-arg NODE_IMAGE=node:24.22.3-bookworm-slim@sha256:<digest> .
+# (Node 24 "Krypton" is an LTS line, supported until April 2028; it runs everything that targets
+# Node 20, the minimum in package.json "engines".)
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 # ---- build: TypeScript to dist/, and the self-contained CNI plugin bundle ----
 FROM ${NODE_IMAGE} AS build

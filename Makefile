@@ -7,11 +7,16 @@ export WEFT_TOOLS_BIN ?= $(CACHE)/bin
 export NODE_OPTIONS ?= --enable-source-maps
 MODE ?= vxlan
 DATASTORE ?= kubernetes
+# netns: nodes are network namespaces with an agent the lab starts (fast); kubelet: real kubelets,
+# containerd and kube-proxy, Weft installed by its chart from the image built here.
+NODES ?= netns
+NODE_COUNT ?= 3
 
-.PHONY: help deps tools build generate lint images test test-unit lab lab-down cluster-up cluster-down engine-up engine-down bench clean
+.PHONY: help deps tools tools-real-nodes tools-conformance build generate lint images test test-unit lab lab-down cluster-up cluster-down engine-up engine-down bench clean
 
 help:
 	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr)"
+	@echo "                 NODES=kubelet: on real kubelets, Weft installed with Helm (MODE=vxlan|host-gw|bgp, NODE_COUNT=3)"
 	@echo "make lab-down    remove everything the lab made"
 	@echo "make test        run every test (installs what it needs)"
 	@echo "make cluster-up  start a local kube-apiserver + etcd with the weft.dev CRDs"
@@ -28,6 +33,15 @@ deps: node_modules/.weft-installed tools
 
 tools:
 	@devenv/install-tools.sh
+
+# What clusters of real kubelets need (containerd, kubelet, kube-proxy, ...): make test and
+# make lab NODES=kubelet; the netns lab and unit runs do without.
+tools-real-nodes:
+	@devenv/install-tools.sh --real-nodes
+
+# The upstream e2e suite (e2e.test, ginkgo) on top of the real-node tools.
+tools-conformance:
+	@devenv/install-tools.sh --conformance
 
 build: node_modules/.weft-installed
 	rm -rf dist
@@ -47,7 +61,7 @@ lint: node_modules/.weft-installed
 images: deps build
 	node dist/devenv/containers/cli.js images
 
-test: deps build lint images
+test: deps tools-real-nodes build lint images
 	node dist/test/run-suite.js
 
 test-unit: node_modules/.weft-installed build
@@ -65,10 +79,16 @@ engine-up: deps build
 engine-down: node_modules/.weft-installed build
 	node dist/devenv/containers/cli.js down
 
+ifeq ($(NODES),kubelet)
+lab: deps tools-real-nodes build
+	node dist/lab/kubelet.js up --mode $(MODE) --nodes $(NODE_COUNT)
+else
 lab: deps build
 	node dist/lab/main.js up --mode $(MODE) --datastore $(DATASTORE)
+endif
 
 lab-down: node_modules/.weft-installed build
+	node dist/lab/kubelet.js down
 	node dist/lab/main.js down
 
 bench: deps build

@@ -21,7 +21,35 @@ function openssl(args: string[], cwd: string): void {
  * A throwaway PKI for one control plane: a CA, the apiserver's serving certificate for 127.0.0.1,
  * an admin client certificate in system:masters, and the service-account signing key pair.
  */
-export function makeCerts(dir: string): Certs {
+/** A client certificate signed by the CA in `dir` (made by makeCerts), e.g. a node's system:node:NAME. */
+export function clientCert(dir: string, name: string, subject: string): { cert: string; key: string } {
+  const ext = join(dir, `${name}.ext`);
+  writeFileSync(
+    ext,
+    "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+  );
+  openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${name}.key`], dir);
+  openssl(["req", "-new", "-key", `${name}.key`, "-subj", subject, "-out", `${name}.csr`], dir);
+  openssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "3650",
+    ].concat(["-extfile", ext, "-out", `${name}.crt`]),
+    dir,
+  );
+  return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
+}
+
+export function makeCerts(dir: string, extraSANs: string[] = []): Certs {
   const p = (f: string) => join(dir, f);
   openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"], dir);
   openssl(
@@ -62,11 +90,20 @@ export function makeCerts(dir: string): Certs {
       dir,
     );
   };
+  const sans = [
+    "IP:127.0.0.1",
+    "DNS:localhost",
+    "DNS:kubernetes",
+    "DNS:kubernetes.default",
+    "DNS:kubernetes.default.svc",
+    "IP:10.96.0.1",
+    ...extraSANs,
+  ];
   leaf(
     "apiserver",
     "/CN=kube-apiserver",
     "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n" +
-      "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1\n",
+      `subjectAltName=${sans.join(",")}\n`,
   );
   leaf(
     "admin",

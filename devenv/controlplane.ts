@@ -40,6 +40,25 @@ export interface StartOptions {
   applyCrds?: boolean;
   /** Record this pid as the owner, so a later start can reap the leftovers if it dies. */
   ownerPid?: number;
+  /**
+   * kube-apiserver flags beyond the defaults; one naming a default flag replaces it (a flag given
+   * with "-" as its value, e.g. "--disable-admission-plugins=-", removes it). Real-node clusters
+   * need theirs at the first start.
+   */
+  apiserverArgs?: string[];
+  /** Extra subject alternative names (IP:... or DNS:...) of the apiserver's serving certificate. */
+  serverSANs?: string[];
+}
+
+/** Defaults overridden by flag name: later flags replace earlier ones, "--flag=-" drops one. */
+export function mergeFlags(defaults: string[], overrides: string[]): string[] {
+  const name = (f: string) => f.split("=", 1)[0] as string;
+  const byName = new Map<string, string>();
+  for (const f of [...defaults, ...overrides]) {
+    byName.delete(name(f)); // an override moves to the end, after what it depends on
+    byName.set(name(f), f);
+  }
+  return [...byName.values()].filter((f) => !f.endsWith("=-"));
 }
 
 const TMP_PREFIX = "weft-cp-";
@@ -165,7 +184,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
   const etcdBin = tool("etcd");
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), TMP_PREFIX));
   mkdirSync(dir, { recursive: true });
-  const certs = makeCerts(dir);
+  const certs = makeCerts(dir, opts.serverSANs);
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
   const etcdEndpoint = `http://127.0.0.1:${etcdClient}`;
   const server = `https://127.0.0.1:${apiPort}`;
@@ -204,27 +223,30 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
     save();
     state.apiserverPid = startDetached(
       apiserverBin,
-      [
-        `--etcd-servers=${etcdEndpoint}`,
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${dir}`,
-        `--tls-cert-file=${certs.serverCert}`,
-        `--tls-private-key-file=${certs.serverKey}`,
-        `--client-ca-file=${certs.caCert}`,
-        "--service-account-issuer=https://kubernetes.default.svc",
-        `--service-account-key-file=${certs.saPub}`,
-        `--service-account-signing-key-file=${certs.saKey}`,
-        "--api-audiences=https://kubernetes.default.svc",
-        "--authorization-mode=RBAC",
-        "--service-cluster-ip-range=10.96.0.0/24",
-        "--enable-admission-plugins=ValidatingAdmissionPolicy",
-        "--disable-admission-plugins=ServiceAccount",
-        "--enable-priority-and-fairness=false",
-        "--profiling=false",
-        "--v=0",
-      ],
+      mergeFlags(
+        [
+          `--etcd-servers=${etcdEndpoint}`,
+          "--bind-address=127.0.0.1",
+          "--advertise-address=127.0.0.1",
+          `--secure-port=${apiPort}`,
+          `--cert-dir=${dir}`,
+          `--tls-cert-file=${certs.serverCert}`,
+          `--tls-private-key-file=${certs.serverKey}`,
+          `--client-ca-file=${certs.caCert}`,
+          "--service-account-issuer=https://kubernetes.default.svc",
+          `--service-account-key-file=${certs.saPub}`,
+          `--service-account-signing-key-file=${certs.saKey}`,
+          "--api-audiences=https://kubernetes.default.svc",
+          "--authorization-mode=RBAC",
+          "--service-cluster-ip-range=10.96.0.0/24",
+          "--enable-admission-plugins=ValidatingAdmissionPolicy",
+          "--disable-admission-plugins=ServiceAccount",
+          "--enable-priority-and-fairness=false",
+          "--profiling=false",
+          "--v=0",
+        ],
+        opts.apiserverArgs ?? [],
+      ),
       join(dir, "apiserver.log"),
     ).pid;
     save();

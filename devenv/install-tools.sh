@@ -3,8 +3,21 @@
 # podman with runc, buildah and mmdebstrap among them), then Go-built binaries (kube-apiserver,
 # kubectl, etcd, etcdctl, cnitool, helm) into the cache. Test images are built from these by
 # the test runner (devenv/containers/images.ts).
-# A binary is rebuilt only when the wrapper module that pins it changes.
+# With --real-nodes also what clusters of real kubelets need: Debian's containerd, conntrack,
+# iptables; kubelet, kube-proxy, kube-scheduler, kube-controller-manager, coredns, agnhost and
+# pause (static, for images). With --conformance also the upstream e2e suite: e2e.test and ginkgo
+# (implies --real-nodes).
+# A binary is rebuilt only when the wrapper module that pins it (or its build flags) changes.
 set -euo pipefail
+real_nodes=false
+conformance=false
+for arg in "$@"; do
+  case $arg in
+    --real-nodes) real_nodes=true ;;
+    --conformance) real_nodes=true conformance=true ;;
+    *) echo "usage: install-tools.sh [--real-nodes] [--conformance]" >&2; exit 2 ;;
+  esac
+done
 here=$(cd "$(dirname "$0")" && pwd)
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/weft"
 bin="$cache/bin"
@@ -14,9 +27,18 @@ exec 9>"$cache/.install.lock"
 flock 9
 
 need_apt=()
+pairs=()
 for pair in ip:iproute2 bridge:iproute2 ping:iputils-ping nsenter:util-linux openssl:openssl bird:bird2 birdc:bird2 gobgpd:gobgpd \
   /usr/lib/cni/bridge:containernetworking-plugins \
-  podman:podman runc:runc conmon:conmon buildah:buildah mmdebstrap:mmdebstrap; do
+  podman:podman runc:runc conmon:conmon buildah:buildah mmdebstrap:mmdebstrap nft:nftables; do
+  pairs+=("$pair")
+done
+if $real_nodes; then
+  for pair in containerd:containerd ctr:containerd conntrack:conntrack iptables:iptables; do
+    pairs+=("$pair")
+  done
+fi
+for pair in "${pairs[@]}"; do
   cmd=${pair%%:*} pkg=${pair##*:}
   if [[ $cmd == /* ]]; then [[ -x $cmd ]] || need_apt+=("$pkg")
   else command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg"); fi
@@ -34,18 +56,24 @@ fi
 
 command -v go >/dev/null 2>&1 || { echo "install-tools: Go is required (https://go.dev/dl) to build the test control plane" >&2; exit 1; }
 
-# build NAME STAMP_INPUTS... -- go build arguments (run inside the module dir given by MODDIR)
-stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+# build MODDIR OUT GO-BUILD-ARGS...: go build inside the wrapper module MODDIR into $bin/OUT.
+# The stamp is the module's go.mod and go.sum, plus any extra inputs in $stamp_extra (build flags
+# that are not in the module, such as CGO_ENABLED=0), so that changing either rebuilds.
+stamp_of() { { cat "$@"; [[ -z ${stamp_extra:-} ]] || echo "$stamp_extra"; } | sha256sum | cut -c1-16; }
 build() {
   local moddir=$1 out=$2; shift 2
-  local stamp; stamp=$(stamp_of "$moddir/go.mod" "$moddir/go.sum")
+  local inputs=("$moddir/go.mod")
+  if [[ -f $moddir/go.sum ]]; then inputs+=("$moddir/go.sum"); fi
+  local stamp; stamp=$(stamp_of "${inputs[@]}")
   # A static build (CGO_ENABLED=0) is redone when the cached binary is dynamic (ldd says so).
   if [[ -x $bin/$out && -f $bin/.$out.stamp && $(cat "$bin/.$out.stamp") == "$stamp" ]] &&
     { [[ ${CGO_ENABLED:-} != 0 ]] || ! ldd "$bin/$out" >/dev/null 2>&1; }; then return 0; fi
   echo "install-tools: building $out (first time takes minutes; cached in $bin)"
-  (cd "$moddir" && GOFLAGS=-mod=mod go build -trimpath -o "$bin/$out.tmp" "$@")
+  local t0=$SECONDS
+  (cd "$moddir" && GOFLAGS=-mod=mod go ${gocmd:-build} -trimpath -o "$bin/$out.tmp" "$@")
   mv "$bin/$out.tmp" "$bin/$out"
   echo "$stamp" > "$bin/.$out.stamp"
+  echo "install-tools: built $out in $((SECONDS - t0)) s"
 }
 
 k8s_ver=$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3}' "$here/k8s/go.mod")
@@ -58,4 +86,20 @@ CGO_ENABLED=0 build "$here/etcd" etcd -ldflags "-s -w" go.etcd.io/etcd/server/v3
 CGO_ENABLED=0 build "$here/etcd" etcdctl -ldflags "-s -w" go.etcd.io/etcd/etcdctl/v3
 build "$here/tools" cnitool -ldflags "-s -w" github.com/containernetworking/cni/cnitool
 build "$here/tools" helm -ldflags "-s -w" helm.sh/helm/v3/cmd/helm
+if $real_nodes; then
+  node_mod="$here/k8s-node"
+  build "$node_mod" kubelet -ldflags "$k8s_ldflags" k8s.io/kubernetes/cmd/kubelet
+  build "$node_mod" kube-proxy -ldflags "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-proxy
+  build "$node_mod" kube-scheduler -ldflags "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-scheduler
+  build "$node_mod" kube-controller-manager -ldflags "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-controller-manager
+  # agnhost runs in images built from scratch: static, no libc
+  CGO_ENABLED=0 stamp_extra=CGO_ENABLED=0 build "$node_mod" agnhost -ldflags "-s -w" k8s.io/kubernetes/test/images/agnhost
+  # the pod sandbox's process; its source lives here, so the source is part of the stamp
+  CGO_ENABLED=0 stamp_extra="CGO_ENABLED=0 $(cat "$here/pause/main.go")" build "$here/pause" pause -ldflags "-s -w" .
+  build "$here/coredns" coredns -ldflags "-s -w" github.com/coredns/coredns
+fi
+if $conformance; then
+  build "$node_mod" ginkgo -ldflags "-s -w" github.com/onsi/ginkgo/v2/ginkgo
+  gocmd="test -c" stamp_extra="test -c" build "$node_mod" e2e.test -ldflags "$k8s_ldflags" k8s.io/kubernetes/test/e2e
+fi
 echo "install-tools: ready in $bin"

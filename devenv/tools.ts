@@ -17,15 +17,43 @@ export const repoRoot = (() => {
 export const toolsBin =
   process.env.WEFT_TOOLS_BIN ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "weft", "bin");
 
-export type ToolName = "kube-apiserver" | "kubectl" | "etcd" | "etcdctl" | "cnitool" | "helm";
+export type ToolName = "kube-apiserver" | "kubectl" | "etcd" | "etcdctl" | "cnitool" | "helm" | RealNodeTool;
+
+/** What only clusters of real kubelets need; `make tools-real-nodes` builds them. */
+export type RealNodeTool =
+  | "kubelet"
+  | "kube-proxy"
+  | "kube-scheduler"
+  | "kube-controller-manager"
+  | "coredns"
+  | "agnhost"
+  | "pause"
+  | "e2e.test"
+  | "ginkgo";
+
+const REAL_NODE_TOOLS = new Set<string>([
+  "kubelet",
+  "kube-proxy",
+  "kube-scheduler",
+  "kube-controller-manager",
+  "coredns",
+  "agnhost",
+  "pause",
+  "e2e.test",
+  "ginkgo",
+]);
 
 /** Path of a Go-built tool from the cache; a clear error says how to get it when missing. */
 export function tool(name: ToolName): string {
   const path = resolve(toolsBin, name);
   if (!existsSync(path)) {
-    throw new Error(
-      `${name} is not built: run 'make tools' (devenv/install-tools.sh) to build it into ${toolsBin}`,
-    );
+    const how =
+      name === "e2e.test" || name === "ginkgo"
+        ? "'make tools-conformance' (devenv/install-tools.sh --conformance)"
+        : REAL_NODE_TOOLS.has(name)
+          ? "'make tools-real-nodes' (devenv/install-tools.sh --real-nodes)"
+          : "'make tools' (devenv/install-tools.sh)";
+    throw new Error(`${name} is not built: run ${how} to build it into ${toolsBin}`);
   }
   return path;
 }

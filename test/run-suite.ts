@@ -18,9 +18,10 @@ import { repoRoot } from "../devenv/tools.js";
  *
  * Suites: `unit` is every test that sits beside the code it tests (pure, no root, no apiserver);
  * `ship` checks what is shipped (Dockerfile, chart, manifests); `integration` runs against the real
- * apiserver; `dataplane` needs root and network namespaces.
+ * apiserver; `dataplane` needs root and network namespaces; `realnodes` starts clusters of real
+ * kubelets of its own (their apiserver needs its flags at the first start, so not the shared one).
  */
-const SUITES = ["unit", "ship", "integration", "dataplane"] as const;
+const SUITES = ["unit", "ship", "integration", "dataplane", "realnodes"] as const;
 const NEEDS_CLUSTER = new Set<string>(["integration", "dataplane"]);
 /** Compiled top-level folders that hold no tests beside code. */
 const NOT_UNIT = new Set(["test", "lab", "bench"]);

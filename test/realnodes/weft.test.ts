@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { formatConnectivity } from "../../devenv/clusternet.js";
+import { RealCluster, reapRealClusters } from "../../devenv/realnodes/cluster.js";
+import {
+  checkDns,
+  checkService,
+  deployWorkload,
+  installWeft,
+  podMatrix,
+  REAL_NODE_MODES,
+  type RealNodeMode,
+  serviceIP,
+  type WorkloadPod,
+} from "../../devenv/realnodes/workload.js";
+import { leftovers, readSysctls } from "./leftovers.js";
+
+/**
+ * Weft as users run it: `helm install weft charts/weft` with the image built from the Dockerfile,
+ * on real kubelets. The agent's init container installs weft-cni, the kubelets call it for every
+ * pod, and pods on different nodes reach each other, a ClusterIP Service and cluster DNS.
+ * WEFT_REALNODES_MODE picks the mode (default vxlan).
+ */
+const mode = (process.env.WEFT_REALNODES_MODE ?? "vxlan") as RealNodeMode;
+if (!REAL_NODE_MODES.includes(mode))
+  throw new Error(`WEFT_REALNODES_MODE=${mode}: one of ${REAL_NODE_MODES.join(", ")}`);
+const id = `rw${process.pid.toString(36)}`;
+const sysctlsBefore = readSysctls();
+let cluster: RealCluster | undefined;
+let pods: WorkloadPod[] = [];
+
+before(async () => {
+  const reaped = await reapRealClusters();
+  if (reaped) console.log(`# reaped ${reaped} real-node cluster(s) left by an earlier run`);
+  cluster = await RealCluster.start({ id, nodes: 2, ownerPid: process.pid });
+  console.log(`# real-node cluster: ${JSON.stringify(cluster.timings)}`);
+});
+
+after(async () => {
+  await cluster?.destroy();
+});
+
+test(`helm install weft (mode ${mode}) runs the controller and an agent per node from the local image, and the nodes turn Ready`, async () => {
+  const c = cluster!;
+  const t0 = Date.now();
+  try {
+    await installWeft(c, mode);
+  } catch (err) {
+    const pods = await c.kubectl(["get", "pods", "-A", "-o", "wide"]).catch(() => "");
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${pods}`);
+  }
+  await c.waitNodesReady();
+  console.log(`# weft installed and nodes Ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const images = await c.images;
+  const running = JSON.parse(await c.kubectl(["-n", "kube-system", "get", "pods", "-o", "json"])) as {
+    items: Array<{
+      metadata: { name: string };
+      spec: { nodeName: string; containers: Array<{ image: string }> };
+    }>;
+  };
+  const agents = running.items.filter((p) => p.metadata.name.startsWith("weft-agent-"));
+  assert.deepEqual(agents.map((p) => p.spec.nodeName).sort(), [`${id}-node-1`, `${id}-node-2`]);
+  for (const p of running.items.filter((x) => x.metadata.name.startsWith("weft-")))
+    assert.equal(p.spec.containers[0]?.image, images.weft.ref);
+});
+
+test("the chart's NOTES command, weftctl node status inside an agent's pod, shows every node converged", async () => {
+  const c = cluster!;
+  const out = await c.kubectl([
+    ...["-n", "kube-system", "exec", "ds/weft-agent", "-c", "agent", "--"],
+    ...["node", "/app/dist/cli/main.js", "node", "status"],
+  ]);
+  for (const n of [`${id}-node-1`, `${id}-node-2`]) assert.match(out, new RegExp(`Node ${n}: Ready=True`));
+});
+
+test("pods started by the kubelets get addresses from Weft's pool and reach each other across nodes", async () => {
+  const c = cluster!;
+  pods = await deployWorkload(c, 4);
+  assert.equal(new Set(pods.map((p) => p.node)).size, 2, "the workload is spread over both nodes");
+  for (const p of pods)
+    assert.match(p.ip, /^10\.244\./, `${p.name} got ${p.ip}, not an address of Weft's pool`);
+  const result = await podMatrix(c, pods);
+  console.log(formatConnectivity(result).replace(/^/gm, "# "));
+  assert.equal(result.ok, result.total);
+  assert.equal(result.total, 12);
+});
+
+test("every pod reaches the ClusterIP Service and resolves its name through cluster DNS", async () => {
+  const c = cluster!;
+  assert.ok(pods.length > 0, "no workload pods (the previous test failed)");
+  const ip = await serviceIP(c);
+  for (const p of pods) {
+    assert.ok(await checkService(c, p, ip), `${p.name} (${p.node}) cannot reach Service ${ip}`);
+    const dns = await checkDns(c, p, ip);
+    assert.ok(dns.ok, `${p.name} (${p.node}) resolved the Service to '${dns.answer}', not ${ip}`);
+  }
+});
+
+test("teardown leaves nothing behind and the host sysctls as they were", async () => {
+  const c = cluster!;
+  cluster = undefined;
+  await c.destroy();
+  assert.deepEqual(await leftovers(id, c.state.dir), []);
+  assert.deepEqual(readSysctls(), sysctlsBefore);
+});
