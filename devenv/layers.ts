@@ -7,69 +7,33 @@ import { dirname, join, relative, resolve, sep } from "node:path";
  * import and fails the layer test. Tests and their support files are exempt (a test may reach
  * into any layer it checks), but nothing else may import them.
  */
+const FOUNDATION = ["net", "api", "lib"] as const;
+const PURE = [...FOUNDATION, "ipam", "bgp", "netlink"] as const;
+const SERVICES = [...PURE, "datastore", "runtime", "ipam/client"] as const;
+const WITHOUT_NETLINK = SERVICES.filter((p) => p !== "netlink");
+
 export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   net: [],
   api: ["net"],
   lib: ["api", "net"],
-  ipam: ["api", "lib", "net"],
-  bgp: ["api", "lib", "net"],
-  netlink: ["api", "lib", "net"],
-  datastore: ["api", "lib", "net", "ipam"],
-  "ipam/client": ["api", "lib", "net", "ipam", "datastore", "runtime"],
-  runtime: ["api", "lib", "net", "datastore"],
-  cni: ["api", "lib", "net"],
-  controllers: ["api", "lib", "net", "ipam", "ipam/client", "bgp", "datastore", "runtime"],
-  agent: ["api", "lib", "net", "ipam", "ipam/client", "bgp", "netlink", "datastore", "runtime", "cni"],
-  cli: ["api", "lib", "net", "ipam", "ipam/client", "bgp", "datastore", "runtime"],
-  devenv: [
-    "api",
-    "lib",
-    "net",
-    "ipam",
-    "ipam/client",
-    "bgp",
-    "netlink",
-    "datastore",
-    "runtime",
-    "cni",
-    "controllers",
-    "agent",
-    "cli",
-  ],
-  lab: ["api", "lib", "net", "ipam", "ipam/client", "bgp", "datastore", "runtime", "devenv"],
-  bench: [
-    "api",
-    "lib",
-    "net",
-    "ipam",
-    "ipam/client",
-    "bgp",
-    "netlink",
-    "datastore",
-    "runtime",
-    "controllers",
-    "agent",
-    "cni",
-    "devenv",
-  ],
-  test: Object.freeze([]) as readonly string[], // tests may import anything below lab and bench
+  ipam: FOUNDATION,
+  bgp: FOUNDATION,
+  netlink: FOUNDATION,
+  datastore: [...FOUNDATION, "ipam"],
+  runtime: [...FOUNDATION, "datastore"],
+  "ipam/client": [...FOUNDATION, "ipam", "datastore", "runtime"],
+  cni: FOUNDATION,
+  controllers: WITHOUT_NETLINK,
+  agent: [...SERVICES, "cni"],
+  cli: WITHOUT_NETLINK,
+  devenv: [...SERVICES, "cni", "controllers", "agent", "cli"],
+  lab: [...WITHOUT_NETLINK, "devenv"],
+  bench: [...SERVICES, "cni", "controllers", "agent", "devenv"],
+  test: [], // tests may import anything below lab and bench
 };
 
 /** The directories the shipped programs are compiled from (the image's build copies exactly these). */
-export const PROGRAM_LAYERS = [
-  "api",
-  "lib",
-  "net",
-  "ipam",
-  "bgp",
-  "netlink",
-  "datastore",
-  "runtime",
-  "controllers",
-  "agent",
-  "cni",
-  "cli",
-] as const;
+export const PROGRAM_LAYERS = [...PURE, "datastore", "runtime", "controllers", "agent", "cni", "cli"] as const;
 
 /** The package a repository-relative path belongs to: the longest LAYERS key that prefixes it. */
 export function packageOf(path: string): string | undefined {
