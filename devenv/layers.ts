@@ -33,7 +33,15 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** The directories the shipped programs are compiled from (the image's build copies exactly these). */
-export const PROGRAM_LAYERS = [...PURE, "datastore", "runtime", "controllers", "agent", "cni", "cli"] as const;
+export const PROGRAM_LAYERS = [
+  ...PURE,
+  "datastore",
+  "runtime",
+  "controllers",
+  "agent",
+  "cni",
+  "cli",
+] as const;
 
 /** The package a repository-relative path belongs to: the longest LAYERS key that prefixes it. */
 export function packageOf(path: string): string | undefined {
