@@ -158,7 +158,8 @@ static void utf8_encode(buf *b, uint32_t cp) {
 
 /*
  * A string as JSON.stringify writes it. Bytes that are not UTF-8 become U+FFFD, as they do when
- * Node.js decodes the environment or stdin.
+ * Node.js decodes the environment or stdin; a lone UTF-16 surrogate (kept from a \u escape, as
+ * JSON.parse keeps it, in the 3-byte form UTF-8 would give it) is written as its \u escape.
  */
 static void json_string(buf *b, const char *s, size_t n) {
   const unsigned char *u = (const unsigned char *)s;
@@ -175,6 +176,9 @@ static void json_string(buf *b, const char *s, size_t n) {
       i++;
     } else if (c < 0x80) {
       buf_ch(b, (char)c), i++;
+    } else if (c == 0xED && i + 2 < n && u[i + 1] >= 0xA0 && u[i + 1] <= 0xBF && (u[i + 2] & 0xC0) == 0x80) {
+      buf_fmt(b, "\\u%04x", 0xD000 | ((u[i + 1] & 0x3F) << 6) | (u[i + 2] & 0x3F));
+      i += 3;
     } else {
       uint32_t cp;
       size_t len = utf8_decode(u + i, n - i, &cp);
@@ -299,6 +303,18 @@ static size_t js_position(const parser *p, size_t at) {
   return pos;
 }
 
+/* The byte offset of a position in the JavaScript string (at a character boundary). */
+static size_t byte_offset(const parser *p, size_t pos) {
+  size_t i = 0;
+  for (size_t units = 0; i < p->n && units < pos;) {
+    uint32_t cp;
+    size_t len = utf8_decode((const unsigned char *)p->s + i, p->n - i, &cp);
+    units += len && cp >= 0x10000 ? 2 : 1;
+    i += len ? len : 1;
+  }
+  return i;
+}
+
 /*
  * Sets the reason for a syntax error at p->i and returns -1. The wording is V8's (JSON.parse in
  * Node.js 20 and 22), so that details read as they do from the Node.js plugin: a message for the
@@ -315,17 +331,22 @@ static int syntax_error(parser *p, const char *expected) {
   } else if (p->s[at] == '"') {
     snprintf(p->why, cap, "Unexpected string in JSON at position %zu", pos);
   } else {
-    /* the token and up to 10 characters of source on each side of it */
-    size_t from = 0, to = p->n;
+    /* the source from 10 characters before the token to 10 from it (UTF-16 units, as V8 counts) */
+    size_t from = 0, to = p->n, length = js_position(p, p->n);
     const char *lead = "", *trail = "";
-    if (p->n > 21) {
-      if (at >= 10) from = at - 10, lead = "...";
-      if (at + 10 < p->n) to = at + 10, trail = "...";
+    if (length > 21) {
+      if (pos >= 10) from = byte_offset(p, pos - 10), lead = "...";
+      if (pos + 10 < length) to = byte_offset(p, pos + 10), trail = "...";
     }
+    /* the token is one UTF-16 unit: of a character past U+FFFF, its high surrogate */
     uint32_t cp;
     size_t len = utf8_decode((const unsigned char *)p->s + at, p->n - at, &cp);
-    snprintf(p->why, cap, "Unexpected token '%.*s', %s\"%.*s\"%s is not valid JSON", (int)(len ? len : 1), p->s + at,
-             lead, (int)(to - from), p->s + from, trail);
+    buf token = {0};
+    if (len && cp >= 0x10000) utf8_encode(&token, 0xD800 + ((cp - 0x10000) >> 10));
+    else buf_add(&token, p->s + at, len ? len : 1);
+    snprintf(p->why, cap, "Unexpected token '%s', %s\"%.*s\"%s is not valid JSON", token.p, lead, (int)(to - from),
+             p->s + from, trail);
+    free(token.p);
   }
   return -1;
 }
@@ -386,8 +407,8 @@ static int read_string(parser *p, buf *out) {
         p->i += 6;
       }
     }
-    /* a lone surrogate is kept by JSON.parse but cannot be UTF-8: it becomes U+FFFD on the way out */
-    if (out) utf8_encode(out, cp >= 0xD800 && cp <= 0xDFFF ? 0xFFFD : cp);
+    /* a lone surrogate is kept (JSON.parse keeps it too), in the 3-byte form json_string knows */
+    if (out) utf8_encode(out, cp);
   }
 }
 
@@ -440,7 +461,8 @@ static int read_key(parser *p, buf *key, int first) {
     return syntax_error(p, first ? "Expected property name or '}'" : "Expected double-quoted property name");
   if (read_string(p, key) < 0) return -1;
   skip_ws(p);
-  if (p->i >= p->n || p->s[p->i] != ':') return syntax_error(p, "Expected ':' after property name");
+  /* (V8 names the colon only after an object's first key) */
+  if (p->i >= p->n || p->s[p->i] != ':') return syntax_error(p, first ? "Expected ':' after property name" : NULL);
   p->i++;
   return 0;
 }
