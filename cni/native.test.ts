@@ -14,8 +14,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { percentDecode } from "../agent/cni/server.js";
-import { bundlePlugin } from "./bundler.js";
 import { nativeCniPlugin } from "../devenv/tools.js";
+import { bundlePlugin } from "./bundler.js";
 
 const dir = mkdtempSync(join(tmpdir(), `weft-cni-native-${process.pid}-`));
 const socket = join(dir, "agent.sock");

@@ -72,7 +72,7 @@ export function nativeCniPlugin(): string {
   if (!existsSync(path)) {
     throw new Error(
       `the native CNI plugin for this checkout's cni/native is not built: run 'make tools' ` +
-        `(test/harness/install-tools.sh) to build it into ${path}`,
+        `(devenv/install-tools.sh) to build it into ${path}`,
     );
   }
   return path;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the native weft-cni (cni/native/weft-cni.c) into OUTPUT: one static, stripped executable
 # that needs nothing on the host. Used by the Dockerfile's build stage and by
-# test/harness/install-tools.sh (which caches it for tests and benchmarks).
+# devenv/install-tools.sh (which caches it for tests and benchmarks).
 #   cni/native/build.sh OUTPUT        (CC overrides the compiler; default cc)
 # Writes OUTPUT under a temporary name first, so that a reader never sees half a binary.
 set -eu
