@@ -256,6 +256,8 @@ describe("the native plugin decides as the Node.js plugin wherever the agent is 
     assert.equal(await codeOf(podEnv(), gone({ cniVersion: "0.9.9" })), 1);
     assert.equal(await codeOf(podEnv(), gone({ mtu: 1 })), 7);
     assert.equal(await codeOf(podEnv({ CNI_IFNAME: "a:b" }), gone()), 4);
+    const long = `/tmp/${"x".repeat(120)}.sock`;
+    assert.equal(await codeOf(podEnv(), gone({ agentSocket: long })), 11, "as the Node.js plugin");
     const down = JSON.parse((await runNative(podEnv(), gone())).stdout);
     assert.deepEqual(down, {
       cniVersion: "1.0.0",

@@ -867,10 +867,13 @@ static const char *errno_name(int e) {
   }
 }
 
-/* Errors that mean "no agent there (yet)": cni/client.ts UNREACHABLE. */
+/*
+ * Errors that mean "no agent there (yet)": cni/client.ts UNREACHABLE. And a socket path too long
+ * for sockaddr_un: Node.js cuts such a path short, finds no socket there and says ENOENT (11).
+ */
 static int unreachable(int e) {
   return e == ENOENT || e == ECONNREFUSED || e == ECONNRESET || e == EPIPE || e == ENOTSOCK || e == EAGAIN ||
-         e == EACCES;
+         e == EACCES || e == ENAMETOOLONG;
 }
 
 typedef struct {
