@@ -5,7 +5,9 @@
 #   node /app/dist/agent/main.js         weft-agent (needs root with NET_ADMIN, NET_RAW,
 #                                        NET_BIND_SERVICE and SYS_ADMIN: netlink, BGP on port 179,
 #                                        nsenter into pod network namespaces; the chart asks for them)
-#   node /app/dist/cni/install.js        installs dist/cni/weft-cni.js and the conflist on the host
+#   node /app/dist/cni/install.js        installs the CNI plugin and the conflist on the host: the
+#                                        native plugin dist/cni/weft (a static executable) by
+#                                        default, or the Node.js plugin dist/cni/weft-cni.js
 #   node /app/dist/cli/main.js           weftctl (the default command)
 #
 # Base image: Node.js LTS on Debian bookworm-slim, pinned by tag. Release builds should pin the
@@ -16,8 +18,12 @@
 # Node 20, the minimum in package.json "engines".)
 ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
-# ---- build: TypeScript to dist/, and the self-contained CNI plugin bundle ----
+# ---- build: TypeScript to dist/, the Node.js CNI plugin bundle and the native CNI plugin ----
 FROM ${NODE_IMAGE} AS build
+# gcc and the static C library: the native CNI plugin is one static executable (cni/native).
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends gcc libc6-dev \
+  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 # Install scripts are not needed: netlink ships N-API prebuilds, esbuild its platform package.
@@ -37,7 +43,7 @@ COPY agent ./agent
 COPY cni ./cni
 COPY cli ./cli
 # tsconfig.build.json leaves out the tests that sit beside the code.
-RUN npx tsc -p tsconfig.build.json && node dist/cni/bundle.js
+RUN npx tsc -p tsconfig.build.json && node dist/cni/bundle.js && sh cni/native/build.sh dist/cni/weft
 
 # ---- runtime ----
 FROM ${NODE_IMAGE} AS runtime

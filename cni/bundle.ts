@@ -1,5 +1,6 @@
 /**
- * Build step: node dist/cni/bundle.js  ->  dist/cni/weft-cni.js and dist/cni/weft (executable).
+ * Build step: node dist/cni/bundle.js  ->  dist/cni/weft-cni.js (the Node.js plugin, executable).
+ * The native plugin the chart installs is built by cni/native/build.sh.
  */
 import { statSync } from "node:fs";
 import { join } from "node:path";
@@ -7,8 +8,8 @@ import { bundlePlugin, findRepoRoot } from "./bundler.js";
 
 const root = findRepoRoot();
 try {
-  const weft = await bundlePlugin(join(root, "dist", "cni"), root);
-  console.log(`bundled ${weft} (${statSync(weft).size} bytes)`);
+  const plugin = await bundlePlugin(join(root, "dist", "cni"), root);
+  console.log(`bundled ${plugin} (${statSync(plugin).size} bytes)`);
 } catch (err) {
   console.error(`weft-cni bundle failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

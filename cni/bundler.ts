@@ -1,9 +1,11 @@
 /**
- * Bundles the plugin into one self-contained executable file. The output has no import or
+ * Bundles the Node.js plugin into one self-contained executable file. The output has no import or
  * require at all (builtins come from process.getBuiltinModule), so it runs whether node treats
- * it as CommonJS or as a module, wherever it is installed.
+ * it as CommonJS or as a module, wherever it is installed. It is the fallback for the native
+ * plugin (cni/native), which the chart installs by default; the agent runs the same TypeScript
+ * for the native plugin's requests (POST /v1/cni/exec).
  */
-import { chmodSync, copyFileSync, existsSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build, type Plugin } from "esbuild";
@@ -41,11 +43,7 @@ export function findRepoRoot(from = dirname(fileURLToPath(import.meta.url))): st
   return dir;
 }
 
-/**
- * Writes `<outDir>/weft-cni.js` and `<outDir>/weft` (the same bytes under the name runtimes look
- * up in CNI_PATH, the conflist's "type"), and `<outDir>/weft-shim` (cni/weft-shim.sh). Returns
- * the path of `weft`.
- */
+/** Writes `<outDir>/weft-cni.js` (executable, `#!/usr/bin/env node`) and returns its path. */
 export async function bundlePlugin(outDir: string, repoRoot = findRepoRoot()): Promise<string> {
   const outFile = join(outDir, "weft-cni.js");
   await build({
@@ -67,12 +65,5 @@ export async function bundlePlugin(outDir: string, repoRoot = findRepoRoot()): P
     throw new Error(`${outFile} loads modules at run time; the plugin must stay self-contained`);
   }
   chmodSync(outFile, 0o755);
-  const weft = join(outDir, "weft");
-  copyFileSync(outFile, weft);
-  chmodSync(weft, 0o755);
-  // the shell edition (see cni/weft-shim.sh), shipped next to it
-  const shim = join(outDir, "weft-shim");
-  copyFileSync(join(repoRoot, "cni", "weft-shim.sh"), shim);
-  chmodSync(shim, 0o755);
-  return weft;
+  return outFile;
 }

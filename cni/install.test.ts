@@ -38,6 +38,26 @@ describe("installCni", () => {
     }
   });
 
+  it("copies the native plugin byte for byte; --node applies to the Node.js plugin only", () => {
+    const elf = Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, 0x23, 0x21, 0x0a, 0xff, 0xfe]);
+    const plugin = join(dir, "weft-native");
+    writeFileSync(plugin, elf);
+    const conflist = join(dir, "native.conflist");
+    writeFileSync(
+      conflist,
+      JSON.stringify({ cniVersion: "1.0.0", name: "weft", plugins: [{ type: "weft" }] }),
+    );
+    const out = installCni({
+      binDir: join(dir, "native-bin"),
+      confDir: join(dir, "native-conf"),
+      plugin,
+      conflist,
+      nodePath: "/usr/bin/node",
+    });
+    assert.ok(readFileSync(out.plugin).equals(elf));
+    assert.equal(statSync(out.plugin).mode & 0o777, 0o755);
+  });
+
   it("refuses a conflist without the weft plugin", () => {
     const conflist = join(dir, "other.conflist");
     writeFileSync(

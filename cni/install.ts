@@ -5,7 +5,10 @@
  * within one filesystem is atomic).
  *   node dist/cni/install.js [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d]
  *     [--plugin dist/cni/weft] [--conflist examples/cni/10-weft.conflist] [--agent-socket PATH]
- *     [--node PATH]   (absolute node binary for the shebang, for hosts without node in PATH)
+ *     [--node PATH]
+ * The plugin is either the native one (dist/cni/weft, a static executable: the default) or the
+ * Node.js one (dist/cni/weft-cni.js, a script): for a script, --node is the absolute node binary
+ * its shebang names, for hosts without node in PATH.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -15,12 +18,13 @@ import { parseArgs } from "node:util";
 export interface InstallOptions {
   binDir: string;
   confDir: string;
-  /** the bundled plugin (dist/cni/weft) */
+  /** the native plugin (dist/cni/weft) or the Node.js one (dist/cni/weft-cni.js) */
   plugin: string;
   conflist: string;
   /** installed name; must equal the conflist's "type" */
   pluginName?: string;
   agentSocket?: string;
+  /** the interpreter of a script plugin (its shebang); ignored for the native plugin */
   nodePath?: string;
 }
 
@@ -38,8 +42,11 @@ export function writeAtomic(path: string, data: string | Buffer, mode: number): 
 
 /** Returns the paths written. */
 export function installCni(o: InstallOptions): { plugin: string; conflist: string } {
-  let plugin = readFileSync(o.plugin, "utf8");
-  if (o.nodePath) plugin = plugin.replace(/^#!.*\n/, `#!${o.nodePath}\n`);
+  let plugin = readFileSync(o.plugin);
+  const isScript = plugin.subarray(0, 2).toString("latin1") === "#!";
+  if (isScript && o.nodePath) {
+    plugin = Buffer.from(plugin.toString("utf8").replace(/^#!.*\n/, `#!${o.nodePath}\n`), "utf8");
+  }
   const conf = JSON.parse(readFileSync(o.conflist, "utf8")) as { plugins?: Array<Record<string, unknown>> };
   const name = o.pluginName ?? "weft";
   const ours = conf.plugins?.find((p) => p.type === name);

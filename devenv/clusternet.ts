@@ -11,7 +11,7 @@ import { errorMessage, withConnectionReuse } from "../lib/index.js";
 import type { ControlPlaneState } from "./controlplane.js";
 import type { EtcdServer } from "./etcd.js";
 import { cmdline, startDetached, stopPid, waitFor } from "./procs.js";
-import { repoRoot } from "./tools.js";
+import { nativeCniPlugin, repoRoot } from "./tools.js";
 import { ip, NetnsTopology, type TopoPod } from "./topology.js";
 
 export type Mode = "vxlan" | "host-gw" | "bgp" | "bgp-rr";
@@ -476,11 +476,12 @@ export class ClusterNetwork {
       CNI_CONTAINERID: containerID,
       CNI_NETNS: `/var/run/netns/${podNs}`,
       CNI_IFNAME: "eth0",
-      CNI_PATH: `${dist("cni")}:/usr/lib/cni`,
+      CNI_PATH: "/usr/lib/cni",
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${podName}`,
     };
     const out = await new Promise<string>((resolveOut, reject) => {
-      const child = spawn("ip", ["netns", "exec", nodeNs, dist("cni/weft")], { env });
+      // the plugin the chart installs
+      const child = spawn("ip", ["netns", "exec", nodeNs, nativeCniPlugin()], { env });
       let stdout = "";
       child.stdout.on("data", (d: Buffer) => {
         stdout += d.toString();

@@ -1,7 +1,8 @@
 /**
  * A node for CNI tests and benchmarks: a "node" network namespace with the agent's CNI server
- * (in-memory assigner) running inside it on a unix socket in a temp dir, the bundled plugin in a
- * CNI_PATH directory, and pod namespaces on demand. Every name carries the pid; close() removes
+ * (in-memory assigner) running inside it on a unix socket in a temp dir, a CNI_PATH directory
+ * holding the native plugin as `weft` (what the chart installs) and the Node.js plugin as
+ * `weft-cni.js`, and pod namespaces on demand. Every name carries the pid; close() removes
  * namespaces, the server (by pid) and files, also after a failure.
  */
 import { spawn } from "node:child_process";
@@ -9,18 +10,22 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sh, startDetached, stopPid, waitFor } from "./procs.js";
-import { repoRoot, systemTool } from "./tools.js";
+import { nativeCniPlugin, repoRoot, systemTool } from "./tools.js";
 import { requireRoot } from "./topology.js";
 
 export const REFERENCE_PLUGINS = "/usr/lib/cni";
 
-/** The plugin files `make build` bundles into dist/cni/, copied to where a runtime finds them. */
-const BUILT_PLUGIN_FILES = ["weft-cni.js", "weft", "weft-shim"];
-
-function installBuiltPlugin(binDir: string): void {
+/**
+ * Where a runtime finds the plugins: the native plugin (built by make tools) as `weft`, and the
+ * Node.js plugin `make build` bundles into dist/cni/ as `weft-cni.js`.
+ */
+function installBuiltPlugins(binDir: string): void {
   mkdirSync(binDir, { recursive: true });
-  for (const name of BUILT_PLUGIN_FILES) {
-    const built = join(repoRoot, "dist", "cni", name);
+  const plugins: Array<[string, string]> = [
+    [nativeCniPlugin(), "weft"],
+    [join(repoRoot, "dist", "cni", "weft-cni.js"), "weft-cni.js"],
+  ];
+  for (const [built, name] of plugins) {
     if (!existsSync(built)) throw new Error(`${built} is missing: run 'make build' (it bundles the plugin)`);
     copyFileSync(built, join(binDir, name));
     chmodSync(join(binDir, name), 0o755);
@@ -95,7 +100,10 @@ export class CniFixture {
   readonly confDir: string;
   readonly socket: string;
   readonly node: string;
+  /** the native plugin, under the name runtimes look up (the conflist's "type") */
   readonly weft: string;
+  /** the Node.js plugin (the fallback), next to it */
+  readonly nodePlugin: string;
   private serverPid = 0;
   private readonly netns: string[] = [];
 
@@ -110,12 +118,13 @@ export class CniFixture {
     this.socket = join(this.dir, "agent.sock");
     this.node = `${tag}n${process.pid}`;
     this.weft = join(this.binDir, "weft");
+    this.nodePlugin = join(this.binDir, "weft-cni.js");
     mkdirSync(this.confDir, { recursive: true });
   }
 
   async setup(): Promise<void> {
     requireCniTools();
-    installBuiltPlugin(this.binDir);
+    installBuiltPlugins(this.binDir);
     this.addNetns(this.node);
     // the node routes between its pods; forwarding is per namespace
     sh("ip", [
@@ -201,8 +210,15 @@ export class CniFixture {
     return conflist.name as string;
   }
 
-  exec(command: string, pod: PodRef, config: unknown = this.conf(), extraEnv?: Record<string, string>) {
-    return execPlugin(this.weft, command, pod, config, extraEnv);
+  /** Runs the native plugin (or another binary given as plugin) as a runtime does. */
+  exec(
+    command: string,
+    pod: PodRef,
+    config: unknown = this.conf(),
+    extraEnv?: Record<string, string>,
+    plugin = this.weft,
+  ) {
+    return execPlugin(plugin, command, pod, config, extraEnv);
   }
 
   /** iproute2 inside one of the fixture's namespaces. */

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything tests and the lab need, idempotently: Debian packages (the container engine
 # podman with runc, buildah and mmdebstrap among them), then Go-built binaries (kube-apiserver,
-# kubectl, etcd, etcdctl, cnitool, helm) into the cache. Test images are built from these by
-# the test runner (devenv/containers/images.ts).
+# kubectl, etcd, etcdctl, cnitool, helm) and the native weft-cni plugin (C) into the cache. Test
+# images are built from these by the test runner (devenv/containers/images.ts).
 # With --real-nodes also what clusters of real kubelets need: Debian's containerd, conntrack,
 # iptables; kubelet, kube-proxy, kube-scheduler, kube-controller-manager, coredns, agnhost and
 # pause (static, for images). With --conformance also the upstream e2e suite: e2e.test and ginkgo
 # (implies --real-nodes).
-# A binary is rebuilt only when the wrapper module that pins it (or its build flags) changes.
+# A binary is rebuilt only when the wrapper module that pins it (or its build flags, or for
+# weft-cni its source) changes.
 set -euo pipefail
 real_nodes=false
 conformance=false
@@ -28,7 +29,7 @@ flock 9
 
 need_apt=()
 pairs=()
-for pair in ip:iproute2 bridge:iproute2 ping:iputils-ping nsenter:util-linux openssl:openssl bird:bird2 birdc:bird2 gobgpd:gobgpd \
+for pair in cc:gcc "/usr/lib/$(uname -m)-linux-gnu/libc.a:libc6-dev" ip:iproute2 bridge:iproute2 ping:iputils-ping nsenter:util-linux openssl:openssl bird:bird2 birdc:bird2 gobgpd:gobgpd \
   /usr/lib/cni/bridge:containernetworking-plugins \
   podman:podman runc:runc conmon:conmon buildah:buildah mmdebstrap:mmdebstrap nft:nftables; do
   pairs+=("$pair")
@@ -40,7 +41,7 @@ if $real_nodes; then
 fi
 for pair in "${pairs[@]}"; do
   cmd=${pair%%:*} pkg=${pair##*:}
-  if [[ $cmd == /* ]]; then [[ -x $cmd ]] || need_apt+=("$pkg")
+  if [[ $cmd == /* ]]; then [[ -e $cmd ]] || need_apt+=("$pkg")
   else command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg"); fi
 done
 if ((${#need_apt[@]})); then
@@ -101,5 +102,14 @@ fi
 if $conformance; then
   build "$node_mod" ginkgo -ldflags "-s -w" github.com/onsi/ginkgo/v2/ginkgo
   gocmd="test -c" stamp_extra="test -c" build "$node_mod" e2e.test -ldflags "$k8s_ldflags" k8s.io/kubernetes/test/e2e
+fi
+# The native CNI plugin (cni/native): a static C program, cached under the hash of its source and
+# build script, so that worktrees with different sources never overwrite each other's binary.
+root=$here
+while [[ ! -f $root/package.json && $root != / ]]; do root=$(dirname "$root"); done
+native="$bin/weft-cni-$(stamp_of "$root/cni/native/weft-cni.c" "$root/cni/native/build.sh")"
+if [[ ! -x $native ]]; then
+  echo "install-tools: building $(basename "$native") (the native CNI plugin)"
+  "$root/cni/native/build.sh" "$native"
 fi
 echo "install-tools: ready in $bin"

@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -54,6 +55,25 @@ export function tool(name: ToolName): string {
           ? "'make tools-real-nodes' (devenv/install-tools.sh --real-nodes)"
           : "'make tools' (devenv/install-tools.sh)";
     throw new Error(`${name} is not built: run ${how} to build it into ${toolsBin}`);
+  }
+  return path;
+}
+
+/**
+ * The native CNI plugin (cni/native) built from this checkout's sources: install-tools.sh caches
+ * it under the first 16 hex digits of the SHA-256 of weft-cni.c and build.sh, computed the same
+ * way here, so a test never runs a binary built from other sources.
+ */
+export function nativeCniPlugin(): string {
+  const dir = join(repoRoot, "cni", "native");
+  const hash = createHash("sha256");
+  for (const f of ["weft-cni.c", "build.sh"]) hash.update(readFileSync(join(dir, f)));
+  const path = resolve(toolsBin, `weft-cni-${hash.digest("hex").slice(0, 16)}`);
+  if (!existsSync(path)) {
+    throw new Error(
+      `the native CNI plugin for this checkout's cni/native is not built: run 'make tools' ` +
+        `(devenv/install-tools.sh) to build it into ${path}`,
+    );
   }
   return path;
 }

@@ -55,6 +55,22 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
+/** %XX escapes to bytes, read as UTF-8 (as Node.js reads the environment); the rest as it is. */
+export function percentDecode(value: string): string {
+  if (!value.includes("%")) return value;
+  const bytes: number[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const hex = value.slice(i + 1, i + 3);
+    if (value[i] === "%" && /^[0-9a-fA-F]{2}$/.test(hex)) {
+      bytes.push(Number.parseInt(hex, 16));
+      i += 2;
+    } else {
+      bytes.push(value.charCodeAt(i) & 0xff);
+    }
+  }
+  return Buffer.from(bytes).toString("utf8");
+}
+
 function asCniError(err: unknown, command: string): CniError {
   return err instanceof CniError
     ? err
@@ -82,13 +98,17 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
 
   /**
    * POST /v1/cni/exec: a whole plugin invocation (CNI_* as headers, stdin as the body) for thin
-   * clients such as cni/weft-shim.sh; answered with the plugin's stdout, HTTP 200 for exit status
-   * 0 and 422 otherwise. Parsing and version conversion are the plugin's own code, run here.
+   * clients such as the native plugin (cni/native); answered with the plugin's stdout, HTTP 200
+   * for exit status 0 and 422 otherwise. Parsing and version conversion are the plugin's own code,
+   * run here. With "CNI-Env-Encoding: percent" the header values are percent-encoded bytes, so
+   * that any value of the environment (UTF-8, controls) arrives unchanged.
    */
   const onExec = async (req: IncomingMessage, res: ServerResponse) => {
+    const percent = req.headers["cni-env-encoding"] === "percent";
     const h = (k: string) => {
       const v = req.headers[k];
-      return typeof v === "string" ? v : undefined;
+      if (typeof v !== "string") return undefined;
+      return percent ? percentDecode(v) : v;
     };
     const env = {
       CNI_COMMAND: h("cni-command"),

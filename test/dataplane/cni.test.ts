@@ -1,7 +1,9 @@
 /**
- * weft-cni end to end on a real kernel: the bundled plugin, driven by the real cnitool and by raw
- * stdin + CNI_* environment, against the agent's CNI server running inside a node namespace.
- * Needs root, cnitool (make tools) and Debian's containernetworking-plugins (portmap).
+ * weft-cni end to end on a real kernel: the native plugin (what the chart installs) and the
+ * Node.js plugin (its fallback), driven by the real cnitool and by raw stdin + CNI_* environment,
+ * against the agent's CNI server running inside a node namespace.
+ * Needs root, cnitool and the native plugin (make tools) and Debian's containernetworking-plugins
+ * (portmap).
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -10,7 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { hostVethName } from "../../agent/cni/names.js";
-import { CniFixture, execPlugin, REFERENCE_PLUGINS } from "../../devenv/cni-fixture.js";
+import { CniFixture, REFERENCE_PLUGINS } from "../../devenv/cni-fixture.js";
 import { sh } from "../../devenv/procs.js";
 import { tool } from "../../devenv/tools.js";
 
@@ -284,49 +286,61 @@ describe("weft-cni through stdin and CNI_* as a runtime calls it", () => {
   });
 });
 
-describe("weft-shim (sh + curl) speaks the same protocol", () => {
-  it("cnitool add, check, del with the shim installed as weft", async () => {
-    const shimDir = join(fx.dir, "shim-bin");
-    mkdirSync(shimDir, { recursive: true });
-    copyFileSync(join(fx.binDir, "weft-shim"), join(shimDir, "weft"));
-    const net = fx.writeConflist("40-weft-shim.conflist", {
+describe("the Node.js plugin (the fallback) speaks the same protocol", () => {
+  it("cnitool add, check, del with the Node.js plugin installed as weft", async () => {
+    const nodeDir = join(fx.dir, "node-bin");
+    mkdirSync(nodeDir, { recursive: true });
+    copyFileSync(fx.nodePlugin, join(nodeDir, "weft"));
+    const net = fx.writeConflist("40-weft-node.conflist", {
       cniVersion: "1.0.0",
-      name: `weft-shim-${pid}-`,
+      name: `weft-node-${pid}-`,
       plugins: [{ type: "weft", agentSocket: fx.socket }],
     });
     const ns = fx.addNetns(`wcps${pid}`);
-    const add = await cnitoolRun("add", net, ns, {}, shimDir);
+    const add = await cnitoolRun("add", net, ns, {}, nodeDir);
     assert.equal(add.code, 0, add.stderr);
     const ip = ipOf(JSON.parse(add.stdout) as Record<string, unknown>);
     assert.deepEqual(podAddrs(`wcps${pid}`), [`${ip}/32`]);
-    const check = await cnitoolRun("check", net, ns, {}, shimDir);
+    const check = await cnitoolRun("check", net, ns, {}, nodeDir);
     assert.equal(check.code, 0, check.stderr);
     fx.ip(`wcps${pid}`, "route", "del", "default");
-    const broken = await cnitoolRun("check", net, ns, {}, shimDir);
+    const broken = await cnitoolRun("check", net, ns, {}, nodeDir);
     assert.match(broken.stderr, /default route via 169\.254\.1\.1 dev eth0 is missing/);
-    assert.equal((await cnitoolRun("del", net, ns, {}, shimDir)).code, 0);
-    assert.equal((await cnitoolRun("del", net, ns, {}, shimDir)).code, 0);
+    assert.equal((await cnitoolRun("del", net, ns, {}, nodeDir)).code, 0);
+    assert.equal((await cnitoolRun("del", net, ns, {}, nodeDir)).code, 0);
   });
 
-  it("raw: same result twice, and error codes 6, 1, 11", async () => {
-    const shim = join(fx.binDir, "weft-shim");
+  it("raw: the same result as the native plugin for the same pod, and error codes 6, 1, 11", async () => {
     const ns = fx.addNetns(`wcpt${pid}`);
-    const pod = { containerId: `shim${pid}`, netns: ns };
-    const a = await execPlugin(shim, "ADD", pod, fx.conf({ cniVersion: "0.4.0" }));
-    const b = await execPlugin(shim, "ADD", pod, fx.conf({ cniVersion: "0.4.0" }));
-    assert.equal(a.status + b.status, 0, a.stdout + b.stdout);
-    assert.deepEqual(a.json, b.json);
-    assert.equal(a.json?.cniVersion, "0.4.0");
-    // malformed, but with the socket findable: the agent decodes and answers 6
-    const bad = await execPlugin(shim, "ADD", pod, `{"agentSocket": "${fx.socket}", oops}`);
+    const pod = { containerId: `node${pid}`, netns: ns };
+    const conf = fx.conf({ cniVersion: "0.4.0" });
+    const viaNode = await fx.exec("ADD", pod, conf, {}, fx.nodePlugin);
+    const viaNative = await fx.exec("ADD", pod, conf);
+    assert.equal(viaNode.status + viaNative.status, 0, viaNode.stdout + viaNative.stdout);
+    assert.equal(viaNode.json?.cniVersion, "0.4.0");
+    assert.equal(
+      viaNode.stdout,
+      viaNative.stdout,
+      "an ADD repeated by the other plugin gets the same answer",
+    );
+    const bad = await fx.exec("ADD", pod, "{ oops", {}, fx.nodePlugin);
     assert.equal(bad.status, 1);
     assert.equal(bad.json?.code, 6);
-    const ver = await execPlugin(shim, "ADD", pod, fx.conf({ cniVersion: "3.0.0" }));
+    const ver = await fx.exec("ADD", pod, fx.conf({ cniVersion: "3.0.0" }), {}, fx.nodePlugin);
     assert.equal(ver.json?.code, 1);
-    const down = await execPlugin(shim, "ADD", pod, fx.conf({ agentSocket: join(fx.dir, "none.sock") }));
+    const down = await fx.exec(
+      "ADD",
+      pod,
+      fx.conf({ agentSocket: join(fx.dir, "none.sock") }),
+      {},
+      fx.nodePlugin,
+    );
     assert.equal(down.status, 1);
     assert.equal(down.json?.code, 11);
-    assert.equal((await execPlugin(shim, "DEL", pod, fx.conf())).status, 0);
-    assert.equal((await execPlugin(shim, "DEL", { containerId: pod.containerId }, fx.conf())).status, 0);
+    assert.equal((await fx.exec("DEL", pod, fx.conf(), {}, fx.nodePlugin)).status, 0);
+    assert.equal(
+      (await fx.exec("DEL", { containerId: pod.containerId }, fx.conf(), {}, fx.nodePlugin)).status,
+      0,
+    );
   });
 });

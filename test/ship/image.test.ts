@@ -66,20 +66,24 @@ function cniVersion(node: string, plugin: string): { supportedVersions: string[]
 /**
  * The agent DaemonSet's init container, as the chart renders it, with its paths moved into the
  * temporary directory: /host -> host/, /app -> the runtime image, the ConfigMap mount -> cm/.
+ * plugin: the chart's cni.plugin value.
  */
-async function installLikeTheChart(): Promise<void> {
-  const objs = parseManifest(await helmTemplate("weft", "kube-system"));
+async function installLikeTheChart(plugin: "native" | "node"): Promise<void> {
+  const objs = parseManifest(await helmTemplate("weft", "kube-system", { "cni.plugin": plugin }));
   // biome-ignore lint/suspicious/noExplicitAny: walking rendered YAML
   const ds: any = objs.find((o) => o.kind === "DaemonSet");
   // biome-ignore lint/suspicious/noExplicitAny: walking rendered YAML
   const cm: any = objs.find((o) => o.kind === "ConfigMap" && o.metadata.name.endsWith("-cni"));
   const init = ds.spec.template.spec.initContainers[0];
-  const host = join(tmp, "host");
-  const cmDir = join(tmp, "cm");
+  const host = join(tmp, `host-${plugin}`);
+  const cmDir = join(tmp, `cm-${plugin}`);
   for (const d of ["opt/cni/bin", "etc/cni/net.d"]) mkdirSync(join(host, d), { recursive: true });
   mkdirSync(cmDir, { recursive: true });
   for (const [name, text] of Object.entries(cm.data as Record<string, string>))
     writeFileSync(join(cmDir, name), text);
+  const bin = join(host, "opt", "cni", "bin");
+  // what an earlier install of the other plugin left
+  if (plugin === "native") writeFileSync(join(bin, "weft-node"), "an old copy of node");
   const script = (init.args as string[])
     .join("\n")
     .replaceAll("/host/", `${host}/`)
@@ -91,28 +95,53 @@ async function installLikeTheChart(): Promise<void> {
   });
   assert.equal(r.status, 0, `the init container's script failed:\n${script}\n${r.stdout}${r.stderr}`);
 
-  const bin = join(host, "opt", "cni", "bin");
-  const plugin = readFileSync(join(bin, "weft"), "utf8");
-  assert.ok(
-    plugin.startsWith("#!/opt/cni/bin/weft-node\n"),
-    "the plugin runs with the node copied next to it",
-  );
-  assert.ok(
-    readFileSync(join(bin, "weft-node")).equals(readFileSync(nodeOnPath())),
-    "weft-node is the image's node",
-  );
   const conf = JSON.parse(readFileSync(join(host, "etc", "cni", "net.d", "10-weft.conflist"), "utf8"));
   assert.equal(conf.plugins[0].type, "weft");
   assert.equal(conf.plugins[0].agentSocket, "/var/run/weft/agent.sock");
-  // what the runtime does on the host: exec the plugin (here through the copied node)
-  assert.ok(cniVersion(join(bin, "weft-node"), join(bin, "weft")).supportedVersions.includes("1.0.0"));
+  const installed = plugin === "native" ? ["weft"] : ["weft", "weft-node"];
+  if (plugin === "native") {
+    assert.ok(
+      readFileSync(join(bin, "weft")).equals(readFileSync(join(app, "dist", "cni", "weft"))),
+      "the native plugin is installed as weft",
+    );
+    // what the runtime does on the host: exec the plugin, with nothing else there (no node, no PATH)
+    const v = spawnSync(join(bin, "weft"), [], {
+      input: '{"cniVersion":"1.0.0"}',
+      encoding: "utf8",
+      env: { CNI_COMMAND: "VERSION" },
+    });
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+    assert.equal(JSON.parse(v.stdout).cniVersion, "1.0.0");
+  } else {
+    const text = readFileSync(join(bin, "weft"), "utf8");
+    assert.ok(
+      text.startsWith("#!/opt/cni/bin/weft-node\n"),
+      "the plugin runs with the node copied next to it",
+    );
+    assert.ok(
+      readFileSync(join(bin, "weft-node")).equals(readFileSync(nodeOnPath())),
+      "weft-node is the image's node",
+    );
+    // what the runtime does on the host: exec the plugin (here through the copied node)
+    assert.ok(cniVersion(join(bin, "weft-node"), join(bin, "weft")).supportedVersions.includes("1.0.0"));
+  }
   // a second run (agent restart) replaces the files in place and still succeeds
   const again = spawnSync(init.command[0], [...init.command.slice(1), script], {
     encoding: "utf8",
     env: cleanEnv(),
   });
   assert.equal(again.status, 0, again.stderr);
-  assert.deepEqual(readdirSync(bin).sort(), ["weft", "weft-node"], "no temporary files are left behind");
+  assert.deepEqual(readdirSync(bin).sort(), installed, "no temporary or stale files are left behind");
+}
+
+/** Whether a 64-bit little-endian ELF executable names a program interpreter (is dynamically linked). */
+export function hasInterpreter(elf: Buffer): boolean {
+  const PT_INTERP = 3;
+  const phoff = Number(elf.readBigUInt64LE(0x20));
+  const size = elf.readUInt16LE(0x36);
+  const count = elf.readUInt16LE(0x38);
+  for (let i = 0; i < count; i++) if (elf.readUInt32LE(phoff + i * size) === PT_INTERP) return true;
+  return false;
 }
 
 function nodeOnPath(): string {
@@ -148,11 +177,16 @@ describe("the image, replayed without a container engine", { timeout: 600_000 },
     // `npm ci` of the build stage: the repository's node_modules (the lock file's own check is below)
     symlinkSync(join(repoRoot, "node_modules"), join(build, "node_modules"));
     for (const ins of buildStage.instructions.filter((i) => i.op === "RUN")) {
-      if (/^npm ci\b/.test(ins.args)) continue;
+      // npm ci: the repository's node_modules stand in; apt-get: this machine's packages do
+      // (make tools installs gcc and libc6-dev, what the build stage's apt-get line installs)
+      if (/^(npm ci|apt-get)\b/.test(ins.args)) continue;
       const r = spawnSync("/bin/sh", ["-c", ins.args], { cwd: build, encoding: "utf8", env: cleanEnv() });
       assert.equal(r.status, 0, `Dockerfile line ${ins.line}: RUN ${ins.args}\n${r.stdout}\n${r.stderr}`);
     }
-    assert.ok(existsSync(join(build, "dist", "cni", "weft-cni.js")), "the CNI plugin bundle was built");
+    assert.ok(existsSync(join(build, "dist", "cni", "weft-cni.js")), "the Node.js CNI plugin was bundled");
+    const native = readFileSync(join(build, "dist", "cni", "weft"));
+    assert.equal(native.subarray(0, 4).toString("latin1"), "\x7fELF", "the native CNI plugin was built");
+    assert.equal(hasInterpreter(native), false, "the native plugin is static: it needs no libc on the host");
     assert.ok(!existsSync(join(build, "dist", "test")), "no tests are compiled into the image");
   });
 
@@ -175,7 +209,8 @@ describe("the image, replayed without a container engine", { timeout: 600_000 },
       if (p.smoke === "cni-version") {
         assert.deepEqual(cniVersion("node", join(app, p.dist)).supportedVersions.includes("1.0.0"), true);
       } else if (p.smoke === "install") {
-        await installLikeTheChart();
+        await installLikeTheChart("native");
+        await installLikeTheChart("node");
       } else {
         const { stdout } = await execFileP("node", [p.dist, "--help"], { cwd: app, env: cleanEnv() });
         assert.match(stdout, /\S/, "prints its usage");
