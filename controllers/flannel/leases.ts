@@ -26,7 +26,7 @@ import {
   prefixEnd,
   subnetKey,
 } from "../../datastore/index.js";
-import { createLogger, sleep } from "../../lib/index.js";
+import { createLogger, SerialDebounce, sleep } from "../../lib/index.js";
 import type { ControllerContext, ControllerPart } from "../context.js";
 
 const log = createLogger("flannel-leases");
@@ -62,9 +62,14 @@ export class FlannelLeases implements ControllerPart {
   private timers: NodeJS.Timeout[] = [];
   private stopWatch: (() => void) | undefined;
   private stopped = false;
-  private pending: Promise<void> | undefined;
-  private again = false;
-  private debounce: NodeJS.Timeout | undefined;
+  /** A pass lost a compare-and-swap to another writer: look again at once. */
+  private raced = false;
+  /** Events within 100 ms cost one pass; passes never overlap. */
+  private readonly passes = new SerialDebounce(
+    100,
+    () => this.passUntilSettled(),
+    () => undefined, // passUntilSettled reports its own failures
+  );
   private lastStatus: LeasePlan["status"] = new Map();
   /** Leases taken over from flanneld: their bytes are kept while the key lives. */
   private readonly adopted = new Map<string, string>();
@@ -116,41 +121,28 @@ export class FlannelLeases implements ControllerPart {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
-    if (this.debounce) clearTimeout(this.debounce);
     this.stopWatch?.();
-    await this.pending;
+    await this.passes.stop();
   }
 
   /** Runs a pass now (tests), or after the one in flight. */
-  async reconcile(): Promise<void> {
-    if (this.pending) {
-      this.again = true;
-      return this.pending;
-    }
-    this.pending = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.pass().catch((err: unknown) => {
-            log.warn("flannel lease pass failed; retrying on the next event or resync", {
-              error: String(err),
-            });
-          });
-        } while (this.again && !this.stopped);
-      } finally {
-        this.pending = undefined;
-      }
-    })();
-    return this.pending;
+  reconcile(): Promise<void> {
+    return this.passes.runNow();
   }
 
   private schedule(): void {
-    if (this.stopped || this.debounce) return;
-    this.debounce = setTimeout(() => {
-      this.debounce = undefined;
-      void this.reconcile();
-    }, 100);
-    this.debounce.unref();
+    this.passes.schedule();
+  }
+
+  private async passUntilSettled(): Promise<void> {
+    do {
+      this.raced = false;
+      await this.pass().catch((err: unknown) => {
+        log.warn("flannel lease pass failed; retrying on the next event or resync", {
+          error: String(err),
+        });
+      });
+    } while (this.raced && !this.stopped);
   }
 
   private async grant(): Promise<void> {
@@ -341,7 +333,7 @@ export class FlannelLeases implements ControllerPart {
             ? await this.remove(key, a.modRevision)
             : await this.put(key, a.value, lease, a.modRevision);
       if (!ok)
-        this.again = true; // raced with another writer: look again
+        this.raced = true; // raced with another writer: look again
       else if (a.kind === "adopt") this.adopted.set(a.cidr, a.value);
     }
     for (const [node, s] of plan.status) {
