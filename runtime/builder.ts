@@ -41,12 +41,16 @@ export class ControllerBuilder {
   ) {}
 
   /** The informer whose objects are reconciled, keyed as objectKey (`namespace/name` or `name`). */
-  for<T extends MetaObject>(informer: Informer<T>, opts: WatchOptions<T> = {}): this {
+  for<T extends MetaObject>(informer: Informer<T>, opts: WatchOptions<NoInfer<T>> = {}): this {
     return this.watches(informer, objectKey, opts);
   }
 
   /** Events of another informer, mapped to the keys they affect. */
-  watches<T extends MetaObject>(informer: Informer<T>, map: MapFn<T>, opts: WatchOptions<T> = {}): this {
+  watches<T extends MetaObject>(
+    informer: Informer<T>,
+    map: MapFn<NoInfer<T>>,
+    opts: WatchOptions<NoInfer<T>> = {},
+  ): this {
     this.watched.push({ informer, map, opts } as unknown as Watch);
     return this;
   }

@@ -16,7 +16,7 @@
  * All work runs one operation at a time (a Serial); setDesired calls that arrive while an apply
  * waits its turn are folded into it (a group commit).
  */
-import { errorMessage, GroupCommit, jittered, type Logger, Serial } from "../../lib/index.js";
+import { canonicalJson, errorMessage, GroupCommit, jittered, type Logger, Serial } from "../../lib/index.js";
 import * as C from "../../netlink/index.js";
 import {
   AF_BRIDGE,
@@ -258,7 +258,7 @@ export class KernelDataplane {
   private applyDesired(): Promise<ApplyResult> {
     for (const d of this.want.devices) this.managed.add(d);
     // a different device configuration may recreate the device: that needs the full path
-    if (JSON.stringify(this.want.vxlan ?? null) !== this.ensuredVxlan) return this.fullResync("desired");
+    if (canonicalJson(this.want.vxlan ?? null) !== this.ensuredVxlan) return this.fullResync("desired");
     return this.converge("desired", false);
   }
 
@@ -401,7 +401,7 @@ export class KernelDataplane {
       } else {
         this.vxlan = undefined;
       }
-      this.ensuredVxlan = JSON.stringify(cfg ?? null);
+      this.ensuredVxlan = canonicalJson(cfg ?? null);
 
       const links = await rtnl.links();
       this.names.clear();

@@ -27,7 +27,8 @@ import {
   subnetKey,
 } from "../../datastore/index.js";
 import { createLogger, SerialDebounce, sleep } from "../../lib/index.js";
-import type { ControllerContext, ControllerPart } from "../context.js";
+import { onEvents, type Runnable, resourceVersionChanged } from "../../runtime/index.js";
+import type { ControllerContext } from "../context.js";
 
 const log = createLogger("flannel-leases");
 
@@ -54,10 +55,9 @@ export interface FlannelLeasesOptions {
  * One pool is mirrored: Flannel knows one network. With several IPv4 NodeSubnet pools the first
  * by name wins and the others are reported.
  */
-export class FlannelLeases implements ControllerPart {
+export class FlannelLeases implements Runnable {
   readonly name = "flannel-leases";
   readonly prefix: string;
-  private ctx: ControllerContext | undefined;
   private leaseId: string | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopWatch: (() => void) | undefined;
@@ -78,6 +78,7 @@ export class FlannelLeases implements ControllerPart {
 
   constructor(
     private readonly client: Etcd3,
+    private readonly ctx: ControllerContext,
     private readonly opts: FlannelLeasesOptions = {},
   ) {
     this.prefix = (opts.prefix ?? DEFAULT_FLANNEL_PREFIX).replace(/\/+$/, "");
@@ -101,14 +102,14 @@ export class FlannelLeases implements ControllerPart {
     return this.lastStatus;
   }
 
-  async start(ctx: ControllerContext): Promise<void> {
-    this.ctx = ctx;
+  async start(): Promise<void> {
     await this.grant();
     await this.adopt();
     const kick = () => this.schedule();
-    ctx.informers.pools.on({ add: kick, update: kick, delete: kick });
-    ctx.informers.blocks.on({ add: kick, update: (o, n) => o !== n && kick(), delete: kick });
-    ctx.informers.nodes.on({ add: kick, update: (o, n) => o !== n && kick(), delete: kick });
+    const { pools, blocks, nodes } = this.ctx.informers;
+    pools.on(onEvents(undefined, kick));
+    blocks.on(onEvents(resourceVersionChanged, kick));
+    nodes.on(onEvents(resourceVersionChanged, kick));
     this.watchEtcd();
     const renew = setInterval(() => void this.renew(), this.opts.renewEveryMs ?? 3600_000);
     const resync = setInterval(kick, this.opts.resyncMs ?? 60_000);
@@ -208,7 +209,8 @@ export class FlannelLeases implements ControllerPart {
   }
 
   private mirroredPool(): IPPool | undefined {
-    const pools = this.ctx!.informers.pools.list()
+    const pools = this.ctx.informers.pools
+      .list()
       .filter(mirrorable)
       .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     if (pools.length > 1) {
@@ -222,7 +224,7 @@ export class FlannelLeases implements ControllerPart {
 
   private nodeByIP(): Map<string, string> {
     const out = new Map<string, string>();
-    for (const n of this.ctx!.informers.nodes.list()) {
+    for (const n of this.ctx.informers.nodes.list()) {
       const ip = underlayAddresses(n)[4];
       if (ip && n.metadata?.name) out.set(ip, n.metadata.name);
     }
@@ -255,7 +257,7 @@ export class FlannelLeases implements ControllerPart {
    * could give them another subnet; the block cache is waited for so its first plan sees them.
    */
   private async adopt(): Promise<void> {
-    const ctx = this.ctx!;
+    const ctx = this.ctx;
     const pool = this.mirroredPool();
     if (!pool) return;
     const { actual } = await this.readLeases();
@@ -287,7 +289,7 @@ export class FlannelLeases implements ControllerPart {
   private noAddress: string[] = [];
 
   private desired(pool: IPPool): DesiredLease[] {
-    const ctx = this.ctx!;
+    const ctx = this.ctx;
     this.noAddress = [];
     const type = flannelBackendType(pool)!;
     const out: DesiredLease[] = [];
