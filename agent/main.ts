@@ -2,10 +2,11 @@ import { mkdirSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
-import { createStore } from "../datastore/index.js";
+import type * as k8s from "@kubernetes/client-node";
+import { createStore, type Store } from "../datastore/index.js";
 import { Assigner } from "../ipam/client/index.js";
-import { createLogger, loadKubeConfig, parseSelector } from "../lib/index.js";
-import { GracefulShutdown, HealthServer } from "../runtime/index.js";
+import { createLogger, type Logger, loadKubeConfig, parseSelector } from "../lib/index.js";
+import { GracefulShutdown, HealthServer, InformerCache, Manager, type Runnable } from "../runtime/index.js";
 import { BgpManager } from "./bgp/manager.js";
 import { IpamAddressAssigner } from "./cni/ipam-assigner.js";
 import { startCniServer } from "./cni/server.js";
@@ -58,11 +59,14 @@ async function main(): Promise<void> {
   log.info("weft-agent starting", { node, datastore: store.backend, health: url });
 
   const dataplane = new KernelDataplane({ resyncIntervalMs: Number(values["resync-ms"]), logger: log });
+  // The same informers as the controller's, one per kind, shared by the dataplane, BGP and IPAM sides.
+  const cache = new InformerCache(store, kc, { nodeSelector: values["node-selector"] });
   // BGP (BIRD) starts only once a BGP pool or a BGPPeer exists; it adds to the agent's status.
   let bgp: BgpManager | undefined;
   const agent = new NodeAgent({
     node,
     store,
+    cache,
     dataplane,
     logger: log,
     ...(values["node-selector"] ? { nodeSelector: parseSelector(values["node-selector"]) } : {}),
@@ -70,39 +74,56 @@ async function main(): Promise<void> {
   });
   bgp = new BgpManager({
     node,
-    ...(values["node-selector"] ? { nodeSelector: values["node-selector"] } : {}),
     store,
     kc,
+    cache,
     logger: log,
     runDir: values["run-dir"] as string,
-    pools: agent.pools,
-    blocks: agent.blocks,
     onStatusChange: () => void agent.writeStatus().catch(() => undefined),
   });
   health.addReadyCheck("dataplane", () => agent.ready || "first sync not done");
 
+  // The agent's readiness is its first kernel sync (above), not the manager's cache check.
+  const manager = new Manager({ logger: log }).addCache(cache).add(agent).add(bgp);
+  const socketPath = values["cni-socket"] as string;
+  if (socketPath) manager.add(cniServer(socketPath, node, store, kc, cache, Number(values["pod-mtu"]), log));
   const shutdown = new GracefulShutdown({ logger: log }).install();
   // Entries stay in the kernel on shutdown: the dataplane must outlive its agent.
-  shutdown.add("agent", () => agent.stop());
-  shutdown.add("bgp", () => bgp.stop());
+  shutdown.add("agent", () => manager.stop());
   shutdown.add("health", () => health.stop());
-  await agent.start();
-  await bgp.start();
-  const socketPath = values["cni-socket"] as string;
-  if (socketPath) {
-    const ipam = new Assigner({ store, kc, blocks: agent.blocks, pools: agent.pools });
-    await ipam.start();
-    mkdirSync(dirname(socketPath), { recursive: true });
-    const cni = await startCniServer({
-      socketPath,
-      node,
-      assigner: new IpamAddressAssigner(ipam),
-      defaultMtu: Number(values["pod-mtu"]),
-      log,
-    });
-    shutdown.add("cni server", () => cni.close());
-  }
+  await manager.start();
   log.info("weft-agent running");
+}
+
+/** The CNI server: pods' addresses from the IPAM client over the agent's caches. */
+function cniServer(
+  socketPath: string,
+  node: string,
+  store: Store,
+  kc: k8s.KubeConfig,
+  cache: InformerCache,
+  defaultMtu: number,
+  log: Logger,
+): Runnable {
+  let server: { close(): Promise<void> | void } | undefined;
+  return {
+    name: "cni-server",
+    async start() {
+      const ipam = new Assigner({ store, kc, blocks: cache.kind("IPAMBlock"), pools: cache.kind("IPPool") });
+      await ipam.start();
+      mkdirSync(dirname(socketPath), { recursive: true });
+      server = await startCniServer({
+        socketPath,
+        node,
+        assigner: new IpamAddressAssigner(ipam),
+        defaultMtu,
+        log,
+      });
+    },
+    async stop() {
+      await server?.close();
+    },
+  };
 }
 
 main().catch((err: unknown) => {

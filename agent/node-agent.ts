@@ -18,9 +18,18 @@ import {
   matchesSelector,
   Serial,
   SerialDebounce,
-  sameValue,
 } from "../lib/index.js";
-import { Informer, storeListWatch } from "../runtime/index.js";
+import {
+  filtered,
+  generationChanged,
+  type Informer,
+  type InformerCache,
+  labelsChanged,
+  onEvents,
+  or,
+  type Runnable,
+  resync,
+} from "../runtime/index.js";
 import type { ApplyResult, KernelDataplane } from "./dataplane/kernel.js";
 import { DesiredTracker } from "./dataplane/tracker.js";
 import { type KernelFeatures, nodeStatus, statusFingerprint } from "./status.js";
@@ -28,6 +37,8 @@ import { type KernelFeatures, nodeStatus, statusFingerprint } from "./status.js"
 export interface NodeAgentOptions {
   node: string;
   store: Store;
+  /** The process's informers: the agent reads RouteIntents, IPPools and IPAMBlocks from it. */
+  cache: InformerCache;
   dataplane: KernelDataplane;
   logger: Logger;
   /** Debounce between a watch event and recomputing the desired state (default 20 ms). */
@@ -49,7 +60,8 @@ export interface NodeAgentOptions {
  * the other nodes' intents say (plus blackholes for its own blocks). Everything it knows comes
  * from the watches, so a restart converges to the same state without flushing anything.
  */
-export class NodeAgent {
+export class NodeAgent implements Runnable {
+  readonly name = "node-agent";
   readonly intents: Informer<RouteIntent>;
   readonly pools: Informer<IPPool>;
   readonly blocks: Informer<IPAMBlock>;
@@ -76,9 +88,9 @@ export class NodeAgent {
       () => this.sync(),
       (err) => opts.logger.error("sync failed", { error: errorMessage(err) }),
     );
-    this.intents = new Informer(storeListWatch(opts.store, "RouteIntent"), { resyncMs: 5 * 60_000 });
-    this.pools = new Informer(storeListWatch(opts.store, "IPPool"), { resyncMs: 5 * 60_000 });
-    this.blocks = new Informer(storeListWatch(opts.store, "IPAMBlock"), { resyncMs: 5 * 60_000 });
+    this.intents = opts.cache.kind("RouteIntent");
+    this.pools = opts.cache.kind("IPPool");
+    this.blocks = opts.cache.kind("IPAMBlock");
     this.kernel = opts.kernel ?? { ipip: existsSync("/sys/module/ipip") };
     this.statusIntervalMs = jittered(opts.statusIntervalMs ?? 60_000);
     this.tracker = new DesiredTracker({ node: opts.node, ipipSupported: this.kernel.ipip });
@@ -86,21 +98,23 @@ export class NodeAgent {
     this.inScope = (i: RouteIntent) => matchesSelector(opts.nodeSelector, i.metadata.labels);
     const upsert = (i: RouteIntent) =>
       this.inScope(i) ? this.tracker.upsertIntent(i.spec) : this.tracker.removeIntent(i.spec.node);
-    this.intents.on({
-      add: upsert,
-      update: (o, i) => intentChanged(o, i) && upsert(i),
-      delete: (i) => this.tracker.removeIntent(i.spec.node),
-    });
+    // The controller's status writes (Ready, observedGeneration) change neither routes nor scope.
+    const intentChanged = or(generationChanged, labelsChanged);
+    this.intents.on(
+      filtered<RouteIntent>(or(resync, intentChanged), {
+        add: upsert,
+        update: (_o, i) => upsert(i),
+        delete: (i) => this.tracker.removeIntent(i.spec.node),
+      }),
+    );
     // Before start() has the caches synced, events only fill them; start()'s own sync reads them.
-    const changed = () => this.started && this.syncs.schedule();
-    this.intents.on({
-      add: changed,
-      update: (o, n) => o !== n && intentChanged(o, n) && changed(),
-      delete: changed,
-    });
-    for (const inf of [this.pools, this.blocks] as Array<Informer<IPPool | IPAMBlock>>) {
-      inf.on({ add: changed, update: (o, n) => o !== n && specChanged(o, n) && changed(), delete: changed });
-    }
+    const changed = () => {
+      if (this.started) this.syncs.schedule();
+    };
+    this.intents.on(onEvents(intentChanged, changed));
+    // Status writes (the controller's conditions, pool usage) leave the generation as it was.
+    this.pools.on(onEvents(generationChanged, changed));
+    this.blocks.on(onEvents(generationChanged, changed));
   }
 
   get ready(): boolean {
@@ -113,7 +127,6 @@ export class NodeAgent {
    * caught up (and forever, with the apiserver down).
    */
   async start(): Promise<void> {
-    for (const i of [this.intents, this.pools, this.blocks]) i.start();
     await Promise.all([this.intents.waitForSync(), this.pools.waitForSync(), this.blocks.waitForSync()]);
     await this.opts.dataplane.setDesired(this.desired());
     await this.opts.dataplane.start();
@@ -123,9 +136,10 @@ export class NodeAgent {
     this.statusTimer.unref();
   }
 
+  /** The informers are the cache's: whoever started them stops them. */
   async stop(): Promise<void> {
     if (this.statusTimer) clearInterval(this.statusTimer);
-    await Promise.all([this.intents.stop(), this.pools.stop(), this.blocks.stop(), this.syncs.stop()]);
+    await this.syncs.stop();
     await this.opts.dataplane.stop();
   }
 
@@ -221,17 +235,4 @@ export class NodeAgent {
     this.lastStatus = fp;
     this.lastStatusAt = Date.now();
   }
-}
-
-/** Status writes (the controller's conditions, pool usage) leave the generation as it was. */
-function specChanged(
-  o: { metadata: { generation?: number } },
-  n: { metadata: { generation?: number } },
-): boolean {
-  return o.metadata.generation === undefined || o.metadata.generation !== n.metadata.generation;
-}
-
-/** The controller's status writes (Ready, observedGeneration) change neither routes nor scope. */
-function intentChanged(o: RouteIntent, n: RouteIntent): boolean {
-  return o === n || specChanged(o, n) || !sameValue(o.metadata.labels, n.metadata.labels);
 }

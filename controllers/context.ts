@@ -1,7 +1,7 @@
 import * as k8s from "@kubernetes/client-node";
 import type { BGPConfiguration, BGPPeer, IPAMBlock, IPPool, RouteIntent } from "../api/index.js";
 import type { Store } from "../datastore/index.js";
-import { coreListWatch, Informer, storeListWatch } from "../runtime/index.js";
+import type { Informer, InformerCache } from "../runtime/index.js";
 
 /** The caches every reconciler of weft-controller reads from; one informer per kind, shared. */
 export interface Informers {
@@ -35,42 +35,15 @@ export function nodeExistsFn(kc: k8s.KubeConfig): (name: string) => Promise<bool
   };
 }
 
-/** One concern of weft-controller (IPAM, RouteIntents, BGP status): started once its caches sync. */
-export interface ControllerPart {
-  readonly name: string;
-  start(ctx: ControllerContext): void | Promise<void>;
-  /** Finish in-flight work and stop. */
-  stop(): Promise<void>;
-}
-
-export interface InformerOptions {
-  resyncMs?: number;
-  /** Only nodes matching this label selector (kubectl syntax): one controller per shard of nodes. */
-  nodeSelector?: string;
-}
-
-export function createInformers(store: Store, kc: k8s.KubeConfig, opts: InformerOptions = {}): Informers {
-  const resyncMs = opts.resyncMs ?? 5 * 60_000;
+/** The controller's informers, taken from the process's cache (created there; started by the Manager). */
+export function controllerInformers(cache: InformerCache): Informers {
   return {
-    nodes: new Informer(
-      coreListWatch<k8s.V1Node>(kc, "Node", opts.nodeSelector ? { labelSelector: opts.nodeSelector } : {}),
-      { resyncMs },
-    ),
-    pods: new Informer(coreListWatch<k8s.V1Pod>(kc, "Pod"), { resyncMs }),
-    pools: new Informer(storeListWatch(store, "IPPool"), { resyncMs }),
-    blocks: new Informer(storeListWatch(store, "IPAMBlock"), { resyncMs }),
-    intents: new Informer(storeListWatch(store, "RouteIntent"), { resyncMs }),
-    bgpConfigs: new Informer(storeListWatch(store, "BGPConfiguration"), { resyncMs }),
-    bgpPeers: new Informer(storeListWatch(store, "BGPPeer"), { resyncMs }),
+    nodes: cache.nodes(),
+    pods: cache.pods(),
+    pools: cache.kind("IPPool"),
+    blocks: cache.kind("IPAMBlock"),
+    intents: cache.kind("RouteIntent"),
+    bgpConfigs: cache.kind("BGPConfiguration"),
+    bgpPeers: cache.kind("BGPPeer"),
   };
-}
-
-export async function startInformers(informers: Informers): Promise<void> {
-  const all = Object.values(informers) as Array<Informer<never>>;
-  for (const i of all) i.start();
-  await Promise.all(all.map((i) => i.waitForSync()));
-}
-
-export async function stopInformers(informers: Informers): Promise<void> {
-  await Promise.all((Object.values(informers) as Array<Informer<never>>).map((i) => i.stop()));
 }

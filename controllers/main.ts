@@ -3,19 +3,12 @@ import { parseArgs } from "node:util";
 import { DEFAULT_NAMESPACE } from "../api/index.js";
 import { createStore, EtcdStore } from "../datastore/index.js";
 import { createLogger, loadKubeConfig, matchesSelector, ownNamespace, parseSelector } from "../lib/index.js";
-import { GracefulShutdown, HealthServer, LeaderElector } from "../runtime/index.js";
-import { BgpStatusReconciler } from "./bgp/reconciler.js";
-import {
-  type ControllerContext,
-  type ControllerPart,
-  createInformers,
-  nodeExistsFn,
-  startInformers,
-  stopInformers,
-} from "./context.js";
+import { GracefulShutdown, HealthServer, InformerCache, Manager } from "../runtime/index.js";
+import { bgpStatusController } from "./bgp/reconciler.js";
+import { type ControllerContext, controllerInformers, nodeExistsFn } from "./context.js";
 import { FlannelLeases } from "./flannel/leases.js";
-import { ipamControllerParts } from "./ipam/index.js";
-import { RouteIntentReconciler } from "./routeintent/reconciler.js";
+import { ipamControllers } from "./ipam/index.js";
+import { routeIntentController } from "./routeintent/reconciler.js";
 
 const HELP = `weft-controller: allocates blocks to nodes, publishes RouteIntents, garbage-collects addresses.
 
@@ -70,74 +63,48 @@ async function main(): Promise<void> {
   const { url } = await health.start();
   log.info("weft-controller starting", { identity: values.identity, datastore: store.backend, health: url });
 
-  const informers = createInformers(store, kc, { nodeSelector: values["node-selector"] });
+  const cache = new InformerCache(store, kc, { nodeSelector: values["node-selector"] });
+  const informers = controllerInformers(cache);
   const ctx: ControllerContext = { store, kc, informers, nodeExists: nodeExistsFn(kc) };
   const poolSelector = values["pool-selector"] ? parseSelector(values["pool-selector"]) : undefined;
   const poolFilter = poolSelector
     ? (name: string) => matchesSelector(poolSelector, informers.pools.get(name)?.metadata.labels)
     : undefined;
-  const parts: ControllerPart[] = [
-    ...ipamControllerParts({
-      gcGraceMs: Number(values["gc-grace-ms"]),
-      ...(poolFilter ? { poolFilter } : {}),
-    }),
-    new RouteIntentReconciler(),
-    // scoped to a node shard, it reports only on BGP objects labelled like that shard
-    new BgpStatusReconciler(
-      values["node-selector"] ? { selector: parseSelector(values["node-selector"]) } : {},
-    ),
-  ];
+  const leaseMs = Number(values["lease-duration-ms"]);
+  const shutdown = new GracefulShutdown({ logger: log }).install();
+  const manager = new Manager({
+    logger: log,
+    health,
+    ...(values["leader-elect"] === "false"
+      ? {}
+      : {
+          leaderElection: {
+            kc,
+            namespace: values["leader-elect-namespace"] as string,
+            name: values["lease-name"] as string,
+            identity: values.identity as string,
+            leaseDurationMs: leaseMs,
+            renewDeadlineMs: Math.floor(leaseMs * (2 / 3)),
+            retryPeriodMs: Math.max(200, Math.floor(leaseMs / 7)),
+          },
+        }),
+  });
+  // Caches and every part run on the leader only (a standby replica only waits for the lease).
+  manager.addCache(cache);
   // First: adopted Flannel leases must become blocks before the IPAM node reconciler plans.
   if (store instanceof EtcdStore && values["flannel-leases"] !== "false") {
-    parts.unshift(
-      new FlannelLeases(store.client, { prefix: values["flannel-prefix"] as string | undefined }),
+    manager.add(
+      new FlannelLeases(store.client, ctx, { prefix: values["flannel-prefix"] as string | undefined }),
     );
   }
-  let leading = false;
-  // A standby replica is ready by definition (it only waits for the lease); otherwise a rolling
-  // update of the Deployment would stall on it.
-  health.addReadyCheck(
-    "informers",
-    () => !leading || Object.values(informers).every((i) => i.hasSynced()) || "caches not synced",
-  );
-
-  const shutdown = new GracefulShutdown({ logger: log }).install();
-  const startWork = async () => {
-    leading = true;
-    await startInformers(informers);
-    for (const p of parts) await p.start(ctx);
-    log.info("controllers running", { parts: parts.map((p) => p.name) });
-  };
-  shutdown.add("controllers", async () => {
-    if (leading) await Promise.all(parts.map((p) => p.stop()));
-  });
-  shutdown.add("informers", () => stopInformers(informers));
-
-  if (values["leader-elect"] === "false") {
-    await startWork();
-    return;
-  }
-  const elector = new LeaderElector(kc, {
-    namespace: values["leader-elect-namespace"] as string,
-    name: values["lease-name"] as string,
-    identity: values.identity as string,
-    leaseDurationMs: Number(values["lease-duration-ms"]),
-    renewDeadlineMs: Math.floor(Number(values["lease-duration-ms"]) * (2 / 3)),
-    retryPeriodMs: Math.max(200, Math.floor(Number(values["lease-duration-ms"]) / 7)),
-    onStartedLeading: () => startWork(),
-    // Losing the lease mid-work leaves caches and queues in an unknown state; exiting lets the
-    // Deployment restart the replica clean, as controller-runtime does.
-    onStoppedLeading: () => {
-      if (!shutdown.signal.aborted) {
-        log.error("lost leadership, exiting");
-        process.exit(1);
-      }
-    },
-    onNewLeader: (id) => log.info("leader is", { leader: id }),
-    logger: log,
-  });
-  shutdown.add("leader lease", () => elector.stop());
-  await elector.run();
+  const ipamOptions = { gcGraceMs: Number(values["gc-grace-ms"]), ...(poolFilter ? { poolFilter } : {}) };
+  for (const part of ipamControllers(ctx, ipamOptions)) manager.add(part);
+  manager.add(routeIntentController(ctx));
+  // scoped to a node shard, it reports only on BGP objects labelled like that shard
+  const nodeSelector = values["node-selector"] ? parseSelector(values["node-selector"]) : undefined;
+  manager.add(bgpStatusController(ctx, nodeSelector ? { selector: nodeSelector } : {}));
+  shutdown.add("controllers", () => manager.stop());
+  await manager.start();
 }
 
 main().catch((err: unknown) => {

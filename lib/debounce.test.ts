@@ -85,3 +85,35 @@ describe("SerialDebounce", () => {
     assert.equal(runs, 2, "the pass scheduled before stop never ran");
   });
 });
+
+describe("SerialDebounce under load", () => {
+  it("folds every request made during a pass into one pass after it; nothing waiting starts after stop", async () => {
+    let runs = 0;
+    const gates: Array<() => void> = [];
+    const d = new SerialDebounce(
+      1,
+      async () => {
+        runs++;
+        await new Promise<void>((r) => gates.push(r));
+      },
+      () => assert.fail("no error expected"),
+    );
+    const first = d.runNow();
+    await until(() => runs === 1);
+    const during = [d.runNow(), d.runNow(), d.runNow()];
+    gates.shift()?.();
+    await first;
+    await until(() => runs === 2);
+    gates.shift()?.();
+    await Promise.all(during);
+    assert.equal(runs, 2, "three requests during a pass: one pass after it");
+
+    const third = d.runNow();
+    await until(() => runs === 3);
+    const waiting = d.runNow();
+    const stopped = d.stop();
+    gates.shift()?.();
+    await Promise.all([third, waiting, stopped]);
+    assert.equal(runs, 3, "the pass waiting when stop was called never ran");
+  });
+});

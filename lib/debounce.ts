@@ -1,25 +1,36 @@
-import { Serial } from "./serial.js";
+import { GroupCommit } from "./groupcommit.js";
 
 /**
  * Runs `run` once, `delayMs` after the first of any number of schedule() calls, and never two at
- * once: a burst of watch events costs one pass, and a pass scheduled while one runs follows it.
+ * once: a burst of watch events costs one pass, and whatever is scheduled while a pass runs is
+ * folded into one pass that follows it (a group commit of passes), so a slow pass never builds a
+ * backlog of passes behind it.
  */
 export class SerialDebounce {
   private timer: NodeJS.Timeout | undefined;
-  private readonly series = new Serial();
+  private readonly passes: GroupCommit<void, void>;
   private stopped = false;
 
   constructor(
     private readonly delayMs: number,
-    private readonly run: () => Promise<void>,
+    run: () => Promise<void>,
     private readonly onError: (err: unknown) => void,
-  ) {}
+  ) {
+    this.passes = new GroupCommit<void, void>(async (batch) => {
+      if (this.stopped) {
+        for (const w of batch) w.resolve();
+        return;
+      }
+      await run();
+      for (const w of batch) w.resolve();
+    });
+  }
 
   schedule(): void {
     if (this.stopped || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.series.run(this.run).catch(this.onError);
+      this.passes.submit().catch(this.onError);
     }, this.delayMs);
   }
 
@@ -28,13 +39,13 @@ export class SerialDebounce {
    * error is returned to the caller rather than reported.
    */
   runNow(): Promise<void> {
-    return this.series.run(this.run);
+    return this.passes.submit();
   }
 
   /** No pass starts after this; resolves when the one running (if any) is over. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.series.idle();
+    await this.passes.whenIdle();
   }
 }

@@ -2,6 +2,7 @@ export * from "./backoff.js";
 export * from "./conditions.js";
 export * from "./debounce.js";
 export * from "./errors.js";
+export * from "./groupcommit.js";
 export * from "./jitter.js";
 export * from "./kubeconfig.js";
 export * from "./log.js";

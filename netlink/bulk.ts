@@ -18,6 +18,7 @@
  * agent's requests are idempotent: replace, or delete with "already gone" tolerated).
  */
 import { RawNetlinkSocket } from "netlink";
+import { Serial } from "../lib/index.js";
 import { NETLINK_ROUTE, NLMSG_ERROR } from "./constants.js";
 import { decodeError, splitMessages } from "./decode.js";
 import { writeBarrier } from "./encode.js";
@@ -83,7 +84,8 @@ export class BulkSender {
   private waiter: Waiter | undefined;
   private overflowed = false;
   private readonly opts: Required<Omit<BulkOptions, "afterBatch">> & Pick<BulkOptions, "afterBatch">;
-  private busy: Promise<unknown> = Promise.resolve();
+  /** One send at a time: replies are matched to the one batch in flight. */
+  private readonly sends = new Serial();
 
   constructor(opts: BulkOptions = {}) {
     this.opts = {
@@ -135,9 +137,7 @@ export class BulkSender {
 
   /** Sends every item; resolves with counts once each has a definite outcome. Calls are serialised. */
   send(items: readonly BulkItem[]): Promise<BulkOutcome> {
-    const run = this.busy.then(() => this.sendAll(items));
-    this.busy = run.catch(() => undefined);
-    return run;
+    return this.sends.run(() => this.sendAll(items));
   }
 
   /** Requests per sendmsg after clamping to what the receive buffer can answer. */

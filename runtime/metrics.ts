@@ -30,7 +30,7 @@ export const queueRetries = counter(
 
 export const reconcileTotal = counter(
   "weft_reconcile_total",
-  "Reconciliations by controller and result (success, error, requeue)",
+  "Reconciliations by controller and result (success, error, terminal, requeue)",
   ["controller", "result"],
 );
 

@@ -27,8 +27,20 @@ import {
   topologyInputFrom,
 } from "../../bgp/index.js";
 import type { Store } from "../../datastore/index.js";
-import { errorMessage, type Logger, ownNamespace, SerialDebounce } from "../../lib/index.js";
-import { coreListWatch, Informer, storeListWatch } from "../../runtime/index.js";
+import { canonicalJson, errorMessage, type Logger, ownNamespace, SerialDebounce } from "../../lib/index.js";
+import {
+  and,
+  annotationsChanged,
+  changed,
+  type Informer,
+  type InformerCache,
+  labelsChanged,
+  matching,
+  onEvents,
+  or,
+  type Runnable,
+  resourceVersionChanged,
+} from "../../runtime/index.js";
 import { BirdProcess } from "./bird-process.js";
 
 /**
@@ -44,16 +56,16 @@ import { BirdProcess } from "./bird-process.js";
 
 export interface BgpManagerOptions {
   node: string;
-  /** Only nodes with these labels take part (kubectl syntax): one cluster network among several. */
-  nodeSelector?: string;
   store: Store;
   kc: k8s.KubeConfig;
+  /**
+   * The agent's informers (pools, blocks, the BGP kinds; Nodes once BGP is in use). Its node
+   * selector says which nodes take part: one cluster network among several.
+   */
+  cache: InformerCache;
   logger: Logger;
   /** The agent's run directory; BIRD's files go to `<runDir>/bird`. */
   runDir: string;
-  /** The agent's informers (shared, already started by the NodeAgent). */
-  pools: Informer<IPPool>;
-  blocks: Informer<IPAMBlock>;
   /** Namespace of Secret references without one (default: the namespace Weft runs in, ownNamespace()). */
   secretNamespace?: string;
   /** Whether the kernel has TCP MD5 (default: detected from /proc/kallsyms). */
@@ -82,9 +94,12 @@ interface SecretEntry {
   readAt: number;
 }
 
-export class BgpManager {
+export class BgpManager implements Runnable {
+  readonly name = "bgp";
   readonly configs: Informer<BGPConfiguration>;
   readonly peers: Informer<BGPPeer>;
+  private readonly pools: Informer<IPPool>;
+  private readonly blocks: Informer<IPAMBlock>;
   private nodes: Informer<k8s.V1Node> | undefined;
   readonly bird: BirdProcess;
   private readonly core: k8s.CoreV1Api;
@@ -107,8 +122,10 @@ export class BgpManager {
   private inUse = false;
 
   constructor(private readonly opts: BgpManagerOptions) {
-    this.configs = new Informer(storeListWatch(opts.store, "BGPConfiguration"), { resyncMs: 5 * 60_000 });
-    this.peers = new Informer(storeListWatch(opts.store, "BGPPeer"), { resyncMs: 5 * 60_000 });
+    this.configs = opts.cache.kind("BGPConfiguration");
+    this.peers = opts.cache.kind("BGPPeer");
+    this.pools = opts.cache.kind("IPPool");
+    this.blocks = opts.cache.kind("IPAMBlock");
     this.core = opts.kc.makeApiClient(k8s.CoreV1Api);
     this.md5 = opts.md5Supported ?? kernelHasTcpMd5();
     this.bird = new BirdProcess({
@@ -119,30 +136,23 @@ export class BgpManager {
       ...(opts.birdPath ? { birdPath: opts.birdPath } : {}),
       ...(opts.birdcPath ? { birdcPath: opts.birdcPath } : {}),
     });
-    const changed = () => this.schedule();
-    const onAll = { add: changed, update: (o: unknown, n: unknown) => o !== n && changed(), delete: changed };
-    this.configs.on(onAll);
-    this.peers.on(onAll);
-    opts.pools.on(onAll);
-    opts.blocks.on({
-      add: (b) => b.spec.affinity === opts.node && changed(),
-      update: (o, b) =>
-        o !== b && (b.spec.affinity === opts.node || o.spec.affinity === opts.node) && changed(),
-      delete: (b) => b.spec.affinity === opts.node && changed(),
-    });
+    const schedule = () => this.schedule();
+    this.configs.on(onEvents(resourceVersionChanged, schedule));
+    this.peers.on(onEvents(resourceVersionChanged, schedule));
+    this.pools.on(onEvents(resourceVersionChanged, schedule));
+    const ownBlock = matching<IPAMBlock>((b) => b.spec.affinity === opts.node);
+    this.blocks.on(onEvents(and(resourceVersionChanged, ownBlock), schedule));
   }
 
   async start(): Promise<void> {
-    this.configs.start();
-    this.peers.start();
     await Promise.all([this.configs.waitForSync(), this.peers.waitForSync()]);
     this.schedule();
   }
 
-  /** Stops watching; BIRD keeps running so that routes and sessions outlive the agent. */
+  /** Stops syncing; BIRD keeps running so that routes and sessions outlive the agent. The informers are the cache's. */
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.all([this.configs.stop(), this.peers.stop(), this.nodes?.stop(), this.syncs.stop()]);
+    await this.syncs.stop();
     this.bird.release();
   }
 
@@ -159,30 +169,17 @@ export class BgpManager {
   /** BGP matters once a BGP pool or a BGPPeer exists; only then are all Nodes watched. */
   private async activate(): Promise<boolean> {
     if (this.active) return true;
-    if (bgpPools(this.opts.pools.list()).length === 0 && this.peers.list().length === 0) return false;
+    if (bgpPools(this.pools.list()).length === 0 && this.peers.list().length === 0) return false;
     this.active = true;
-    const nodes = new Informer(
-      coreListWatch<k8s.V1Node>(
-        this.opts.kc,
-        "Node",
-        this.opts.nodeSelector ? { labelSelector: this.opts.nodeSelector } : {},
-      ),
-      { resyncMs: 5 * 60_000 },
+    const nodes = this.opts.cache.nodes(); // started by the cache, which has started already
+    const shapesSessions = or<k8s.V1Node>(
+      labelsChanged,
+      annotationsChanged,
+      changed((n) => n.status?.addresses),
+      changed((n) => n.metadata?.deletionTimestamp),
     );
-    const relevant = (n: k8s.V1Node) =>
-      JSON.stringify([
-        n.metadata?.labels,
-        n.metadata?.annotations,
-        n.status?.addresses,
-        n.metadata?.deletionTimestamp,
-      ]);
-    nodes.on({
-      add: () => this.schedule(),
-      update: (o, n) => relevant(o) !== relevant(n) && this.schedule(),
-      delete: () => this.schedule(),
-    });
+    nodes.on(onEvents(shapesSessions, () => this.schedule()));
     this.nodes = nodes;
-    nodes.start();
     await nodes.waitForSync();
     this.opts.logger.info("BGP in use: watching nodes");
     return true;
@@ -192,7 +189,7 @@ export class BgpManager {
   async sync(): Promise<void> {
     if (this.stopped || !(await this.activate())) return;
     const { node } = this.opts;
-    const pools = this.opts.pools.list();
+    const pools = this.pools.list();
     const topo = computeTopology(
       topologyInputFrom({
         nodes: this.nodes?.list() ?? [],
@@ -203,7 +200,7 @@ export class BgpManager {
           : {}),
       }),
     );
-    const { blocks, poolCIDRs } = announcements(node, pools, this.opts.blocks.list());
+    const { blocks, poolCIDRs } = announcements(node, pools, this.blocks.list());
     const mine = topo.nodes[node];
     const problems = topo.problems
       .filter((p) => p.kind !== "Node" || p.name === node)
@@ -301,7 +298,7 @@ export class BgpManager {
   }
 
   private publish(): void {
-    const fp = JSON.stringify([this.sessions, this.problems, this.applyError, this.rendered.length]);
+    const fp = canonicalJson([this.sessions, this.problems, this.applyError, this.rendered.length]);
     if (fp === this.lastFingerprint) return;
     this.lastFingerprint = fp;
     this.opts.onStatusChange?.();

@@ -12,7 +12,7 @@ import {
   ErrorCode,
   normalizePrevResult,
 } from "../../cni/index.js";
-import { errorMessage, type Logger } from "../../lib/index.js";
+import { errorMessage, KeyedLock, type Logger } from "../../lib/index.js";
 import type { FamilyName } from "../../net/index.js";
 import { type AddressAssigner, AddressesExhausted } from "./assigner.js";
 import type { HostNet } from "./hostnet.js";
@@ -32,34 +32,23 @@ export interface PodNetworkOptions {
 }
 
 export class PodNetworkService {
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Requests for one handle run one after another; different pods run concurrently. */
+  private readonly perHandle = new KeyedLock();
 
   constructor(private readonly o: PodNetworkOptions) {}
-
-  /** Requests for one handle run one after another; different pods run concurrently. */
-  private serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(key) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.locks.set(key, tail);
-    void tail.then(() => {
-      if (this.locks.get(key) === tail) this.locks.delete(key);
-    });
-    return next;
-  }
 
   handle(req: AgentRequest): Promise<CniResult | undefined> {
     switch (req.command) {
       case "ADD":
-        return this.serialize(podHandle(req.containerId, req.ifname), () => this.add(req));
+        return this.perHandle.run(podHandle(req.containerId, req.ifname), () => this.add(req));
       case "DEL":
-        return this.serialize(podHandle(req.containerId, req.ifname), () => this.del(req)).then(
-          () => undefined,
-        );
+        return this.perHandle
+          .run(podHandle(req.containerId, req.ifname), () => this.del(req))
+          .then(() => undefined);
       case "CHECK":
-        return this.serialize(podHandle(req.containerId, req.ifname), () => this.check(req)).then(
-          () => undefined,
-        );
+        return this.perHandle
+          .run(podHandle(req.containerId, req.ifname), () => this.check(req))
+          .then(() => undefined);
       case "GC":
         return this.gc(req).then(() => undefined);
       case "STATUS":

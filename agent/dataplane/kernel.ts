@@ -13,9 +13,10 @@
  * - On start it diffs against the kernel rather than flushing: entries from a previous run that
  *   are still wanted are left untouched, so a restart drops no traffic.
  *
- * All work runs one operation at a time through a queue.
+ * All work runs one operation at a time (a Serial); setDesired calls that arrive while an apply
+ * waits its turn are folded into it (a group commit).
  */
-import { errorMessage, jittered, type Logger } from "../../lib/index.js";
+import { canonicalJson, errorMessage, GroupCommit, jittered, type Logger, Serial } from "../../lib/index.js";
 import * as C from "../../netlink/index.js";
 import {
   AF_BRIDGE,
@@ -132,8 +133,15 @@ export class KernelDataplane {
   private readonly names = new Map<number, string>();
   private readonly indexes = new Map<string, number>();
   private managed: Set<string>;
-  private queue: Promise<unknown> = Promise.resolve();
-  private pendingDesired: Promise<ApplyResult> | undefined;
+  private readonly ops = new Serial();
+  /** Applies of the desired state: every call made before one starts shares its result. */
+  private readonly applies = new GroupCommit<void, ApplyResult>(
+    async (batch) => {
+      const result = await this.noteFailure(this.applyDesired());
+      for (const w of batch) w.resolve(result);
+    },
+    { serial: this.ops },
+  );
   private repairTimer: NodeJS.Timeout | undefined;
   private deviceTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -212,7 +220,7 @@ export class KernelDataplane {
     for (const t of [this.repairTimer, this.deviceTimer]) if (t) clearTimeout(t);
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.repairTimer = this.deviceTimer = this.resyncTimer = undefined;
-    await this.queue.catch(() => undefined);
+    await this.ops.idle();
     this.sub?.close();
     this.bulk?.close();
     this.rtnl?.close();
@@ -244,16 +252,14 @@ export class KernelDataplane {
     }
     for (const d of this.want.devices) this.managed.add(d);
     if (!this.running) return Promise.resolve(this.noop("desired"));
-    if (this.pendingDesired) return this.pendingDesired;
-    const p = this.enqueue(async () => {
-      this.pendingDesired = undefined;
-      for (const d of this.want.devices) this.managed.add(d);
-      // a different device configuration may recreate the device: that needs the full path
-      if (JSON.stringify(this.want.vxlan ?? null) !== this.ensuredVxlan) return this.fullResync("desired");
-      return this.converge("desired", false);
-    });
-    this.pendingDesired = p;
-    return p;
+    return this.applies.submit();
+  }
+
+  private applyDesired(): Promise<ApplyResult> {
+    for (const d of this.want.devices) this.managed.add(d);
+    // a different device configuration may recreate the device: that needs the full path
+    if (canonicalJson(this.want.vxlan ?? null) !== this.ensuredVxlan) return this.fullResync("desired");
+    return this.converge("desired", false);
   }
 
   /** Full dump, device check and diff (what start does, and the periodic backstop). */
@@ -296,12 +302,18 @@ export class KernelDataplane {
   }
 
   private enqueue<T>(f: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(f);
-    this.queue = run.catch((err) => {
+    return this.ops.run(() => this.noteFailure(f()));
+  }
+
+  /** A failed operation is logged and kept for status; its caller still gets the error. */
+  private async noteFailure<T>(op: Promise<T>): Promise<T> {
+    try {
+      return await op;
+    } catch (err) {
       this.lastError = errorMessage(err);
       this.log?.error("dataplane operation failed", { error: this.lastError });
-    });
-    return run;
+      throw err;
+    }
   }
 
   private noop(reason: ApplyResult["reason"]): ApplyResult {
@@ -389,7 +401,7 @@ export class KernelDataplane {
       } else {
         this.vxlan = undefined;
       }
-      this.ensuredVxlan = JSON.stringify(cfg ?? null);
+      this.ensuredVxlan = canonicalJson(cfg ?? null);
 
       const links = await rtnl.links();
       this.names.clear();
@@ -491,110 +503,131 @@ export class KernelDataplane {
     try {
       switch (m.type) {
         case C.RTM_NEWROUTE:
-        case C.RTM_DELROUTE: {
-          const c = classifyRoute(decodeRoute(m.body), this.names, this.have.nexthops);
-          if (!c) return;
-          const added = m.type === C.RTM_NEWROUTE;
-          if (c.owned) {
-            if (added) observeRoute(this.have, c.key, c.entry);
-            else forgetRoute(this.have, c.key);
-          } else if (added) {
-            this.have.foreignRoutes.add(c.key);
-            forgetRoute(this.have, c.key); // ours was replaced by someone else's
-          } else {
-            this.have.foreignRoutes.delete(c.key);
-          }
-          // a foreign route coming or going in a wanted slot changes the conflicts: look again
-          if (!routeInSync(this.want, this.have, c.key) || (!c.owned && this.want.routes.has(c.key))) {
-            this.dirty.routes.add(c.key);
-            this.scheduleRepair();
-          }
+        case C.RTM_DELROUTE:
+          this.onRoute(m);
           return;
-        }
         case C.RTM_NEWNEIGH:
-        case C.RTM_DELNEIGH: {
-          const n = decodeNeighbor(m.body);
-          const added = m.type === C.RTM_NEWNEIGH;
-          if (n.bridge) {
-            const c = classifyFdb(n, this.names, this.managed);
-            if (!c) return;
-            if (added) observeFdb(this.have, c.entry);
-            else forgetFdb(this.have, c.entry);
-            if (!fdbRemoteInSync(this.want, c.entry, added)) {
-              this.dirty.fdb.add(fdbMacKey(c.entry.device, c.entry.mac));
-              this.scheduleRepair();
-            }
-            return;
-          }
-          const c = classifyNeighbor(n, this.names, this.managed);
-          if (!c) return;
-          if (added) this.have.neighbors.set(c.key, c.entry);
-          else this.have.neighbors.delete(c.key);
-          if (!neighborInSync(this.want, this.have, c.key)) {
-            this.dirty.neighbors.add(c.key);
-            this.scheduleRepair();
-          }
+        case C.RTM_DELNEIGH:
+          this.onNeighbor(m);
           return;
-        }
         case C.RTM_NEWNEXTHOP:
-        case C.RTM_DELNEXTHOP: {
-          const n = classifyNexthop(decodeNexthop(m.body), this.names);
-          const old = this.have.nexthops.get(n.id);
-          const used = (this.have.nexthopRefs.get(n.id) ?? 0) > 0;
-          if (m.type === C.RTM_DELNEXTHOP) forgetNexthop(this.have, n.id);
-          else observeNexthop(this.have, n);
-          // our routes on a nexthop that was deleted went with it, silently; on one that was changed,
-          // they now lead elsewhere: both need the full path
-          const changed =
-            m.type === C.RTM_DELNEXTHOP ||
-            old?.gateway !== n.gateway ||
-            old?.device !== n.device ||
-            old?.onlink !== n.onlink ||
-            !n.owned;
-          if (!replay && old?.owned && used && changed) this.scheduleDeviceCheck(true);
+        case C.RTM_DELNEXTHOP:
+          this.onNexthop(m, replay);
           return;
-        }
         case C.RTM_NEWLINK:
-        case C.RTM_DELLINK: {
-          const l = decodeLink(m.body);
-          const old = this.names.get(l.index);
-          if (m.type === C.RTM_DELLINK) {
-            this.names.delete(l.index);
-            if (old !== undefined && this.indexes.get(old) === l.index) this.indexes.delete(old);
-          } else {
-            if (old !== undefined && old !== l.name && this.indexes.get(old) === l.index)
-              this.indexes.delete(old);
-            this.names.set(l.index, l.name);
-            this.indexes.set(l.name, l.index);
-          }
-          const v = this.vxlan;
-          if (replay || !v) return;
-          if (l.index === v.index || l.name === v.name) {
-            const gone = m.type === C.RTM_DELLINK || !l.up || l.index !== v.index;
-            if (gone) this.scheduleDeviceCheck(true);
-            else if (l.mtu !== v.mtu || (this.want.vxlan?.mac && l.mac !== this.want.vxlan.mac)) {
-              this.scheduleDeviceCheck(false);
-            }
-          } else if (l.index === v.underlay.index && (l.mtu !== v.underlay.mtu || m.type === C.RTM_DELLINK)) {
-            this.scheduleDeviceCheck(false);
-          }
+        case C.RTM_DELLINK:
+          this.onLink(m, replay);
           return;
-        }
         case C.RTM_NEWADDR:
-        case C.RTM_DELADDR: {
-          const v = this.vxlan;
-          if (replay || !v) return;
-          const a = decodeAddress(m.body);
-          if (a.index !== v.index || a.scope !== 0) return;
-          const want = this.want.vxlan?.address;
-          const added = m.type === C.RTM_NEWADDR;
-          if ((added && a.cidr !== want) || (!added && a.cidr === want)) this.scheduleDeviceCheck(false);
+        case C.RTM_DELADDR:
+          this.onAddress(m, replay);
           return;
-        }
       }
     } catch (err) {
       this.log?.warn("undecodable netlink event", { type: m.type, error: String(err) });
     }
+  }
+
+  private onRoute(m: RawMessage): void {
+    const c = classifyRoute(decodeRoute(m.body), this.names, this.have.nexthops);
+    if (!c) return;
+    const added = m.type === C.RTM_NEWROUTE;
+    if (c.owned) {
+      if (added) observeRoute(this.have, c.key, c.entry);
+      else forgetRoute(this.have, c.key);
+    } else if (added) {
+      this.have.foreignRoutes.add(c.key);
+      forgetRoute(this.have, c.key); // ours was replaced by someone else's
+    } else {
+      this.have.foreignRoutes.delete(c.key);
+    }
+    // a foreign route coming or going in a wanted slot changes the conflicts: look again
+    if (!routeInSync(this.want, this.have, c.key) || (!c.owned && this.want.routes.has(c.key))) {
+      this.dirty.routes.add(c.key);
+      this.scheduleRepair();
+    }
+  }
+
+  private onNeighbor(m: RawMessage): void {
+    const n = decodeNeighbor(m.body);
+    const added = m.type === C.RTM_NEWNEIGH;
+    if (n.bridge) {
+      const c = classifyFdb(n, this.names, this.managed);
+      if (!c) return;
+      if (added) observeFdb(this.have, c.entry);
+      else forgetFdb(this.have, c.entry);
+      if (!fdbRemoteInSync(this.want, c.entry, added)) {
+        this.dirty.fdb.add(fdbMacKey(c.entry.device, c.entry.mac));
+        this.scheduleRepair();
+      }
+      return;
+    }
+    const c = classifyNeighbor(n, this.names, this.managed);
+    if (!c) return;
+    if (added) this.have.neighbors.set(c.key, c.entry);
+    else this.have.neighbors.delete(c.key);
+    if (!neighborInSync(this.want, this.have, c.key)) {
+      this.dirty.neighbors.add(c.key);
+      this.scheduleRepair();
+    }
+  }
+
+  private onNexthop(m: RawMessage, replay: boolean): void {
+    const n = classifyNexthop(decodeNexthop(m.body), this.names);
+    const old = this.have.nexthops.get(n.id);
+    const used = (this.have.nexthopRefs.get(n.id) ?? 0) > 0;
+    const deleted = m.type === C.RTM_DELNEXTHOP;
+    if (deleted) forgetNexthop(this.have, n.id);
+    else observeNexthop(this.have, n);
+    // our routes on a nexthop that was deleted went with it, silently; on one that was changed,
+    // they now lead elsewhere: both need the full path
+    const changed =
+      deleted ||
+      old?.gateway !== n.gateway ||
+      old?.device !== n.device ||
+      old?.onlink !== n.onlink ||
+      !n.owned;
+    if (!replay && old?.owned && used && changed) this.scheduleDeviceCheck(true);
+  }
+
+  private onLink(m: RawMessage, replay: boolean): void {
+    const l = decodeLink(m.body);
+    const deleted = m.type === C.RTM_DELLINK;
+    this.learnLinkName(l.index, l.name, deleted);
+    const v = this.vxlan;
+    if (replay || !v) return;
+    if (l.index === v.index || l.name === v.name) {
+      const gone = deleted || !l.up || l.index !== v.index;
+      if (gone) this.scheduleDeviceCheck(true);
+      else if (l.mtu !== v.mtu || (this.want.vxlan?.mac && l.mac !== this.want.vxlan.mac)) {
+        this.scheduleDeviceCheck(false);
+      }
+    } else if (l.index === v.underlay.index && (l.mtu !== v.underlay.mtu || deleted)) {
+      this.scheduleDeviceCheck(false);
+    }
+  }
+
+  /** Keeps the index <-> name maps current through renames and deletions. */
+  private learnLinkName(index: number, name: string, deleted: boolean): void {
+    const old = this.names.get(index);
+    if (deleted) {
+      this.names.delete(index);
+      if (old !== undefined && this.indexes.get(old) === index) this.indexes.delete(old);
+      return;
+    }
+    if (old !== undefined && old !== name && this.indexes.get(old) === index) this.indexes.delete(old);
+    this.names.set(index, name);
+    this.indexes.set(name, index);
+  }
+
+  private onAddress(m: RawMessage, replay: boolean): void {
+    const v = this.vxlan;
+    if (replay || !v) return;
+    const a = decodeAddress(m.body);
+    if (a.index !== v.index || a.scope !== 0) return;
+    const want = this.want.vxlan?.address;
+    const added = m.type === C.RTM_NEWADDR;
+    if ((added && a.cidr !== want) || (!added && a.cidr === want)) this.scheduleDeviceCheck(false);
   }
 }
 

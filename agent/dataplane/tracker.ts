@@ -13,6 +13,7 @@
  * happens only when the first VXLAN node appears or the last one goes.
  */
 import type { RouteIntentSpec } from "../../api/index.js";
+import { sameValue } from "../../lib/index.js";
 import {
   type Contribution,
   contextKey,
@@ -378,7 +379,7 @@ export class DesiredTracker implements DesiredSource {
   }
 
   private setVxlan(v: VxlanDeviceConfig | undefined): void {
-    if (JSON.stringify(v) === JSON.stringify(this.index.vxlan)) return;
+    if (sameValue(v, this.index.vxlan)) return;
     if (v) this.index.vxlan = v;
     else delete this.index.vxlan;
     this.index.devices.clear();

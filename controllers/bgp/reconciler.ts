@@ -1,11 +1,20 @@
-import { isDeepStrictEqual } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import type { BGPStatus, LabelSelector } from "../../api/index.js";
 import { passwordProblem, secretRefKey } from "../../bgp/index.js";
 import { NotFoundError } from "../../datastore/index.js";
-import { createLogger, matchesSelector, mergeConditions, ownNamespace } from "../../lib/index.js";
-import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
-import type { ControllerContext, ControllerPart } from "../context.js";
+import { createLogger, matchesSelector, mergeConditions, ownNamespace, sameValue } from "../../lib/index.js";
+import {
+  annotationsChanged,
+  type Controller,
+  ControllerBuilder,
+  changed,
+  generationChanged,
+  labelsChanged,
+  or,
+  type ReconcileResult,
+  type Reconciler,
+} from "../../runtime/index.js";
+import type { ControllerContext } from "../context.js";
 import { desiredBgpStatus, referencedPasswords } from "./status.js";
 
 const log = createLogger("bgp-status");
@@ -29,39 +38,33 @@ export interface BgpStatusOptions {
  * The whole topology is one unit of work (any change can move every count), debounced through a
  * single work-queue key; only statuses that differ are written.
  */
-export class BgpStatusReconciler implements Reconciler, ControllerPart {
-  readonly name = "bgp-status";
-  private controller: Controller | undefined;
-  private ctx: ControllerContext | undefined;
-  private core: k8s.CoreV1Api | undefined;
+export function bgpStatusController(ctx: ControllerContext, opts: BgpStatusOptions = {}): Controller {
+  const { nodes, pools, bgpPeers, bgpConfigs } = ctx.informers;
+  const all = () => KEY;
+  const controller = new ControllerBuilder("bgp-status", { workers: 1 })
+    .watches(nodes, all, {
+      predicate: or(
+        labelsChanged,
+        annotationsChanged,
+        changed<k8s.V1Node>((n) => n.status?.addresses),
+      ),
+    })
+    .watches(pools, all, { predicate: generationChanged })
+    .watches(bgpPeers, all, { predicate: generationChanged })
+    .watches(bgpConfigs, all, { predicate: generationChanged })
+    .complete(new BgpStatusReconciler(ctx, opts));
+  controller.enqueue(KEY);
+  return controller;
+}
 
-  constructor(private readonly opts: BgpStatusOptions = {}) {}
+export class BgpStatusReconciler implements Reconciler {
+  private readonly core: k8s.CoreV1Api;
 
-  start(ctx: ControllerContext): void {
-    this.ctx = ctx;
+  constructor(
+    private readonly ctx: ControllerContext,
+    private readonly opts: BgpStatusOptions = {},
+  ) {
     this.core = ctx.kc.makeApiClient(k8s.CoreV1Api);
-    const controller = new Controller(this.name, this, { workers: 1 });
-    this.controller = controller;
-    const kick = () => controller.enqueue(KEY);
-    const { nodes, pools, bgpPeers, bgpConfigs } = ctx.informers;
-    const relevant = (n: k8s.V1Node) =>
-      JSON.stringify([n.metadata?.labels, n.metadata?.annotations, n.status?.addresses]);
-    nodes.on({ add: kick, update: (o, n) => relevant(o) !== relevant(n) && kick(), delete: kick });
-    const specChange = {
-      add: kick,
-      update: (o: { metadata: { generation?: number } }, n: { metadata: { generation?: number } }) =>
-        o.metadata.generation !== n.metadata.generation && kick(),
-      delete: kick,
-    };
-    pools.on(specChange);
-    bgpPeers.on(specChange);
-    bgpConfigs.on(specChange);
-    controller.start();
-    kick();
-  }
-
-  async stop(): Promise<void> {
-    await this.controller?.stop();
   }
 
   private inScope(labels: Record<string, string> | undefined): boolean {
@@ -77,7 +80,7 @@ export class BgpStatusReconciler implements Reconciler, ControllerPart {
     for (const ref of refs) {
       const namespace = ref.namespace ?? ns;
       try {
-        const secret = await (this.core as k8s.CoreV1Api).readNamespacedSecret({ name: ref.name, namespace });
+        const secret = await this.core.readNamespacedSecret({ name: ref.name, namespace });
         const data = secret.data?.[ref.key];
         out.set(
           secretRefKey(ref),
@@ -99,9 +102,7 @@ export class BgpStatusReconciler implements Reconciler, ControllerPart {
   }
 
   async reconcile(): Promise<ReconcileResult | undefined> {
-    const ctx = this.ctx;
-    if (!ctx) throw new Error("not started");
-    const { nodes, pools, bgpPeers, bgpConfigs } = ctx.informers;
+    const { nodes, pools, bgpPeers, bgpConfigs } = this.ctx.informers;
     const peers = bgpPeers.list();
     const config = bgpConfigs.get("default");
     const scopedPeers = peers.filter((p) => this.inScope(p.metadata.labels));
@@ -130,13 +131,13 @@ export class BgpStatusReconciler implements Reconciler, ControllerPart {
     d: { status: Omit<BGPStatus, "conditions">; conditions: Parameters<typeof mergeConditions>[1] },
     now: string,
   ): Promise<void> {
-    const ctx = this.ctx as ControllerContext;
+    const ctx = this.ctx;
     const cur = kind === "BGPPeer" ? ctx.informers.bgpPeers.get(name) : ctx.informers.bgpConfigs.get(name);
     if (!cur) return;
     const conditions = mergeConditions(cur.status?.conditions, d.conditions, cur.metadata.generation, now);
     const next: BGPStatus = { ...d.status, conditions };
     if (cur.metadata.generation !== undefined) next.observedGeneration = cur.metadata.generation;
-    if (isDeepStrictEqual(next, cur.status)) return;
+    if (sameValue(next, cur.status)) return;
     const ready = conditions.find((c) => c.type === "Ready");
     log.info("status", {
       kind,

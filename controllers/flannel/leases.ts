@@ -26,8 +26,9 @@ import {
   prefixEnd,
   subnetKey,
 } from "../../datastore/index.js";
-import { createLogger, sleep } from "../../lib/index.js";
-import type { ControllerContext, ControllerPart } from "../context.js";
+import { createLogger, SerialDebounce, sleep } from "../../lib/index.js";
+import { onEvents, type Runnable, resourceVersionChanged } from "../../runtime/index.js";
+import type { ControllerContext } from "../context.js";
 
 const log = createLogger("flannel-leases");
 
@@ -54,17 +55,21 @@ export interface FlannelLeasesOptions {
  * One pool is mirrored: Flannel knows one network. With several IPv4 NodeSubnet pools the first
  * by name wins and the others are reported.
  */
-export class FlannelLeases implements ControllerPart {
+export class FlannelLeases implements Runnable {
   readonly name = "flannel-leases";
   readonly prefix: string;
-  private ctx: ControllerContext | undefined;
   private leaseId: string | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopWatch: (() => void) | undefined;
   private stopped = false;
-  private pending: Promise<void> | undefined;
-  private again = false;
-  private debounce: NodeJS.Timeout | undefined;
+  /** A pass lost a compare-and-swap to another writer: look again at once. */
+  private raced = false;
+  /** Events within 100 ms cost one pass; passes never overlap. */
+  private readonly passes = new SerialDebounce(
+    100,
+    () => this.passUntilSettled(),
+    () => undefined, // passUntilSettled reports its own failures
+  );
   private lastStatus: LeasePlan["status"] = new Map();
   /** Leases taken over from flanneld: their bytes are kept while the key lives. */
   private readonly adopted = new Map<string, string>();
@@ -73,6 +78,7 @@ export class FlannelLeases implements ControllerPart {
 
   constructor(
     private readonly client: Etcd3,
+    private readonly ctx: ControllerContext,
     private readonly opts: FlannelLeasesOptions = {},
   ) {
     this.prefix = (opts.prefix ?? DEFAULT_FLANNEL_PREFIX).replace(/\/+$/, "");
@@ -96,14 +102,14 @@ export class FlannelLeases implements ControllerPart {
     return this.lastStatus;
   }
 
-  async start(ctx: ControllerContext): Promise<void> {
-    this.ctx = ctx;
+  async start(): Promise<void> {
     await this.grant();
     await this.adopt();
     const kick = () => this.schedule();
-    ctx.informers.pools.on({ add: kick, update: kick, delete: kick });
-    ctx.informers.blocks.on({ add: kick, update: (o, n) => o !== n && kick(), delete: kick });
-    ctx.informers.nodes.on({ add: kick, update: (o, n) => o !== n && kick(), delete: kick });
+    const { pools, blocks, nodes } = this.ctx.informers;
+    pools.on(onEvents(undefined, kick));
+    blocks.on(onEvents(resourceVersionChanged, kick));
+    nodes.on(onEvents(resourceVersionChanged, kick));
     this.watchEtcd();
     const renew = setInterval(() => void this.renew(), this.opts.renewEveryMs ?? 3600_000);
     const resync = setInterval(kick, this.opts.resyncMs ?? 60_000);
@@ -116,41 +122,28 @@ export class FlannelLeases implements ControllerPart {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
-    if (this.debounce) clearTimeout(this.debounce);
     this.stopWatch?.();
-    await this.pending;
+    await this.passes.stop();
   }
 
   /** Runs a pass now (tests), or after the one in flight. */
-  async reconcile(): Promise<void> {
-    if (this.pending) {
-      this.again = true;
-      return this.pending;
-    }
-    this.pending = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.pass().catch((err: unknown) => {
-            log.warn("flannel lease pass failed; retrying on the next event or resync", {
-              error: String(err),
-            });
-          });
-        } while (this.again && !this.stopped);
-      } finally {
-        this.pending = undefined;
-      }
-    })();
-    return this.pending;
+  reconcile(): Promise<void> {
+    return this.passes.runNow();
   }
 
   private schedule(): void {
-    if (this.stopped || this.debounce) return;
-    this.debounce = setTimeout(() => {
-      this.debounce = undefined;
-      void this.reconcile();
-    }, 100);
-    this.debounce.unref();
+    this.passes.schedule();
+  }
+
+  private async passUntilSettled(): Promise<void> {
+    do {
+      this.raced = false;
+      await this.pass().catch((err: unknown) => {
+        log.warn("flannel lease pass failed; retrying on the next event or resync", {
+          error: String(err),
+        });
+      });
+    } while (this.raced && !this.stopped);
   }
 
   private async grant(): Promise<void> {
@@ -216,7 +209,8 @@ export class FlannelLeases implements ControllerPart {
   }
 
   private mirroredPool(): IPPool | undefined {
-    const pools = this.ctx!.informers.pools.list()
+    const pools = this.ctx.informers.pools
+      .list()
       .filter(mirrorable)
       .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     if (pools.length > 1) {
@@ -230,7 +224,7 @@ export class FlannelLeases implements ControllerPart {
 
   private nodeByIP(): Map<string, string> {
     const out = new Map<string, string>();
-    for (const n of this.ctx!.informers.nodes.list()) {
+    for (const n of this.ctx.informers.nodes.list()) {
       const ip = underlayAddresses(n)[4];
       if (ip && n.metadata?.name) out.set(ip, n.metadata.name);
     }
@@ -263,7 +257,7 @@ export class FlannelLeases implements ControllerPart {
    * could give them another subnet; the block cache is waited for so its first plan sees them.
    */
   private async adopt(): Promise<void> {
-    const ctx = this.ctx!;
+    const ctx = this.ctx;
     const pool = this.mirroredPool();
     if (!pool) return;
     const { actual } = await this.readLeases();
@@ -295,7 +289,7 @@ export class FlannelLeases implements ControllerPart {
   private noAddress: string[] = [];
 
   private desired(pool: IPPool): DesiredLease[] {
-    const ctx = this.ctx!;
+    const ctx = this.ctx;
     this.noAddress = [];
     const type = flannelBackendType(pool)!;
     const out: DesiredLease[] = [];
@@ -341,7 +335,7 @@ export class FlannelLeases implements ControllerPart {
             ? await this.remove(key, a.modRevision)
             : await this.put(key, a.value, lease, a.modRevision);
       if (!ok)
-        this.again = true; // raced with another writer: look again
+        this.raced = true; // raced with another writer: look again
       else if (a.kind === "adopt") this.adopted.set(a.cidr, a.value);
     }
     for (const [node, s] of plan.status) {

@@ -1,11 +1,23 @@
 import type { IPAMBlock, IPAMBlockStatus } from "../../api/index.js";
 import { NotFoundError } from "../../datastore/index.js";
+import type { Assigner } from "../../ipam/client/index.js";
 import { parseCidr } from "../../ipam/index.js";
 import { type ConditionInput, createLogger, sameValue, setCondition } from "../../lib/index.js";
 import { cidrSize } from "../../net/index.js";
-import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
-import type { ControllerContext, ControllerPart } from "../context.js";
-import type { IpamShared } from "./shared.js";
+import {
+  and,
+  type Controller,
+  ControllerBuilder,
+  createOrDelete,
+  generationChanged,
+  matching,
+  or,
+  type ReconcileResult,
+  type Reconciler,
+  resync,
+} from "../../runtime/index.js";
+import type { ControllerContext } from "../context.js";
+import { inPools } from "./pools.js";
 
 const log = createLogger("ipam-block");
 
@@ -51,50 +63,46 @@ export function desiredBlockStatus(block: IPAMBlock, facts: BlockFacts, now: Dat
 /**
  * Keeps every block's Ready condition and observedGeneration current. Writes are coalesced per
  * block (statusDelayMs after its first change), so a burst of assignments costs one status write
- * and seldom makes an assigner's compare-and-swap lose to it.
+ * and seldom makes an assigner's compare-and-swap lose to it. A node or pool that comes or goes
+ * brings back its blocks.
  */
-export class BlockStatusReconciler implements Reconciler, ControllerPart {
-  readonly name = "ipam-block-status";
-  private controller: Controller | undefined;
-  private ctx: ControllerContext | undefined;
+export function blockStatusController(
+  ctx: ControllerContext,
+  assigner: Assigner,
+  poolFilter?: (name: string) => boolean,
+  statusDelayMs = 1000,
+): Controller {
+  const { blocks, nodes, pools } = ctx.informers;
+  const mine = inPools(poolFilter);
+  const delayMs = statusDelayMs;
+  const names = (bs: Iterable<IPAMBlock>) => [...bs].filter(mine).map((b) => b.metadata.name);
+  return (
+    new ControllerBuilder("ipam-block-status", { workers: 2 })
+      .for(blocks, {
+        predicate: and(matching(mine), or(resync, generationChanged), { delete: () => false }),
+        delayMs,
+      })
+      // The assigner's cache indexes blocks by node: a start-up replay of every node scans nothing.
+      .watches(nodes, (n) => names(assigner.cache.ofNode(n.metadata?.name ?? "")), {
+        predicate: createOrDelete,
+        delayMs,
+      })
+      .watches(pools, (p) => names(blocks.list().filter((b) => b.spec.pool === p.metadata.name)), {
+        predicate: createOrDelete,
+        delayMs,
+      })
+      .complete(new BlockStatusReconciler(ctx, poolFilter))
+  );
+}
 
+export class BlockStatusReconciler implements Reconciler {
   constructor(
-    private readonly shared: IpamShared,
+    private readonly ctx: ControllerContext,
     private readonly poolFilter?: (name: string) => boolean,
-    private readonly statusDelayMs = 1000,
   ) {}
-
-  start(ctx: ControllerContext): void {
-    this.ctx = ctx;
-    const controller = new Controller(this.name, this, { workers: 2 });
-    this.controller = controller;
-    const { blocks, nodes, pools } = ctx.informers;
-    const ok = (b: IPAMBlock) => !this.poolFilter || this.poolFilter(b.spec.pool);
-    const later = (b: IPAMBlock) => ok(b) && controller.queue.addAfter(b.metadata.name, this.statusDelayMs);
-    blocks.on({
-      add: later,
-      update: (o, b) => (o === b || o.metadata.generation !== b.metadata.generation) && later(b),
-    });
-    // The assigner's cache indexes blocks by node: a start-up replay of every node scans nothing.
-    const cache = this.shared.init(ctx).cache;
-    const ofNode = (name: string | undefined) => {
-      if (name) for (const b of cache.ofNode(name)) later(b);
-    };
-    nodes.on({ add: (n) => ofNode(n.metadata?.name), delete: (n) => ofNode(n.metadata?.name) });
-    const ofPool = (name: string) => {
-      for (const b of blocks.list()) if (b.spec.pool === name) later(b);
-    };
-    pools.on({ add: (p) => ofPool(p.metadata.name), delete: (p) => ofPool(p.metadata.name) });
-    controller.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.controller?.stop();
-  }
 
   async reconcile(name: string): Promise<ReconcileResult | undefined> {
     const ctx = this.ctx;
-    if (!ctx) throw new Error("not started");
     const block = ctx.informers.blocks.get(name);
     if (!block || (this.poolFilter && !this.poolFilter(block.spec.pool))) return;
     const affinity = block.spec.affinity;

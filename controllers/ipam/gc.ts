@@ -1,10 +1,12 @@
 import * as k8s from "@kubernetes/client-node";
 import pMap from "p-map";
 import { Counter, register } from "prom-client";
+import type { Assigner } from "../../ipam/client/index.js";
 import { findLeaks, type LeakedAddress, reservedHandleNode } from "../../ipam/index.js";
 import { createLogger } from "../../lib/index.js";
-import type { ControllerContext, ControllerPart } from "../context.js";
-import type { IpamShared } from "./shared.js";
+import { type Controller, ControllerBuilder, type Runnable } from "../../runtime/index.js";
+import type { ControllerContext } from "../context.js";
+import { inPools } from "./pools.js";
 
 const log = createLogger("ipam-gc");
 
@@ -24,6 +26,9 @@ export interface GCOptions {
   poolFilter?: (name: string) => boolean;
 }
 
+/** The one key of the GC's queue: every scan looks at every block. */
+const SCAN = "scan";
+
 /** Owner look-ups in flight at once: enough to clear a drained node quickly, few enough to be polite. */
 const RECHECK_CONCURRENCY = 8;
 
@@ -37,48 +42,41 @@ function leakKey(l: LeakedAddress): string {
  * live addresses on a cache that lagged (#5044); here an address must be seen leaked in two scans
  * at least a grace period apart, is then re-checked against the apiserver itself, and is freed
  * with releaseIfSequence, so an address that was freed and handed out again meanwhile stays.
+ * Scans are the reconciles of a one-key controller that comes back every intervalMs.
  */
-export class PodGC implements ControllerPart {
+export class PodGC implements Runnable {
   readonly name = "ipam-gc";
   private readonly graceMs: number;
   private readonly intervalMs: number;
   private readonly suspects = new Map<string, number>();
-  private ctx: ControllerContext | undefined;
-  private api: k8s.CoreV1Api | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private scanning: Promise<void> | undefined;
+  private readonly api: k8s.CoreV1Api;
+  private readonly controller: Controller;
   private stopped = false;
   readonly stats = { scans: 0, released: 0 };
 
   constructor(
-    private readonly shared: IpamShared,
+    private readonly ctx: ControllerContext,
+    private readonly assigner: Assigner,
     private readonly opts: GCOptions = {},
   ) {
     this.graceMs = opts.graceMs ?? 60_000;
     this.intervalMs = opts.intervalMs ?? Math.max(100, Math.floor(this.graceMs / 3));
-  }
-
-  start(ctx: ControllerContext): void {
-    this.ctx = ctx;
-    this.shared.init(ctx);
     this.api = ctx.kc.makeApiClient(k8s.CoreV1Api);
-    const tick = () => {
-      if (this.stopped) return;
-      this.scanning = this.scan()
-        .catch((err: unknown) => {
-          log.warn("GC scan failed", { error: String(err) });
-        })
-        .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
-        });
-    };
-    this.timer = setTimeout(tick, this.intervalMs);
+    this.controller = new ControllerBuilder(this.name).complete(async () => {
+      await this.scan().catch((err: unknown) => log.warn("GC scan failed", { error: String(err) }));
+      return { requeueAfter: this.intervalMs };
+    });
   }
 
+  start(): void {
+    this.controller.start();
+    this.controller.queue.addAfter(SCAN, this.intervalMs);
+  }
+
+  /** A scan in progress stops between its steps; none starts after. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.scanning;
+    await this.controller.stop(false);
   }
 
   /**
@@ -88,11 +86,9 @@ export class PodGC implements ControllerPart {
    * one write per block, not a hundred sequential round trips.
    */
   async scan(now = Date.now()): Promise<void> {
-    const ctx = this.ctx!;
-    const { nodes, pods } = ctx.informers;
+    const { nodes, pods } = this.ctx.informers;
     this.stats.scans++;
-    const filter = this.opts.poolFilter;
-    const blocks = [...this.shared.assigner!.cache.all()].filter((b) => !filter || filter(b.spec.pool));
+    const blocks = [...this.assigner.cache.all()].filter(inPools(this.opts.poolFilter));
     const leaks = findLeaks({
       blocks,
       nodeExists: (n) => nodes.get(n) !== undefined,
@@ -138,7 +134,7 @@ export class PodGC implements ControllerPart {
 
     const results = await Promise.allSettled(
       confirmed.map((leak) =>
-        this.shared.assigner!.releaseAddress({
+        this.assigner.releaseAddress({
           handle: leak.handle,
           block: leak.block,
           ordinal: leak.ordinal,
@@ -167,7 +163,7 @@ export class PodGC implements ControllerPart {
 
   /** The owner is looked up in the apiserver itself, not in a cache that may lag. */
   private async stillLeaked(leak: LeakedAddress): Promise<boolean> {
-    const api = this.api!;
+    const api = this.api;
     try {
       const node = reservedHandleNode(leak.handle);
       if (node !== undefined) await api.readNode({ name: node });

@@ -1,15 +1,15 @@
-import type { ControllerPart } from "../context.js";
-import { BlockStatusReconciler } from "./blockstatus.js";
-import { PodGC } from "./gc.js";
-import { NodeReconciler } from "./node.js";
-import { PoolStatusReconciler } from "./poolstatus.js";
-import { IpamShared } from "./shared.js";
+import { Assigner } from "../../ipam/client/index.js";
+import type { Runnable } from "../../runtime/index.js";
+import type { ControllerContext } from "../context.js";
+import { blockStatusController } from "./blockstatus.js";
+import { type GCOptions, PodGC } from "./gc.js";
+import { nodeController } from "./node.js";
+import { poolStatusController } from "./poolstatus.js";
 
-export { BlockStatusReconciler, desiredBlockStatus } from "./blockstatus.js";
+export { BlockStatusReconciler, blockStatusController, desiredBlockStatus } from "./blockstatus.js";
 export { type GCOptions, PodGC } from "./gc.js";
-export { NodeReconciler } from "./node.js";
-export { desiredPoolStatus, PoolStatusReconciler } from "./poolstatus.js";
-export { IpamShared } from "./shared.js";
+export { NodeReconciler, nodeController } from "./node.js";
+export { desiredPoolStatus, PoolStatusReconciler, poolStatusController } from "./poolstatus.js";
 
 export interface IpamPartsOptions {
   /** An address is released only if seen leaked twice this far apart (default 60 s). */
@@ -22,16 +22,29 @@ export interface IpamPartsOptions {
   statusDelayMs?: number;
 }
 
-/** The IPAM concerns of weft-controller: node join/leave, pod address GC, pool and block status, drain. */
-export function ipamControllerParts(opts: IpamPartsOptions = {}): ControllerPart[] {
-  const shared = new IpamShared(opts.poolFilter);
-  const gc: ConstructorParameters<typeof PodGC>[1] = { poolFilter: opts.poolFilter };
+/** The one IPAM client the IPAM parts of a controller process share, over the controller's caches. */
+export function ipamAssigner(ctx: ControllerContext, poolFilter?: (name: string) => boolean): Assigner {
+  const { blocks, pools, nodes } = ctx.informers;
+  return new Assigner({
+    store: ctx.store,
+    blocks,
+    pools,
+    nodeLabels: (n) => nodes.get(n)?.metadata?.labels,
+    poolFilter,
+  });
+}
+
+/** The IPAM concerns of weft-controller: node join/leave, pool and block status, pod address GC. */
+export function ipamControllers(ctx: ControllerContext, opts: IpamPartsOptions = {}): Runnable[] {
+  const { poolFilter, statusDelayMs } = opts;
+  const assigner = ipamAssigner(ctx, poolFilter);
+  const gc: GCOptions = { poolFilter };
   if (opts.gcGraceMs !== undefined) gc.graceMs = opts.gcGraceMs;
   if (opts.gcIntervalMs !== undefined) gc.intervalMs = opts.gcIntervalMs;
   return [
-    new NodeReconciler(shared, opts.poolFilter),
-    new PoolStatusReconciler(shared, opts.poolFilter, opts.statusDelayMs),
-    new BlockStatusReconciler(shared, opts.poolFilter, opts.statusDelayMs),
-    new PodGC(shared, gc),
+    nodeController(ctx, assigner, poolFilter),
+    poolStatusController(ctx, assigner, poolFilter, statusDelayMs),
+    blockStatusController(ctx, assigner, poolFilter, statusDelayMs),
+    new PodGC(ctx, assigner, gc),
   ];
 }

@@ -1,5 +1,6 @@
 import { API_VERSION, blockName, type IPAMBlock, withPoolDefaults } from "../../api/index.js";
 import { AlreadyExistsError, ConflictError } from "../../datastore/index.js";
+import type { Assigner } from "../../ipam/client/index.js";
 import {
   assignInBlock,
   eligiblePools,
@@ -11,9 +12,21 @@ import {
 } from "../../ipam/index.js";
 import { createLogger } from "../../lib/index.js";
 import { familyOfValid } from "../../net/index.js";
-import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
-import type { ControllerContext, ControllerPart } from "../context.js";
-import type { IpamShared } from "./shared.js";
+import {
+  and,
+  beingDeleted,
+  type Controller,
+  ControllerBuilder,
+  generationChanged,
+  labelsChanged,
+  matching,
+  or,
+  type ReconcileResult,
+  type Reconciler,
+  resync,
+} from "../../runtime/index.js";
+import type { ControllerContext } from "../context.js";
+import { inPools } from "./pools.js";
 
 const log = createLogger("ipam-node");
 
@@ -31,57 +44,40 @@ function vtepPools(pools: readonly PoolRef[]): PoolRef[] {
  * and the node's empty blocks are deleted; blocks that still hold pod addresses stay until the
  * garbage collector has freed them (each such change brings the node back here).
  */
-export class NodeReconciler implements Reconciler, ControllerPart {
-  readonly name = "ipam-node";
-  private controller: Controller | undefined;
-  private ctx: ControllerContext | undefined;
+export function nodeController(
+  ctx: ControllerContext,
+  assigner: Assigner,
+  poolFilter?: (name: string) => boolean,
+): Controller {
+  const { nodes, blocks, pools } = ctx.informers;
+  return (
+    new ControllerBuilder("ipam-node", { workers: 4 })
+      .for(nodes, { predicate: or(resync, labelsChanged, beingDeleted) })
+      // A node that is gone comes back here whenever its blocks change (GC freed a pod address).
+      .watches(blocks, (b) => b.spec.affinity, {
+        predicate: and(matching(inPools(poolFilter)), {
+          create: () => false,
+          update: (_o, b) => Boolean(b.spec.affinity) && !nodes.get(b.spec.affinity as string),
+        }),
+      })
+      .watches(pools, () => nodes.keys(), { predicate: generationChanged })
+      .complete(new NodeReconciler(ctx, assigner, poolFilter))
+  );
+}
+
+export class NodeReconciler implements Reconciler {
+  private readonly mine: (b: IPAMBlock) => boolean;
 
   constructor(
-    private readonly shared: IpamShared,
+    private readonly ctx: ControllerContext,
+    private readonly assigner: Assigner,
     private readonly poolFilter?: (name: string) => boolean,
-  ) {}
-
-  start(ctx: ControllerContext): void {
-    this.ctx = ctx;
-    this.shared.init(ctx);
-    const controller = new Controller(this.name, this, { workers: 4 });
-    this.controller = controller;
-    const { nodes, blocks, pools } = ctx.informers;
-    const enqueue = (name: string | undefined) => name && controller.enqueue(name);
-    nodes.on({
-      add: (n) => enqueue(n.metadata?.name),
-      update: (o, n) => {
-        if (o === n || JSON.stringify(o.metadata?.labels) !== JSON.stringify(n.metadata?.labels))
-          enqueue(n.metadata?.name);
-        else if (n.metadata?.deletionTimestamp) enqueue(n.metadata?.name);
-      },
-      delete: (n) => enqueue(n.metadata?.name),
-    });
-    const mine = (b: IPAMBlock) => !this.poolFilter || this.poolFilter(b.spec.pool);
-    blocks.on({
-      // A node that is gone comes back here whenever its blocks change (GC freed a pod address).
-      update: (_o, b) =>
-        mine(b) && b.spec.affinity && !nodes.get(b.spec.affinity) && enqueue(b.spec.affinity),
-      delete: (b) => mine(b) && enqueue(b.spec.affinity),
-    });
-    const all = () => {
-      for (const n of nodes.list()) enqueue(n.metadata?.name);
-    };
-    pools.on({
-      add: all,
-      update: (o, n) => o.metadata.generation !== n.metadata.generation && all(),
-      delete: all,
-    });
-    controller.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.controller?.stop();
+  ) {
+    this.mine = inPools(poolFilter);
   }
 
   async reconcile(name: string): Promise<ReconcileResult | undefined> {
     const ctx = this.ctx;
-    if (!ctx) throw new Error("not started");
     const node = ctx.informers.nodes.get(name);
     if (!node && (await ctx.nodeExists?.(name))) return; // another shard's node (label-filtered cache)
     if (!node || node.metadata?.deletionTimestamp) return this.released(name);
@@ -89,8 +85,7 @@ export class NodeReconciler implements Reconciler, ControllerPart {
   }
 
   private async joined(name: string, labels: Record<string, string>): Promise<ReconcileResult | undefined> {
-    const ctx = this.ctx!;
-    const assigner = this.shared.assigner!;
+    const { ctx, assigner } = this;
     const cache = assigner.cache;
     const view = poolView(ctx.informers.pools.list(), this.poolFilter);
     const ref = { name, labels };
@@ -146,9 +141,7 @@ export class NodeReconciler implements Reconciler, ControllerPart {
   }
 
   private async released(name: string): Promise<ReconcileResult | undefined> {
-    const ctx = this.ctx!;
-    const assigner = this.shared.assigner!;
-    const mine = (b: IPAMBlock) => !this.poolFilter || this.poolFilter(b.spec.pool);
+    const { ctx, assigner, mine } = this;
     if (assigner.cache.withHandle(vtepHandle(name)).some(mine)) {
       const freed = await assigner.release(vtepHandle(name));
       if (freed.length)

@@ -6,11 +6,20 @@ import {
   type IPPoolStatus,
 } from "../../api/index.js";
 import { ConflictError, NotFoundError } from "../../datastore/index.js";
+import type { Assigner } from "../../ipam/client/index.js";
 import { isEmptyOfPods, isIpamError, parsePool, poolUsage, poolView } from "../../ipam/index.js";
 import { createLogger, mergeConditions, sameValue } from "../../lib/index.js";
-import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
-import type { ControllerContext, ControllerPart } from "../context.js";
-import type { IpamShared } from "./shared.js";
+import {
+  and,
+  type Controller,
+  ControllerBuilder,
+  matching,
+  type ReconcileResult,
+  type Reconciler,
+  resourceVersionChanged,
+} from "../../runtime/index.js";
+import type { ControllerContext } from "../context.js";
+import { inPools } from "./pools.js";
 
 const log = createLogger("ipam-pool");
 
@@ -109,56 +118,42 @@ export function desiredPoolStatus(
   return status;
 }
 
-function sameStatus(a: IPPoolStatus | undefined, b: IPPoolStatus): boolean {
-  return sameValue(a ?? {}, b);
-}
-
 /**
  * IPPool status (usage and conditions) and the pool-drain finalizer: a pool that is deleted
  * gives no new addresses, keeps its finalizer while pods hold addresses in it, and once drained
- * its blocks are deleted and the finalizer removed.
+ * its blocks are deleted and the finalizer removed. Any pool event brings back every pool (one
+ * pool's overlap is another's); block changes are coalesced into at most one status write per
+ * pool every statusDelayMs.
  */
-export class PoolStatusReconciler implements Reconciler, ControllerPart {
-  readonly name = "ipam-pool";
-  private controller: Controller | undefined;
-  private ctx: ControllerContext | undefined;
+export function poolStatusController(
+  ctx: ControllerContext,
+  assigner: Assigner,
+  poolFilter?: (name: string) => boolean,
+  statusDelayMs = 1000,
+): Controller {
+  const { pools, blocks } = ctx.informers;
+  const ok = (name: string) => !poolFilter || poolFilter(name);
+  return new ControllerBuilder("ipam-pool", { workers: 2 })
+    .watches(pools, () => pools.keys().filter(ok))
+    .watches(blocks, (b) => b.spec.pool, {
+      predicate: and(matching(inPools(poolFilter)), resourceVersionChanged),
+      delayMs: statusDelayMs,
+    })
+    .complete(new PoolStatusReconciler(ctx, assigner, poolFilter));
+}
 
+export class PoolStatusReconciler implements Reconciler {
   constructor(
-    private readonly shared: IpamShared,
+    private readonly ctx: ControllerContext,
+    private readonly assigner: Assigner,
     private readonly poolFilter?: (name: string) => boolean,
-    /** Coalesces block changes into at most one status write per pool this often. */
-    private readonly statusDelayMs = 1000,
   ) {}
 
-  start(ctx: ControllerContext): void {
-    this.ctx = ctx;
-    this.shared.init(ctx);
-    const controller = new Controller(this.name, this, { workers: 2 });
-    this.controller = controller;
-    const ok = (n: string) => !this.poolFilter || this.poolFilter(n);
-    const { pools, blocks } = ctx.informers;
-    const all = () => {
-      for (const p of pools.list()) if (ok(p.metadata.name)) controller.enqueue(p.metadata.name);
-    };
-    pools.on({ add: all, update: all, delete: all });
-    const later = (pool: string) => ok(pool) && controller.queue.addAfter(pool, this.statusDelayMs);
-    blocks.on({
-      add: (b) => later(b.spec.pool),
-      update: (o, b) => o !== b && later(b.spec.pool),
-      delete: (b) => later(b.spec.pool),
-    });
-    controller.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.controller?.stop();
-  }
-
   async reconcile(name: string): Promise<ReconcileResult | undefined> {
-    const ctx = this.ctx!;
+    const ctx = this.ctx;
     const pool = ctx.informers.pools.get(name);
     if (!pool) return;
-    const cache = this.shared.assigner!.cache;
+    const cache = this.assigner.cache;
     const blocks = [...cache.all()].filter((b) => b.spec.pool === name);
     const fin = FINALIZERS.pool;
     const has = pool.metadata.finalizers?.includes(fin) ?? false;
@@ -194,10 +189,10 @@ export class PoolStatusReconciler implements Reconciler, ControllerPart {
   }
 
   private async writeStatus(pool: IPPool, blocks: readonly { spec: IPAMBlockSpec }[]) {
-    const ctx = this.ctx!;
+    const ctx = this.ctx;
     const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
     const want = desiredPoolStatus(pool, ctx.informers.pools.list(), blocks, now, this.poolFilter);
-    if (sameStatus(pool.status, want)) return;
+    if (sameValue(pool.status ?? {}, want)) return;
     await ctx.store.applyStatus("IPPool", pool.metadata.name, want);
   }
 }

@@ -12,10 +12,20 @@ import {
 } from "../../api/index.js";
 import { ConflictError, NotFoundError } from "../../datastore/index.js";
 import { findHandle, vtepHandle } from "../../ipam/index.js";
-import { createLogger, sameValue } from "../../lib/index.js";
+import { canonicalJson, createLogger, sameValue } from "../../lib/index.js";
 import { familyOfValid } from "../../net/index.js";
-import { Controller, type ReconcileResult, type Reconciler } from "../../runtime/index.js";
-import type { ControllerContext, ControllerPart } from "../context.js";
+import {
+  type Controller,
+  ControllerBuilder,
+  changed,
+  generationChanged,
+  labelsChanged,
+  or,
+  type ReconcileResult,
+  type Reconciler,
+  resync,
+} from "../../runtime/index.js";
+import type { ControllerContext } from "../context.js";
 import { computeRouteIntent, intentUnderlayIP, type NodeBlock } from "./compute.js";
 import { type IntentWait, intentStatus } from "./status.js";
 
@@ -79,72 +89,39 @@ export function desiredIntent(
  * Keeps one RouteIntent per node equal to what its blocks and pools imply. A node join or a new
  * block is one write of that node's intent; nothing rewrites other nodes' intents.
  */
-export class RouteIntentReconciler implements Reconciler, ControllerPart {
-  readonly name = "routeintent";
-  private controller: Controller | undefined;
-  private ctx: ControllerContext | undefined;
+export function routeIntentController(ctx: ControllerContext): Controller {
+  const { nodes, blocks, pools, intents } = ctx.informers;
+  const reconciler = new RouteIntentReconciler(ctx);
+  intents.on({ delete: (i) => reconciler.forget(i.metadata.name) });
+  return (
+    new ControllerBuilder("routeintent", { workers: 4 })
+      // The underlay goes into the spec, the labels onto the intent (agents' --node-selector).
+      .for(nodes, { predicate: or(resync, changed(underlayAddresses), labelsChanged) })
+      // Status writes and pod addresses leave the generation alone and change no intent.
+      .watches(blocks, (b) => b.spec.affinity, { predicate: or(resync, generationChanged) })
+      .watches(pools, () => nodes.keys(), { predicate: generationChanged })
+      // Our own create arriving: a reconcile skipped while the cache was behind it runs again.
+      .watches(intents, (i) => i.metadata.name)
+      .complete(reconciler)
+  );
+}
+
+export class RouteIntentReconciler implements Reconciler {
   /**
    * What this process last wrote per intent. The informer delivers our own writes a little later;
    * until it has, a reconcile would compare with an older object and write the same thing again.
    */
   private readonly written = new Map<string, WrittenIntent>();
 
-  start(ctx: ControllerContext): void {
-    this.ctx = ctx;
-    const controller = new Controller(this.name, this, { workers: 4 });
-    this.controller = controller;
-    const { nodes, blocks, pools, intents } = ctx.informers;
-    const enqueue = (name: string | undefined) => name && controller.enqueue(name);
-    nodes.on({
-      add: (n) => enqueue(n.metadata?.name),
-      update: (o, n) => {
-        // The underlay goes into the spec, the labels onto the intent (agents' --node-selector).
-        if (
-          o === n ||
-          !sameValue(underlayAddresses(o), underlayAddresses(n)) ||
-          !sameLabels(o.metadata?.labels, n.metadata?.labels ?? {})
-        )
-          enqueue(n.metadata?.name);
-      },
-      delete: (n) => enqueue(n.metadata?.name),
-    });
-    blocks.on({
-      add: (b) => enqueue(b.spec.affinity),
-      update: (o, b) => {
-        // Status writes and pod addresses leave the generation alone and change no intent.
-        if (o !== b && o.metadata.generation === b.metadata.generation) return;
-        if (o.spec.affinity !== b.spec.affinity) enqueue(o.spec.affinity);
-        enqueue(b.spec.affinity);
-      },
-      delete: (b) => enqueue(b.spec.affinity),
-    });
-    const all = () => {
-      for (const n of nodes.list()) enqueue(n.metadata?.name);
-    };
-    pools.on({
-      add: all,
-      update: (o, n) => o.metadata.generation !== n.metadata.generation && all(),
-      delete: all,
-    });
-    intents.on({
-      // our own create arriving: a reconcile skipped while the cache was behind it runs again
-      add: (i) => enqueue(i.metadata.name),
-      update: (_o, i) => enqueue(i.metadata.name),
-      delete: (i) => {
-        this.written.delete(i.metadata.name);
-        enqueue(i.metadata.name);
-      },
-    });
-    controller.start();
-  }
+  constructor(private readonly ctx: ControllerContext) {}
 
-  async stop(): Promise<void> {
-    await this.controller?.stop();
+  /** The intent is gone: what was written before says nothing about the next one. */
+  forget(name: string): void {
+    this.written.delete(name);
   }
 
   async reconcile(nodeName: string): Promise<ReconcileResult | undefined> {
     const ctx = this.ctx;
-    if (!ctx) throw new Error("not started");
     const { nodes, blocks, pools, intents } = ctx.informers;
     const node = nodes.get(nodeName);
     const existing = intents.get(nodeName);
@@ -175,7 +152,11 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
       // The node's labels travel with its intent, so agents can be sharded by --node-selector too.
       const labels = node.metadata?.labels ?? {};
       let current = existing;
-      if (!current || !sameSpec(current.spec, desired.spec) || !sameLabels(current.metadata.labels, labels)) {
+      if (
+        !current ||
+        !sameValue(current.spec, desired.spec) ||
+        !sameValue(current.metadata.labels ?? {}, labels)
+      ) {
         // Server-side apply: the controller owns the whole intent, so a label or route it no longer
         // names is removed, and managedFields show weft-controller as the one manager.
         current = await ctx.store.apply("RouteIntent", {
@@ -214,7 +195,7 @@ export class RouteIntentReconciler implements Reconciler, ControllerPart {
     const key = statusKey(status);
     const mine = this.written.get(name);
     if (mine?.uid === intent.metadata.uid && mine?.status === key) return;
-    await this.ctx?.store.applyStatus("RouteIntent", name, status);
+    await this.ctx.store.applyStatus("RouteIntent", name, status);
     this.written.set(name, {
       uid: intent.metadata.uid,
       generation: Math.max(mine?.generation ?? 0, intent.metadata.generation ?? 0),
@@ -239,19 +220,11 @@ function isBehind(cached: RouteIntent | undefined, mine: WrittenIntent): boolean
 /** A status without its timestamps: what it says, and about which generation. */
 function statusKey(status: RouteIntentStatus): string {
   const conditions = (status.conditions ?? []).map(({ lastTransitionTime: _t, ...c }) => c);
-  return JSON.stringify({ observedGeneration: status.observedGeneration, conditions });
+  return canonicalJson({ observedGeneration: status.observedGeneration, conditions });
 }
 
 function ownerRef(node: k8s.V1Node) {
   const uid = node.metadata?.uid;
   const name = node.metadata?.name;
   return uid && name ? [{ apiVersion: "v1", kind: "Node", name, uid }] : undefined;
-}
-
-function sameLabels(a: Record<string, string> | undefined, b: Record<string, string>): boolean {
-  return sameValue(a ?? {}, b);
-}
-
-function sameSpec(a: RouteIntentSpec, b: RouteIntentSpec): boolean {
-  return sameValue(a, b);
 }

@@ -7,7 +7,14 @@ import {
   type Store,
   StoreError,
 } from "../../datastore/index.js";
-import { createLogger, errorMessage, jitteredBackoff, sleep } from "../../lib/index.js";
+import {
+  createLogger,
+  errorMessage,
+  jitteredBackoff,
+  KeyedGroupCommit,
+  sleep,
+  type Waiting,
+} from "../../lib/index.js";
 import {
   type Family,
   type FamilyName,
@@ -22,6 +29,7 @@ import {
   assignInBlock,
   findHandle,
   IpamError,
+  type Plan,
   planAssignment,
   poolView,
   type ReleaseResult,
@@ -88,23 +96,56 @@ export interface AssignerOptions {
   maxAttempts?: number;
 }
 
+/** One family's address for one handle, waiting for its node's next commit. */
 interface Pending {
   req: AssignRequest;
   family: Family;
   pools: string[] | undefined;
-  resolve: (a: Assigned) => void;
-  reject: (e: unknown) => void;
 }
 
-interface NodeQueue {
-  pending: Pending[];
-  running: boolean;
-}
+type WaitingAssignment = Waiting<Pending, Assigned>;
 
-interface BlockOp {
-  apply: (spec: IPAMBlockSpec) => ReleaseResult;
-  resolve: (r: AssignedAddress[]) => void;
-  reject: (e: unknown) => void;
+/** A release on one block, waiting for the block's next write. */
+type BlockOp = (spec: IPAMBlockSpec) => ReleaseResult;
+
+/** Requests that can share one commit: the same family from the same pools. */
+const commitGroup = (p: Pending) => `${p.family}|${p.pools?.join(",") ?? ""}`;
+
+/** A commit's waiting requests by handle: several requests for one handle share one address. */
+class HandleWaiters {
+  private readonly byHandle = new Map<string, WaitingAssignment[]>();
+
+  constructor(waiting: WaitingAssignment[]) {
+    this.add(waiting);
+  }
+
+  add(waiting: WaitingAssignment[]): void {
+    for (const w of waiting)
+      this.byHandle.set(w.item.req.handle, [...(this.byHandle.get(w.item.req.handle) ?? []), w]);
+  }
+
+  get size(): number {
+    return this.byHandle.size;
+  }
+
+  /** One request per handle, for the plan. */
+  requests(): AssignRequest[] {
+    return [...this.byHandle.values()].map((ws) => ws[0]!.item.req);
+  }
+
+  handles(): string[] {
+    return [...this.byHandle.keys()];
+  }
+
+  resolve(handle: string, a: Assigned): void {
+    for (const w of this.byHandle.get(handle) ?? []) w.resolve(a);
+    this.byHandle.delete(handle);
+  }
+
+  rejectAll(err: unknown): void {
+    for (const ws of this.byHandle.values()) for (const w of ws) w.reject(err);
+    this.byHandle.clear();
+  }
 }
 
 function toFamily(f: FamilyLike): Family {
@@ -129,8 +170,18 @@ export class Assigner {
   private readonly ownInformers: Array<{ start(): void; stop(): Promise<void> }> = [];
   private readonly blocks: Informer<IPAMBlock>;
   private readonly pools: Informer<IPPool>;
-  private readonly nodes = new Map<string, NodeQueue>();
-  private readonly blockOps = new Map<string, { pending: BlockOp[]; running: boolean }>();
+  /**
+   * Assignments per node and releases per block, group-committed: what queues while a write is in
+   * flight goes into the next one, and the first waits a turn so that requests made together share it.
+   */
+  private readonly assignments = new KeyedGroupCommit<string, Pending, Assigned>(
+    (node, batch, more) => this.commitNode(node, batch, more),
+    { gather: true },
+  );
+  private readonly releases = new KeyedGroupCommit<string, BlockOp, AssignedAddress[]>(
+    (name, batch) => this.commitReleases(name, batch),
+    { gather: true },
+  );
   private readonly labelCache = new Map<string, { at: number; labels: Record<string, string> }>();
   private readonly coreApi: k8s.CoreV1Api | undefined;
   private readonly maxAttempts: number;
@@ -167,7 +218,9 @@ export class Assigner {
     const req: AssignRequest = { handle: args.handle };
     if (args.namespace !== undefined) req.namespace = args.namespace;
     if (args.pod !== undefined) req.pod = args.pod;
-    const results = await Promise.allSettled(fams.map((f) => this.enqueue(args.node, req, f, args.pools)));
+    const results = await Promise.allSettled(
+      fams.map((family) => this.assignments.submit(args.node, { req, family, pools: args.pools })),
+    );
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) {
       // Half a dual-stack pod is worse than none: give back what this call got.
@@ -190,7 +243,7 @@ export class Assigner {
     const filter = this.opts.poolFilter;
     const blocks = this.cache.withHandle(handle).filter((b) => !filter || filter(b.spec.pool));
     const out = await Promise.all(
-      blocks.map((b) => this.blockOp(b.metadata.name, (spec) => releaseInSpec(spec, handle))),
+      blocks.map((b) => this.releases.submit(b.metadata.name, (spec) => releaseInSpec(spec, handle))),
     );
     return out.flat();
   }
@@ -215,7 +268,7 @@ export class Assigner {
       ordinal = found.a.ordinal;
     }
     const ord = ordinal;
-    return this.blockOp(name, (spec) => releaseIfSequence(spec, args.handle, ord, args.sequence));
+    return this.releases.submit(name, (spec) => releaseIfSequence(spec, args.handle, ord, args.sequence));
   }
 
   /** Whether the pool is known to the assigner's cache (tests wait on it after creating a pool). */
@@ -260,44 +313,21 @@ export class Assigner {
     );
   }
 
-  private enqueue(
+  /**
+   * One batch of a node's requests: each family (and pool choice) is committed on its own. A
+   * commit that lost a compare-and-swap takes in what queued meanwhile: under contention batches
+   * grow, so the winner of each round carries more addresses.
+   */
+  private async commitNode(
     node: string,
-    req: AssignRequest,
-    family: Family,
-    pools: string[] | undefined,
-  ): Promise<Assigned> {
-    return new Promise<Assigned>((resolve, reject) => {
-      let q = this.nodes.get(node);
-      if (!q) {
-        q = { pending: [], running: false };
-        this.nodes.set(node, q);
-      }
-      q.pending.push({ req, family, pools, resolve, reject });
-      if (!q.running) {
-        q.running = true;
-        // One turn of the event loop lets requests made together share the first write too.
-        setImmediate(() => void this.drain(node, q));
-      }
-    });
-  }
-
-  private async drain(node: string, q: NodeQueue): Promise<void> {
-    while (q.pending.length > 0) {
-      const batch = q.pending.splice(0);
-      const keyOf = (p: Pending) => `${p.family}|${p.pools?.join(",") ?? ""}`;
-      const groups = new Map<string, Pending[]>();
-      for (const p of batch) groups.set(keyOf(p), [...(groups.get(keyOf(p)) ?? []), p]);
-      // A commit that lost a compare-and-swap takes in what queued meanwhile: under contention
-      // batches grow, so the winner of each round carries more addresses.
-      const refill = (key: string) => {
-        const same = q.pending.filter((p) => keyOf(p) === key);
-        if (same.length > 0) q.pending = q.pending.filter((p) => keyOf(p) !== key);
-        return same;
-      };
-      await Promise.all([...groups].map(([key, g]) => this.commit(node, g, () => refill(key))));
-    }
-    q.running = false;
-    if (this.nodes.get(node) === q && q.pending.length === 0) this.nodes.delete(node);
+    batch: WaitingAssignment[],
+    more: (accept: (p: Pending) => boolean) => WaitingAssignment[],
+  ): Promise<void> {
+    const groups = new Map<string, WaitingAssignment[]>();
+    for (const w of batch) groups.set(commitGroup(w.item), [...(groups.get(commitGroup(w.item)) ?? []), w]);
+    await Promise.all(
+      [...groups].map(([key, g]) => this.commit(node, g, () => more((p) => commitGroup(p) === key))),
+    );
   }
 
   private async labelsOf(node: string): Promise<Record<string, string>> {
@@ -316,75 +346,25 @@ export class Assigner {
   }
 
   /** Commits one family's requests for a node: as few writes as the blocks allow. */
-  private async commit(node: string, group: Pending[], refill: () => Pending[]): Promise<void> {
-    const family = group[0]!.family;
-    const only = group[0]!.pools;
-    // Several requests for one handle share one address.
-    const waiters = new Map<string, Pending[]>();
-    for (const p of group) waiters.set(p.req.handle, [...(waiters.get(p.req.handle) ?? []), p]);
-    const settle = (handle: string, f: (p: Pending) => void) => {
-      for (const p of waiters.get(handle) ?? []) f(p);
-      waiters.delete(handle);
-    };
+  private async commit(node: string, group: WaitingAssignment[], refill: () => WaitingAssignment[]) {
+    const { family, pools } = group[0]!.item;
+    const waiters = new HandleWaiters(group);
     const lostClaims = new Map<string, string>();
     let attempts = 0;
     try {
       for (;;) {
-        for (const handle of [...waiters.keys()]) {
+        for (const handle of waiters.handles()) {
           const have = this.held(handle).find((a) => a.family === family);
-          if (have) settle(handle, (p) => p.resolve(have));
+          if (have) waiters.resolve(handle, have);
         }
         if (waiters.size === 0) return;
-        const requests = [...waiters.values()].map((ps) => ps[0]!.req);
-        const view = poolView(this.pools.list(), this.opts.poolFilter);
-        const pools = only ? view.usable.filter((p) => only.includes(p.name)) : view.usable;
-        const labels = await this.labelsOf(node);
-        const ownBlocks = this.cache.ofNode(node).map((b) => b.spec);
-        const claimed =
-          lostClaims.size > 0 ? new Map([...this.cache.claimed(), ...lostClaims]) : this.cache.claimed();
-        const borrowable = pools.some((p) => p.spec.strictAffinity === false)
-          ? [...this.cache.all()].map((b) => b.spec).filter((s) => s.affinity !== node)
-          : undefined;
-        const plan = planAssignment({
-          family,
-          pools,
-          node: { name: node, labels },
-          ownBlocks,
-          claimed,
-          borrowable,
-          count: requests.length,
-        });
-        if (plan.kind === "error") throw plan.error;
-        const result = assignInBlock(plan.block, requests);
+        const plan = await this.plan(node, family, pools, waiters.size, lostClaims);
+        const result = assignInBlock(plan.block, waiters.requests());
         const name = blockName(plan.block.cidr);
         try {
-          let written: IPAMBlock;
-          if (plan.kind === "claim") {
-            written = await this.store.create("IPAMBlock", {
-              apiVersion: API_VERSION,
-              kind: "IPAMBlock",
-              metadata: { name },
-              spec: result.spec,
-            });
-            this.stats.claims++;
-            log.info("claimed block", {
-              node,
-              pool: plan.pool,
-              cidr: plan.cidr,
-              addresses: result.assigned.length,
-            });
-          } else {
-            const current = this.cache.get(name);
-            if (!current) throw new NotFoundError("IPAMBlock", name);
-            written = await this.store.update("IPAMBlock", { ...current, spec: result.spec });
-          }
-          this.stats.commits++;
-          this.stats.addresses += result.assigned.filter((a) => !a.existing).length;
-          this.cache.upsert(written);
-          for (const a of result.assigned) {
-            const full: Assigned = { ...a, family, pool: plan.pool, block: name };
-            settle(a.handle, (p) => p.resolve(full));
-          }
+          await this.writeAssignment(node, plan, name, result);
+          for (const a of result.assigned)
+            waiters.resolve(a.handle, { ...a, family, pool: plan.pool, block: name });
         } catch (err) {
           if (++attempts > this.maxAttempts) {
             throw new StoreError(
@@ -394,30 +374,97 @@ export class Assigner {
               { cause: err },
             );
           }
-          if (err instanceof AlreadyExistsError) {
-            // Another node won the claim; learn its block and plan again.
-            this.stats.lostClaims++;
-            lostClaims.set(plan.block.cidr, "?");
-            await this.refresh(name);
-          } else if (err instanceof ConflictError) {
-            this.stats.conflicts++;
-            await this.refresh(name);
-            await sleep(jitteredBackoff(Math.min(attempts, 6), 4, 250));
-            for (const p of refill()) waiters.set(p.req.handle, [...(waiters.get(p.req.handle) ?? []), p]);
-          } else if (err instanceof NotFoundError) {
-            this.cache.remove(name);
-          } else {
-            // Unknown outcome (connection reset, timeout): the write may have landed. Read the
-            // block back; the next round finds the handles there if it did, instead of assigning
-            // them a second address.
-            log.warn("block write failed, reading it back", { node, block: name, error: String(err) });
-            await sleep(jitteredBackoff(Math.min(attempts, 6), 10, 1000));
-            await this.refresh(name).catch(() => undefined);
-          }
+          await this.afterFailedWrite(err, node, name, attempts);
+          if (err instanceof AlreadyExistsError) lostClaims.set(plan.block.cidr, "?");
+          if (err instanceof ConflictError) waiters.add(refill());
         }
       }
     } catch (err) {
-      for (const handle of [...waiters.keys()]) settle(handle, (p) => p.reject(err));
+      waiters.rejectAll(err);
+    }
+  }
+
+  /** Where `count` new addresses of a family go for the node, from the caches. */
+  private async plan(
+    node: string,
+    family: Family,
+    only: string[] | undefined,
+    count: number,
+    lostClaims: ReadonlyMap<string, string>,
+  ): Promise<Exclude<Plan, { kind: "error" }>> {
+    const view = poolView(this.pools.list(), this.opts.poolFilter);
+    const pools = only ? view.usable.filter((p) => only.includes(p.name)) : view.usable;
+    const labels = await this.labelsOf(node);
+    const ownBlocks = this.cache.ofNode(node).map((b) => b.spec);
+    const claimed =
+      lostClaims.size > 0 ? new Map([...this.cache.claimed(), ...lostClaims]) : this.cache.claimed();
+    const borrowable = pools.some((p) => p.spec.strictAffinity === false)
+      ? [...this.cache.all()].map((b) => b.spec).filter((s) => s.affinity !== node)
+      : undefined;
+    const plan = planAssignment({
+      family,
+      pools,
+      node: { name: node, labels },
+      ownBlocks,
+      claimed,
+      borrowable,
+      count,
+    });
+    if (plan.kind === "error") throw plan.error;
+    return plan;
+  }
+
+  /** One write: the create that claims a block with its first addresses, or a compare-and-swap update. */
+  private async writeAssignment(
+    node: string,
+    plan: Exclude<Plan, { kind: "error" }>,
+    name: string,
+    result: ReturnType<typeof assignInBlock>,
+  ): Promise<void> {
+    let written: IPAMBlock;
+    if (plan.kind === "claim") {
+      written = await this.store.create("IPAMBlock", {
+        apiVersion: API_VERSION,
+        kind: "IPAMBlock",
+        metadata: { name },
+        spec: result.spec,
+      });
+      this.stats.claims++;
+      log.info("claimed block", {
+        node,
+        pool: plan.pool,
+        cidr: plan.cidr,
+        addresses: result.assigned.length,
+      });
+    } else {
+      const current = this.cache.get(name);
+      if (!current) throw new NotFoundError("IPAMBlock", name);
+      written = await this.store.update("IPAMBlock", { ...current, spec: result.spec });
+    }
+    this.stats.commits++;
+    this.stats.addresses += result.assigned.filter((a) => !a.existing).length;
+    this.cache.upsert(written);
+  }
+
+  /** Learns what a failed write means for the cache, and waits a little where others compete. */
+  private async afterFailedWrite(err: unknown, node: string, name: string, attempts: number): Promise<void> {
+    if (err instanceof AlreadyExistsError) {
+      // Another node won the claim; learn its block and plan again.
+      this.stats.lostClaims++;
+      await this.refresh(name);
+    } else if (err instanceof ConflictError) {
+      this.stats.conflicts++;
+      await this.refresh(name);
+      await sleep(jitteredBackoff(Math.min(attempts, 6), 4, 250));
+    } else if (err instanceof NotFoundError) {
+      this.cache.remove(name);
+    } else {
+      // Unknown outcome (connection reset, timeout): the write may have landed. Read the block
+      // back; the next round finds the handles there if it did, instead of assigning them a
+      // second address.
+      log.warn("block write failed, reading it back", { node, block: name, error: String(err) });
+      await sleep(jitteredBackoff(Math.min(attempts, 6), 10, 1000));
+      await this.refresh(name).catch(() => undefined);
     }
   }
 
@@ -428,34 +475,15 @@ export class Assigner {
   }
 
   /** Releases on one block, batched like assignments: ops queued during a write share the next. */
-  private blockOp(name: string, apply: BlockOp["apply"]): Promise<AssignedAddress[]> {
-    return new Promise((resolve, reject) => {
-      let q = this.blockOps.get(name);
-      if (!q) {
-        q = { pending: [], running: false };
-        this.blockOps.set(name, q);
-      }
-      q.pending.push({ apply, resolve, reject });
-      if (!q.running) {
-        q.running = true;
-        const queue = q;
-        setImmediate(() => void this.drainBlock(name, queue));
-      }
-    });
-  }
-
-  private async drainBlock(name: string, q: { pending: BlockOp[]; running: boolean }): Promise<void> {
-    while (q.pending.length > 0) {
-      const ops = q.pending.splice(0);
-      try {
-        const released = await this.writeBlock(name, ops);
-        for (const [i, op] of ops.entries()) op.resolve(released[i]!);
-      } catch (err) {
-        for (const op of ops) op.reject(err);
-      }
-    }
-    q.running = false;
-    if (this.blockOps.get(name) === q && q.pending.length === 0) this.blockOps.delete(name);
+  private async commitReleases(
+    name: string,
+    batch: Array<Waiting<BlockOp, AssignedAddress[]>>,
+  ): Promise<void> {
+    const released = await this.writeBlock(
+      name,
+      batch.map((w) => w.item),
+    );
+    for (const [i, w] of batch.entries()) w.resolve(released[i]!);
   }
 
   private async writeBlock(name: string, ops: BlockOp[]): Promise<AssignedAddress[][]> {
@@ -465,7 +493,7 @@ export class Assigner {
       let spec = current.spec;
       const released: AssignedAddress[][] = [];
       for (const op of ops) {
-        const r = op.apply(spec);
+        const r = op(spec);
         spec = r.spec;
         released.push(r.released);
       }

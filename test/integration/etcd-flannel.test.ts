@@ -6,12 +6,13 @@ import type * as k8s from "@kubernetes/client-node";
 import { API_VERSION } from "../../api/index.js";
 import type { ControllerContext, Informers } from "../../controllers/context.js";
 import { FlannelLeases } from "../../controllers/flannel/leases.js";
-import { IpamShared, NodeReconciler } from "../../controllers/ipam/index.js";
+import { ipamAssigner, nodeController } from "../../controllers/ipam/index.js";
 import { EtcdStore } from "../../datastore/etcd.js";
 import { startTestEtcd } from "../../devenv/containers/etcd.js";
 import type { EtcdServer } from "../../devenv/etcd.js";
 import { waitFor } from "../../devenv/procs.js";
 import { repoRoot } from "../../devenv/tools.js";
+import type { Controller } from "../../runtime/controller.js";
 import { Informer } from "../../runtime/informer.js";
 import { type ListWatch, storeListWatch } from "../../runtime/listwatch.js";
 
@@ -26,7 +27,7 @@ const FP = `/flannel-${process.pid}/network`;
 let etcd: EtcdServer;
 let store: EtcdStore;
 let leases: FlannelLeases | undefined;
-let nodeReconciler: NodeReconciler | undefined;
+let nodeReconciler: Controller | undefined;
 const informers: Array<Informer<never>> = [];
 
 function fixed<T>(description: string, items: T[]): ListWatch<T & { metadata?: { name?: string } }> {
@@ -106,10 +107,10 @@ it("adopts flanneld's leases (each node keeps its subnet, bytes unchanged) and l
     node("node-c", "192.168.64.5"),
   ]);
   // As weft-controller starts them: the lease mirror first, then IPAM's node join.
-  leases = new FlannelLeases(store.client, { prefix: FP, renewEveryMs: 200, resyncMs: 500 });
-  await leases.start(ctx);
-  nodeReconciler = new NodeReconciler(new IpamShared());
-  nodeReconciler.start(ctx);
+  leases = new FlannelLeases(store.client, ctx, { prefix: FP, renewEveryMs: 200, resyncMs: 500 });
+  await leases.start();
+  nodeReconciler = nodeController(ctx, ipamAssigner(ctx));
+  nodeReconciler.start();
 
   const blocks = await waitFor("every node has its block", async () => {
     const items = (await store.list("IPAMBlock")).items;

@@ -4,19 +4,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as k8s from "@kubernetes/client-node";
 import { API_VERSION, type IPAMBlock, type IPPoolSpec } from "../../api/index.js";
-import {
-  type ControllerContext,
-  type ControllerPart,
-  createInformers,
-  nodeExistsFn,
-  startInformers,
-  stopInformers,
-} from "../../controllers/context.js";
-import { type IpamPartsOptions, ipamControllerParts } from "../../controllers/ipam/index.js";
+import { type ControllerContext, controllerInformers, nodeExistsFn } from "../../controllers/context.js";
+import { type IpamPartsOptions, ipamControllers } from "../../controllers/ipam/index.js";
 import { createStore } from "../../datastore/factory.js";
 import type { Store } from "../../datastore/store.js";
 import { testCluster } from "../../devenv/cluster.js";
 import { addressAt } from "../../ipam/index.js";
+import { InformerCache, Manager, type Runnable } from "../../runtime/index.js";
 
 export function setup() {
   const cluster = testCluster();
@@ -99,20 +93,19 @@ export async function startController(
   kc: k8s.KubeConfig,
   store: Store,
   opts: IpamPartsOptions,
-): Promise<{ ctx: ControllerContext; parts: ControllerPart[]; stop(): Promise<void> }> {
-  const informers = createInformers(store, kc, { nodeSelector: `${OWNER_LABEL}=${OWNER}` });
-  await startInformers(informers);
-  const ctx: ControllerContext = { store, kc, informers, nodeExists: nodeExistsFn(kc) };
-  const parts = ipamControllerParts(opts);
-  for (const p of parts) await p.start(ctx);
-  return {
-    ctx,
-    parts,
-    async stop() {
-      await Promise.all(parts.map((p) => p.stop()));
-      await stopInformers(informers);
-    },
+): Promise<{ ctx: ControllerContext; parts: Runnable[]; stop(): Promise<void> }> {
+  const cache = new InformerCache(store, kc, { nodeSelector: `${OWNER_LABEL}=${OWNER}` });
+  const ctx: ControllerContext = {
+    store,
+    kc,
+    informers: controllerInformers(cache),
+    nodeExists: nodeExistsFn(kc),
   };
+  const parts = ipamControllers(ctx, opts);
+  const manager = new Manager().addCache(cache);
+  for (const p of parts) manager.add(p);
+  await manager.start();
+  return { ctx, parts, stop: () => manager.stop() };
 }
 
 export interface WorkerArgs {
