@@ -1,8 +1,9 @@
-import { execFile, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { clientCert, makeCA, serverExt, signLeaf } from "./certs.js";
 import { freePort } from "./ports.js";
 import { alive, startDetached, stopPid, waitFor } from "./procs.js";
 import { tool } from "./tools.js";
@@ -17,54 +18,13 @@ export interface EtcdClientConfig {
   key: string;
 }
 
-function openssl(args: string[], cwd: string): void {
-  execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] });
-}
-
 /** A CA, etcd's serving certificate for 127.0.0.1 and one client certificate. */
 export function makeEtcdCerts(
   dir: string,
 ): { ca: string; serverCert: string; serverKey: string } & EtcdClientConfig {
-  openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"], dir);
-  openssl(
-    [
-      "req",
-      "-x509",
-      "-new",
-      "-key",
-      "ca.key",
-      "-subj",
-      "/CN=weft-etcd-test-ca",
-      "-days",
-      "3650",
-      "-out",
-      "ca.crt",
-    ],
-    dir,
-  );
-  const leaf = (name: string, cn: string, ext: string) => {
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${name}.key`], dir);
-    openssl(["req", "-new", "-key", `${name}.key`, "-subj", `/CN=${cn}`, "-out", `${name}.csr`], dir);
-    openssl(
-      ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"].concat([
-        "-days",
-        "3650",
-        "-extfile",
-        `${name}.ext`,
-        "-out",
-        `${name}.crt`,
-      ]),
-      dir,
-    );
-  };
-  const base = "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n";
-  leaf(
-    "server",
-    "weft-etcd",
-    `${base}extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n`,
-  );
-  leaf("client", "weft-controller", `${base}extendedKeyUsage=clientAuth\n`);
+  makeCA(dir, "weft-etcd-test-ca");
+  signLeaf(dir, "server", "/CN=weft-etcd", serverExt(["IP:127.0.0.1", "DNS:localhost"]));
+  clientCert(dir, "client", "/CN=weft-controller");
   return {
     endpoints: [],
     ca: join(dir, "ca.crt"),
@@ -147,22 +107,19 @@ export async function runEtcdctl(client: EtcdClientConfig, args: string[]): Prom
 }
 
 /**
- * A TLS etcd of its own for one test file, separate from the apiserver's: client certificates
- * required, free 127.0.0.1 ports, a temporary data dir; stopped (and restarted on the same
- * ports and data) by pid.
+ * What every test etcd shares, however it runs: a directory with its certificates and data, two
+ * free 127.0.0.1 ports, and the client side (environment, etcdctl). kill() + restart() keeps the
+ * directory and ports; stop() also removes the directory.
  */
-export class TestEtcd implements EtcdServer {
-  pid = 0;
-  readonly dir: string;
+export abstract class EtcdBase implements EtcdServer {
   readonly client: EtcdClientConfig;
-  private certs: EtcdCerts;
+  protected readonly certs: EtcdCerts;
 
-  private constructor(
-    dir: string,
-    private readonly clientPort: number,
-    private readonly peerPort: number,
+  protected constructor(
+    readonly dir: string,
+    protected readonly clientPort: number,
+    protected readonly peerPort: number,
   ) {
-    this.dir = dir;
     this.certs = makeEtcdCerts(dir);
     this.client = {
       endpoints: [`https://127.0.0.1:${clientPort}`],
@@ -172,14 +129,13 @@ export class TestEtcd implements EtcdServer {
     };
   }
 
-  /**
-   * Starts a fresh etcd and waits until it answers over TLS with the client certificate. `dir`
-   * (created if missing, e.g. the lab's) replaces the default temporary directory.
-   */
-  static async start(opts: { dir?: string } = {}): Promise<TestEtcd> {
-    const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `weft-etcd-${process.pid}-`));
-    mkdirSync(dir, { recursive: true });
-    const e = new TestEtcd(dir, await freePort(), await freePort());
+  /** A new temporary directory for one etcd. */
+  protected static tempDir(): string {
+    return mkdtempSync(join(tmpdir(), `weft-etcd-${process.pid}-`));
+  }
+
+  /** Starts `e`, stopping it (and removing its directory) when it does not come up. */
+  protected static async started<T extends EtcdBase>(e: T): Promise<T> {
     try {
       await e.restart();
     } catch (err) {
@@ -187,6 +143,28 @@ export class TestEtcd implements EtcdServer {
       throw err;
     }
     return e;
+  }
+
+  abstract restart(): Promise<void>;
+  abstract kill(graceMs?: number): Promise<void>;
+
+  /** etcd's command line for this directory and these ports. */
+  protected args(): string[] {
+    return etcdArgs(this.dir, this.certs, this.clientPort, this.peerPort);
+  }
+
+  /** Waits until etcd answers over TLS; `exited` throws with the reason once it has died. */
+  protected async waitHealthy(what: string, exited: () => Promise<void>): Promise<void> {
+    await waitFor(
+      what,
+      async () => {
+        await exited();
+        await this.etcdctl(["endpoint", "health"]);
+        return true;
+      },
+      30_000,
+      100,
+    );
   }
 
   /** The 127.0.0.1 port clients connect to (to bridge it into network namespaces). */
@@ -197,31 +175,6 @@ export class TestEtcd implements EtcdServer {
   /** The environment weft-controller and weft-agent read in etcd mode. */
   env(prefix?: string): Record<string, string> {
     return etcdEnv(this.client, prefix);
-  }
-
-  /** (Re)starts etcd on the same ports and data directory; a no-op while it runs. */
-  async restart(): Promise<void> {
-    if (this.pid && alive(this.pid)) return;
-    this.pid = startDetached(
-      tool("etcd"),
-      etcdArgs(this.dir, this.certs, this.clientPort, this.peerPort),
-      join(this.dir, "etcd.log"),
-    ).pid;
-    await waitFor(
-      "test etcd to answer",
-      async () => {
-        if (!alive(this.pid)) throw new Error(`etcd exited; see ${join(this.dir, "etcd.log")}`);
-        await this.etcdctl(["endpoint", "health"]);
-        return true;
-      },
-      30_000,
-      100,
-    );
-  }
-
-  /** Stops etcd (SIGTERM, SIGKILL after graceMs); the data directory stays for restart(). */
-  async kill(graceMs = 5000): Promise<void> {
-    if (this.pid) await stopPid(this.pid, graceMs);
   }
 
   /** Stops etcd and removes its directory. */
@@ -238,6 +191,39 @@ export class TestEtcd implements EtcdServer {
   /** Runs etcdctl (API v3) against this etcd with the client certificate; returns stdout. */
   etcdctl(args: string[]): Promise<string> {
     return runEtcdctl(this.client, args);
+  }
+}
+
+/**
+ * A TLS etcd of its own for one test file, separate from the apiserver's: client certificates
+ * required, free 127.0.0.1 ports, a temporary data dir; stopped (and restarted on the same
+ * ports and data) by pid.
+ */
+export class TestEtcd extends EtcdBase {
+  pid = 0;
+
+  /**
+   * Starts a fresh etcd and waits until it answers over TLS with the client certificate. `dir`
+   * (created if missing, e.g. the lab's) replaces the default temporary directory.
+   */
+  static async start(opts: { dir?: string } = {}): Promise<TestEtcd> {
+    const dir = opts.dir ?? EtcdBase.tempDir();
+    mkdirSync(dir, { recursive: true });
+    return EtcdBase.started(new TestEtcd(dir, await freePort(), await freePort()));
+  }
+
+  /** (Re)starts etcd on the same ports and data directory; a no-op while it runs. */
+  async restart(): Promise<void> {
+    if (this.pid && alive(this.pid)) return;
+    this.pid = startDetached(tool("etcd"), this.args(), join(this.dir, "etcd.log")).pid;
+    await this.waitHealthy("test etcd to answer", async () => {
+      if (!alive(this.pid)) throw new Error(`etcd exited; see ${join(this.dir, "etcd.log")}`);
+    });
+  }
+
+  /** Stops etcd (SIGTERM, SIGKILL after graceMs); the data directory stays for restart(). */
+  async kill(graceMs = 5000): Promise<void> {
+    if (this.pid) await stopPid(this.pid, graceMs);
   }
 
   log(): string {
