@@ -71,77 +71,78 @@ describe("encoders match iproute2's requests byte for byte", () => {
     assert.equal(decodeRoute(body(got)).nhid, 7);
   });
 
-  it("ip link add weft.vxlan type vxlan id 4096 dstport 4789 local 192.168.50.1 dev <3> nolearning", () => {
-    const got = encodeVxlanLink({
-      name: "weft.vxlan",
-      vni: 4096,
-      port: 4789,
-      local: "192.168.50.1",
-      link: 3,
-    });
-    const want = hex(`
-      6c000000 1000 0506 01000000 00000000
-      00000000 00000000 00000000 00000000
-      0f000300 77656674 2e76786c 616e0000
-      3c001200 09000100 7678 6c61 6e000000
-        2c000200 08000300 03000000 08000100 00100000 08000400 c0a83201
-        05000700 00000000 06000f00 12b50000`);
-    assert.equal(got.toString("hex"), want);
-  });
-
-  it("ip route replace 10.244.3.0/26 via 10.244.3.0 dev <4> onlink proto 87", () => {
-    const got = encodeRoute("set", { dst: "10.244.3.0/26", gateway: "10.244.3.0", oif: 4, onlink: true });
-    const want = hex(`
-      34000000 1800 0505 01000000 00000000
-      021a0000 fe570001 04000000
-      08000100 0af40300 08000500 0af40300 08000400 04000000`);
-    assert.equal(got.toString("hex"), want);
-  });
-
-  it("ip route replace 10.244.4.0/26 via 192.168.50.4 proto 87 (host-gw)", () => {
-    const got = encodeRoute("set", { dst: "10.244.4.0/26", gateway: "192.168.50.4" });
-    const want = hex(`
-      2c000000 1800 0505 01000000 00000000
-      021a0000 fe570001 00000000
-      08000100 0af40400 08000500 c0a83204`);
-    assert.equal(got.toString("hex"), want);
-  });
-
-  it("ip route replace blackhole 10.244.1.0/26 proto 87", () => {
-    const got = encodeRoute("set", { dst: "10.244.1.0/26", type: "blackhole" });
-    const want = hex(`
-      24000000 1800 0505 01000000 00000000
-      021a0000 fe570006 00000000
-      08000100 0af40100`);
-    assert.equal(got.toString("hex"), want);
-  });
-
-  it("ip route del 10.244.4.0/26 proto 87", () => {
-    const got = encodeRoute("del", { dst: "10.244.4.0/26" });
-    const want = hex(`
-      24000000 1900 0500 01000000 00000000
-      021a0000 fe57ff00 00000000
-      08000100 0af40400`);
-    assert.equal(got.toString("hex"), want);
-  });
-
-  it("ip neigh replace 10.244.3.0 lladdr 02:00:00:00:03:01 dev <4> nud permanent", () => {
-    const got = encodeNeighbor("set", { ifindex: 4, ip: "10.244.3.0", mac: "02:00:00:00:03:01" });
-    const want = hex(`
-      30000000 1c00 0505 01000000 00000000
-      02000000 04000000 8000 00 00
-      08000100 0af40300 0a000200 02000000 03010000`);
-    assert.equal(got.toString("hex"), want);
-  });
-
-  it("bridge fdb replace 02:00:00:00:03:01 dev <4> dst 192.168.50.3 self permanent", () => {
-    const got = encodeFdb("set", { ifindex: 4, mac: "02:00:00:00:03:01", dst: "192.168.50.3" });
-    const want = hex(`
-      30000000 1c00 0505 01000000 00000000
-      07000000 04000000 c000 02 00
-      0a000200 02000000 03010000 08000100 c0a83203`);
-    assert.equal(got.toString("hex"), want);
-  });
+  /** Requests checked by their bytes alone: the iproute2 command, our encoding of it, its bytes. */
+  const requests: [command: string, encode: () => Buffer, bytes: string][] = [
+    [
+      "ip link add weft.vxlan type vxlan id 4096 dstport 4789 local 192.168.50.1 dev <3> nolearning",
+      () =>
+        encodeVxlanLink({
+          name: "weft.vxlan",
+          vni: 4096,
+          port: 4789,
+          local: "192.168.50.1",
+          link: 3,
+        }),
+      `
+        6c000000 1000 0506 01000000 00000000
+        00000000 00000000 00000000 00000000
+        0f000300 77656674 2e76786c 616e0000
+        3c001200 09000100 7678 6c61 6e000000
+          2c000200 08000300 03000000 08000100 00100000 08000400 c0a83201
+          05000700 00000000 06000f00 12b50000`,
+    ],
+    [
+      "ip route replace 10.244.3.0/26 via 10.244.3.0 dev <4> onlink proto 87",
+      () => encodeRoute("set", { dst: "10.244.3.0/26", gateway: "10.244.3.0", oif: 4, onlink: true }),
+      `
+        34000000 1800 0505 01000000 00000000
+        021a0000 fe570001 04000000
+        08000100 0af40300 08000500 0af40300 08000400 04000000`,
+    ],
+    [
+      "ip route replace 10.244.4.0/26 via 192.168.50.4 proto 87 (host-gw)",
+      () => encodeRoute("set", { dst: "10.244.4.0/26", gateway: "192.168.50.4" }),
+      `
+        2c000000 1800 0505 01000000 00000000
+        021a0000 fe570001 00000000
+        08000100 0af40400 08000500 c0a83204`,
+    ],
+    [
+      "ip route replace blackhole 10.244.1.0/26 proto 87",
+      () => encodeRoute("set", { dst: "10.244.1.0/26", type: "blackhole" }),
+      `
+        24000000 1800 0505 01000000 00000000
+        021a0000 fe570006 00000000
+        08000100 0af40100`,
+    ],
+    [
+      "ip route del 10.244.4.0/26 proto 87",
+      () => encodeRoute("del", { dst: "10.244.4.0/26" }),
+      `
+        24000000 1900 0500 01000000 00000000
+        021a0000 fe57ff00 00000000
+        08000100 0af40400`,
+    ],
+    [
+      "ip neigh replace 10.244.3.0 lladdr 02:00:00:00:03:01 dev <4> nud permanent",
+      () => encodeNeighbor("set", { ifindex: 4, ip: "10.244.3.0", mac: "02:00:00:00:03:01" }),
+      `
+        30000000 1c00 0505 01000000 00000000
+        02000000 04000000 8000 00 00
+        08000100 0af40300 0a000200 02000000 03010000`,
+    ],
+    [
+      "bridge fdb replace 02:00:00:00:03:01 dev <4> dst 192.168.50.3 self permanent",
+      () => encodeFdb("set", { ifindex: 4, mac: "02:00:00:00:03:01", dst: "192.168.50.3" }),
+      `
+        30000000 1c00 0505 01000000 00000000
+        07000000 04000000 c000 02 00
+        0a000200 02000000 03010000 08000100 c0a83203`,
+    ],
+  ];
+  for (const [command, encode, bytes] of requests) {
+    it(command, () => assert.equal(encode().toString("hex"), hex(bytes)));
+  }
 });
 
 describe("decoders read back what the encoders wrote", () => {
