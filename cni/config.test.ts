@@ -89,69 +89,42 @@ describe("parseInvocation", () => {
   });
 
   it("missing or wrong configuration fields are code 7", () => {
-    assert.equal(
-      code(() => parseInvocation(env(), JSON.stringify({ name: "n", type: "weft" }))),
-      7,
-    );
-    assert.equal(
-      code(() => parseInvocation(env(), conf({ name: "" }))),
-      7,
-    );
-    assert.equal(
-      code(() => parseInvocation(env(), conf({ type: undefined }))),
-      7,
-    );
-    assert.equal(
-      code(() => parseInvocation(env(), conf({ agentSocket: 5 }))),
-      7,
-    );
-    assert.equal(
-      code(() => parseInvocation(env(), conf({ families: ["ipx"] }))),
-      7,
-    );
-    assert.equal(
-      code(() => parseInvocation(env(), conf({ mtu: 10 }))),
-      7,
-    );
+    const stdins = [
+      JSON.stringify({ name: "n", type: "weft" }),
+      conf({ name: "" }),
+      conf({ type: undefined }),
+      conf({ agentSocket: 5 }),
+      conf({ families: ["ipx"] }),
+      conf({ mtu: 10 }),
+    ];
+    for (const stdin of stdins) {
+      assert.equal(
+        code(() => parseInvocation(env(), stdin)),
+        ErrorCode.InvalidNetworkConfig,
+        stdin,
+      );
+    }
   });
 
   it("a bad environment is code 4", () => {
-    assert.equal(
-      code(() => parseInvocation(env({ CNI_COMMAND: undefined }), conf())),
-      4,
-    );
-    assert.equal(
-      code(() => parseInvocation(env({ CNI_COMMAND: "FROB" }), conf())),
-      4,
-    );
-    assert.equal(
-      code(() => parseInvocation(env({ CNI_CONTAINERID: "" }), conf())),
-      4,
-    );
-    assert.equal(
-      code(() => parseInvocation(env({ CNI_CONTAINERID: "-bad id" }), conf())),
-      4,
-    );
-    assert.equal(
-      code(() => parseInvocation(env({ CNI_IFNAME: undefined }), conf())),
-      4,
-    );
-    assert.equal(
-      code(() => parseInvocation(env({ CNI_IFNAME: "a-name-longer-than-15" }), conf())),
-      4,
-    );
-    assert.equal(
-      code(() => parseInvocation(env({ CNI_IFNAME: "../x" }), conf())),
-      4,
-    );
-    assert.equal(
-      code(() => parseInvocation(env({ CNI_NETNS: undefined }), conf())),
-      4,
-    );
-    assert.equal(
-      code(() => parseInvocation(env({ CNI_ARGS: "novalue" }), conf())),
-      4,
-    );
+    const overrides: Record<string, string | undefined>[] = [
+      { CNI_COMMAND: undefined },
+      { CNI_COMMAND: "FROB" },
+      { CNI_CONTAINERID: "" },
+      { CNI_CONTAINERID: "-bad id" },
+      { CNI_IFNAME: undefined },
+      { CNI_IFNAME: "a-name-longer-than-15" },
+      { CNI_IFNAME: "../x" },
+      { CNI_NETNS: undefined },
+      { CNI_ARGS: "novalue" },
+    ];
+    for (const over of overrides) {
+      assert.equal(
+        code(() => parseInvocation(env(over), conf())),
+        ErrorCode.InvalidEnvironment,
+        JSON.stringify(over),
+      );
+    }
   });
 
   it("DEL needs no netns; CHECK does", () => {

@@ -16,6 +16,7 @@ import fc from "fast-check";
 import { percentDecode } from "../agent/cni/server.js";
 import { nativeCniPlugin } from "../devenv/tools.js";
 import { bundlePlugin } from "./bundler.js";
+import { netconf, podEnv } from "./plugin-support.js";
 
 const dir = mkdtempSync(join(tmpdir(), `weft-cni-native-${process.pid}-`));
 const socket = join(dir, "agent.sock");
@@ -54,16 +55,13 @@ const runNative = (env: Record<string, string>, stdin: string | Buffer) => run([
 const runNode = (env: Record<string, string>, stdin: string | Buffer) =>
   run([process.execPath, nodePlugin], env, stdin);
 
-const podEnv = (over: Record<string, string> = {}): Record<string, string> => ({
-  CNI_COMMAND: "ADD",
-  CNI_CONTAINERID: "c1",
-  CNI_NETNS: "/var/run/netns/p1",
-  CNI_IFNAME: "eth0",
-  CNI_PATH: "/opt/cni/bin",
-  ...over,
-});
-const conf = (over: Record<string, unknown> = {}) =>
-  JSON.stringify({ cniVersion: "1.0.0", name: "weft", type: "weft", agentSocket: socket, ...over });
+const conf = (over: Record<string, unknown> = {}) => netconf(socket, over);
+
+/** The plugin failed the way CNI says: exit status 1 and a CNI error object on stdout. */
+function assertCniError(r: Run, code: number, msg: string, details: string): void {
+  assert.equal(r.status, 1, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { cniVersion: "1.0.0", code, msg, details });
+}
 
 /** One request as the stand-in agent received it. */
 interface Received {
@@ -304,14 +302,7 @@ describe("the native plugin and the agent", () => {
     const r = await runNative(podEnv({ CNI_COMMAND: "CHECK" }), conf());
     assert.deepEqual([r.status, r.stdout], [1, error]);
     onRequest = (_req, sock) => answer(sock, 500, "boom");
-    const odd = await runNative(podEnv(), conf());
-    assert.equal(odd.status, 1);
-    assert.deepEqual(JSON.parse(odd.stdout), {
-      cniVersion: "1.0.0",
-      code: 999,
-      msg: "the weft agent answered HTTP 500",
-      details: "boom",
-    });
+    assertCniError(await runNative(podEnv(), conf()), 999, "the weft agent answered HTTP 500", "boom");
   });
 
   it("prints a large answer whole: 8 MiB with Content-Length, 3 MiB chunked", async () => {
@@ -353,13 +344,7 @@ describe("the native plugin and the agent", () => {
     try {
       const stdin = conf({ timeoutMs: 300 });
       const [a, b] = await Promise.all([runNative(podEnv(), stdin), runNode(podEnv(), stdin)]);
-      assert.equal(a.status, 1);
-      assert.deepEqual(JSON.parse(a.stdout), {
-        cniVersion: "1.0.0",
-        code: 11,
-        msg: "the weft agent did not answer within 300 ms",
-        details: socket,
-      });
+      assertCniError(a, 11, "the weft agent did not answer within 300 ms", socket);
       assert.equal(a.stdout, b.stdout);
     } finally {
       for (const s of silent) s.destroy();
@@ -374,22 +359,19 @@ describe("the native plugin and the agent", () => {
     assert.equal(a.stdout, b.stdout);
     onRequest = (_req, sock) => sock.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"cniVer');
     const half = await runNative(podEnv(), conf());
-    assert.equal(half.status, 1);
-    assert.deepEqual(JSON.parse(half.stdout), {
-      cniVersion: "1.0.0",
-      code: 11,
-      msg: "the weft agent closed the connection early",
-      details: "Error: truncated HTTP response",
-    });
+    assertCniError(half, 11, "the weft agent closed the connection early", "Error: truncated HTTP response");
   });
 });
 
 describe("percentDecode (the agent's half of CNI-Env-Encoding)", () => {
   it("turns %XX into bytes read as UTF-8 and leaves the rest", () => {
-    assert.equal(percentDecode("caf%C3%A9%20x%25"), "café x%");
-    assert.equal(percentDecode("plain"), "plain");
-    assert.equal(percentDecode("100%"), "100%");
-    assert.equal(percentDecode("%zz%4"), "%zz%4");
-    assert.equal(percentDecode("%FF"), "\ufffd");
+    const cases: [encoded: string, decoded: string][] = [
+      ["caf%C3%A9%20x%25", "café x%"],
+      ["plain", "plain"],
+      ["100%", "100%"],
+      ["%zz%4", "%zz%4"],
+      ["%FF", "\ufffd"],
+    ];
+    for (const [encoded, decoded] of cases) assert.equal(percentDecode(encoded), decoded, encoded);
   });
 });

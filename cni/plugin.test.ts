@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { bundlePlugin } from "./bundler.js";
 import { runPlugin } from "./plugin.js";
+import { netconf, podEnv } from "./plugin-support.js";
 import type { AgentRequest, AgentResponse } from "./types.js";
 
 const dir = mkdtempSync(join(tmpdir(), `weft-cni-unit-${process.pid}-`));
@@ -16,22 +17,13 @@ let answer: (req: AgentRequest) => AgentResponse = () => ({});
 let server: Server;
 let weft = "";
 
-const env = (over: Record<string, string> = {}) => ({
-  CNI_COMMAND: "ADD",
-  CNI_CONTAINERID: "c1",
-  CNI_NETNS: "/var/run/netns/p",
-  CNI_IFNAME: "eth0",
-  CNI_PATH: "/opt/cni/bin",
-  ...over,
-});
-const conf = (over: Record<string, unknown> = {}) =>
-  JSON.stringify({ cniVersion: "1.0.0", name: "weft", type: "weft", agentSocket: socket, ...over });
+const conf = (over: Record<string, unknown> = {}) => netconf(socket, over);
 
 const agentResult = {
   cniVersion: "1.0.0",
   interfaces: [
     { name: "weftx", mac: "ee:ee:ee:ee:ee:ee" },
-    { name: "eth0", sandbox: "/var/run/netns/p" },
+    { name: "eth0", sandbox: "/var/run/netns/p1" },
   ],
   ips: [{ address: "10.0.0.9/32", gateway: "169.254.1.1", interface: 1 }],
   routes: [{ dst: "0.0.0.0/0", gw: "169.254.1.1" }],
@@ -59,7 +51,7 @@ after(() => {
 describe("runPlugin against an agent", () => {
   it("forwards ADD with env, args and config, and prints the result", async () => {
     answer = () => ({ result: agentResult });
-    const out = await runPlugin(env({ CNI_ARGS: "K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p" }), conf());
+    const out = await runPlugin(podEnv({ CNI_ARGS: "K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p" }), conf());
     assert.equal(out.exitCode, 0);
     const last = seen.at(-1)!;
     assert.equal(last.command, "ADD");
@@ -70,7 +62,7 @@ describe("runPlugin against an agent", () => {
 
   it("answers in the configuration's version (0.4.0 tags IPs)", async () => {
     answer = () => ({ result: agentResult });
-    const out = await runPlugin(env(), conf({ cniVersion: "0.4.0" }));
+    const out = await runPlugin(podEnv(), conf({ cniVersion: "0.4.0" }));
     const r = JSON.parse(out.stdout);
     assert.equal(r.cniVersion, "0.4.0");
     assert.equal(r.ips[0].version, "4");
@@ -83,7 +75,7 @@ describe("runPlugin against an agent", () => {
       interfaces: [{ name: "dummy0" }],
       ips: [{ address: "192.0.2.1/24" }],
     };
-    const r = JSON.parse((await runPlugin(env(), conf({ prevResult }))).stdout);
+    const r = JSON.parse((await runPlugin(podEnv(), conf({ prevResult }))).stdout);
     assert.deepEqual(
       r.interfaces.map((i: { name: string }) => i.name),
       ["dummy0", "weftx", "eth0"],
@@ -94,14 +86,14 @@ describe("runPlugin against an agent", () => {
   it("DEL and CHECK print nothing on success", async () => {
     answer = () => ({});
     for (const c of ["DEL", "CHECK"]) {
-      const out = await runPlugin(env({ CNI_COMMAND: c }), conf());
+      const out = await runPlugin(podEnv({ CNI_COMMAND: c }), conf());
       assert.deepEqual(out, { stdout: "", exitCode: 0 });
     }
   });
 
   it("passes the agent's error code through as CNI error JSON", async () => {
     answer = () => ({ error: { code: 3, msg: "no addresses are assigned to c1.eth0" } });
-    const out = await runPlugin(env({ CNI_COMMAND: "CHECK" }), conf());
+    const out = await runPlugin(podEnv({ CNI_COMMAND: "CHECK" }), conf());
     assert.equal(out.exitCode, 1);
     assert.deepEqual(JSON.parse(out.stdout), {
       cniVersion: "1.0.0",
@@ -111,7 +103,7 @@ describe("runPlugin against an agent", () => {
   });
 
   it("an unreachable agent is code 11, try again later", async () => {
-    const out = await runPlugin(env(), conf({ agentSocket: join(dir, "nobody.sock") }));
+    const out = await runPlugin(podEnv(), conf({ agentSocket: join(dir, "nobody.sock") }));
     assert.equal(out.exitCode, 1);
     const e = JSON.parse(out.stdout);
     assert.equal(e.code, 11);
@@ -120,7 +112,7 @@ describe("runPlugin against an agent", () => {
 
   it("an agent answering garbage is code 999, without a stack", async () => {
     answer = () => "not json" as unknown as AgentResponse;
-    const out = await runPlugin(env(), conf());
+    const out = await runPlugin(podEnv(), conf());
     const e = JSON.parse(out.stdout);
     assert.equal(e.code, 999);
     assert.doesNotMatch(out.stdout, /at .*\.js:\d+/);
@@ -147,20 +139,20 @@ describe("the bundled executable", () => {
   });
 
   it("malformed stdin: code 6, non-zero exit, nothing on stderr", () => {
-    const r = exec(env(), "{not json");
+    const r = exec(podEnv(), "{not json");
     assert.equal(r.status, 1);
     assert.equal(JSON.parse(r.out).code, 6);
     assert.equal(r.err, "");
   });
 
   it("an unknown CNI version: code 1", () => {
-    const r = exec(env(), conf({ cniVersion: "7.0.0" }));
+    const r = exec(podEnv(), conf({ cniVersion: "7.0.0" }));
     assert.equal(r.status, 1);
     assert.equal(JSON.parse(r.out).code, 1);
   });
 
   it("agent down: code 11", () => {
-    const r = exec(env(), conf({ agentSocket: join(dir, "down.sock") }));
+    const r = exec(podEnv(), conf({ agentSocket: join(dir, "down.sock") }));
     assert.equal(r.status, 1);
     assert.equal(JSON.parse(r.out).code, 11);
   });
