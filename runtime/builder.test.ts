@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it, type TestContext } from "node:test";
 import { ControllerBuilder } from "./builder.js";
 import { TerminalError } from "./controller.js";
 import { Informer } from "./informer.js";
@@ -19,11 +19,15 @@ const object = (name: string, meta: Partial<TestObject["metadata"]> = {}, spec?:
   ...(spec ? { spec } : {}),
 });
 
-async function synced(c: TestCollection): Promise<Informer<TestObject>> {
-  const inf = new Informer(c);
+/** A collection holding `initial`, and its informer, synced; the informer stops when the test ends. */
+async function synced(t: TestContext, name: string, ...initial: string[]) {
+  const objects = new TestCollection(name);
+  for (const n of initial) objects.set(object(n));
+  const inf = new Informer(objects);
+  t.after(() => inf.stop());
   inf.start();
   await inf.waitForSync();
-  return inf;
+  return { objects, inf };
 }
 
 /** A reconciler that records the keys it saw, in order. */
@@ -39,10 +43,8 @@ function recorder(fail?: (key: string, n: number) => Error | undefined) {
 }
 
 describe("ControllerBuilder", () => {
-  it("for(): reconciles an informer's objects by key, only for events the predicate passes", async () => {
-    const pools = new TestCollection("pools");
-    pools.set(object("old"));
-    const inf = await synced(pools);
+  it("for(): reconciles an informer's objects by key, only for events the predicate passes", async (t) => {
+    const { objects: pools, inf } = await synced(t, "pools", "old");
     const r = recorder();
     const c = new ControllerBuilder("test-for")
       .for(inf, { predicate: generationChanged })
@@ -59,12 +61,10 @@ describe("ControllerBuilder", () => {
     pools.remove("marker");
     await until("the spec change and the delete", () => r.count("old") === 2 && r.count("marker") === 2);
     await c.stop();
-    await inf.stop();
   });
 
-  it("watches(): maps another kind to keys, old and new object on update", async () => {
-    const blocks = new TestCollection("blocks");
-    const inf = await synced(blocks);
+  it("watches(): maps another kind to keys, old and new object on update", async (t) => {
+    const { objects: blocks, inf } = await synced(t, "blocks");
     const r = recorder();
     const c = new ControllerBuilder("test-watches", { workers: 2 })
       .watches(inf, (b) => [b.spec?.node as string, `pool/${b.spec?.pool}`], { predicate: labelsChanged })
@@ -75,12 +75,10 @@ describe("ControllerBuilder", () => {
     blocks.set(object("b1", { labels: { moved: "yes" } }, { node: "n2", pool: "p" }));
     await until("both nodes of the moved block", () => r.count("n1") === 2 && r.count("n2") === 1);
     await c.stop();
-    await inf.stop();
   });
 
-  it("delayMs: keys arrive after the delay, a burst folded into one reconcile", async () => {
-    const blocks = new TestCollection("blocks");
-    const inf = await synced(blocks);
+  it("delayMs: keys arrive after the delay, a burst folded into one reconcile", async (t) => {
+    const { objects: blocks, inf } = await synced(t, "blocks");
     const r = recorder();
     const c = new ControllerBuilder("test-delay")
       .watches(inf, (b) => b.spec?.pool as string, { delayMs: 5 })
@@ -91,12 +89,10 @@ describe("ControllerBuilder", () => {
     await until("the pool", () => r.count("p") === 1);
     await c.stop();
     assert.equal(r.count("p"), 1);
-    await inf.stop();
   });
 
-  it("a TerminalError is not retried; the next change of the object brings it back", async () => {
-    const things = new TestCollection("things");
-    const inf = await synced(things);
+  it("a TerminalError is not retried; the next change of the object brings it back", async (t) => {
+    const { objects: things, inf } = await synced(t, "things");
     const r = recorder((key, n) =>
       key === "broken" && n === 1 ? new TerminalError("contradicts itself") : undefined,
     );
@@ -122,6 +118,5 @@ describe("ControllerBuilder", () => {
     retrying.enqueue("flaky");
     await until("an ordinary error retried", () => flaky.count("flaky") === 2);
     await Promise.all([terminal.stop(), retrying.stop()]);
-    await inf.stop();
   });
 });
