@@ -37,6 +37,12 @@ function intent(n: number, over: Partial<{ mac: string; underlay: string }> = {}
   };
 }
 
+/** Node 3 after it moved: a new VTEP MAC and a new underlay address. */
+const NODE3_MOVED = { mac: mac(0x33), underlay: "192.168.77.133" };
+
+/** The cluster of nodes 1-4 after a change: node 3 moved, node 4 left, node 5 joined. */
+const afterChange = () => [intent(1), intent(2), intent(3, NODE3_MOVED), intent(5)];
+
 function desiredFor(self: number, intents: RouteIntentSpec[]): DesiredState {
   const r = computeDesired({ node: `node-${self}`, intents, ownBlocks: [`10.244.${self}.0/26`] });
   assert.deepEqual(r.problems, []);
@@ -143,18 +149,10 @@ describe("kernel dataplane in a network namespace", { concurrency: false }, () =
   });
 
   it("a changed, a removed and a new node converge to exactly the new entries", async () => {
-    const intents = [
-      intent(1),
-      intent(2),
-      intent(3, { mac: mac(0x33), underlay: "192.168.77.133" }),
-      intent(5),
-    ];
+    const intents = afterChange();
     const res = await drv!.call<ApplyResult>("set", { desired: desiredFor(1, intents) });
     assert.deepEqual(res.failed, []);
-    assert.deepEqual(
-      kernelOf(ns),
-      expected([{ n: 2 }, { n: 3, mac: mac(0x33), underlay: "192.168.77.133" }, { n: 5 }]),
-    );
+    assert.deepEqual(kernelOf(ns), expected([{ n: 2 }, { n: 3, ...NODE3_MOVED }, { n: 5 }]));
     assertNexthops(ns);
     const again = await drv!.call<ApplyResult>("set", { desired: desiredFor(1, intents) });
     assert.equal(again.actions, 0, "a second identical setDesired changes nothing");
@@ -225,13 +223,7 @@ describe("kernel dataplane in a network namespace", { concurrency: false }, () =
 
   it("foreign routes are untouched, and a foreign route in a wanted slot is reported, not replaced", async () => {
     ns.ip("route", "add", "10.244.7.0/26", "via", "192.168.77.250", "proto", "static");
-    const intents = [
-      intent(1),
-      intent(2),
-      intent(3, { mac: mac(0x33), underlay: "192.168.77.133" }),
-      intent(5),
-      intent(7),
-    ];
+    const intents = [...afterChange(), intent(7)];
     const res = await drv!.call<ApplyResult>("set", { desired: desiredFor(1, intents) });
     assert.equal(res.conflicts.length, 1);
     assert.match(res.conflicts[0]!, /10\.244\.7\.0\/26/);
@@ -274,13 +266,7 @@ describe("kernel dataplane in a network namespace", { concurrency: false }, () =
       await sentinel(1);
       const d = drv!;
       await d.stop();
-      const intents = [
-        intent(1),
-        intent(2),
-        intent(3, { mac: mac(0x33), underlay: "192.168.77.133" }),
-        intent(5),
-        intent(7),
-      ];
+      const intents = [...afterChange(), intent(7)];
       const res = await start(desiredFor(1, intents));
       assert.equal(res.actions, 0, "restart applies nothing");
       assert.deepEqual(res.device, [], "the device is kept as it is");
@@ -312,18 +298,12 @@ describe("kernel dataplane in a network namespace", { concurrency: false }, () =
     let res = await call({ tracker, upsert: [intent(1), intent(2), intent(3), intent(4)] });
     assert.deepEqual(res.failed, []);
     assert.deepEqual(kernelOf(ns), expected([{ n: 2 }, { n: 3 }, { n: 4 }]));
-    res = await call({ upsert: [intent(3, { mac: mac(0x33), underlay: "192.168.77.133" })] });
+    res = await call({ upsert: [intent(3, NODE3_MOVED)] });
     assert.deepEqual(res.failed, []);
     assert.ok(res.actions > 0 && res.actions <= 3, `only node 3's entries were touched (${res.actions})`);
-    assert.deepEqual(
-      kernelOf(ns),
-      expected([{ n: 2 }, { n: 3, mac: mac(0x33), underlay: "192.168.77.133" }, { n: 4 }]),
-    );
+    assert.deepEqual(kernelOf(ns), expected([{ n: 2 }, { n: 3, ...NODE3_MOVED }, { n: 4 }]));
     res = await call({ remove: ["node-2"], upsert: [intent(6)] });
-    assert.deepEqual(
-      kernelOf(ns),
-      expected([{ n: 3, mac: mac(0x33), underlay: "192.168.77.133" }, { n: 4 }, { n: 6 }]),
-    );
+    assert.deepEqual(kernelOf(ns), expected([{ n: 3, ...NODE3_MOVED }, { n: 4 }, { n: 6 }]));
     assertNexthops(ns);
     // drift repair keeps working against the tracker's state
     ns.ip("route", "del", "10.244.6.0/26");
