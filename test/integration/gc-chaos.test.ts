@@ -1,8 +1,5 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "../../devenv/procs.js";
@@ -11,18 +8,13 @@ import { isReservedHandle } from "../../ipam/index.js";
 import {
   allocationsByIp,
   blocksOf,
-  createNode,
-  createPool,
-  deleteNode,
   deletePods,
   ensureNamespace,
   killWorker,
   readHeld,
-  removePools,
   setup,
-  spawnWorker,
   startController,
-  type Worker,
+  WorkerFleet,
 } from "./ipam-support.js";
 
 /**
@@ -37,13 +29,11 @@ const PER_PROCESS = 500;
 const NODES = 20;
 const GRACE_MS = 2000;
 
-const { cluster, kc, store, core } = setup();
-const tag = `gcchaos${process.pid}`;
-const pool = `${tag}-pool`;
-const ns = `${tag}-pods`;
-const nodes = Array.from({ length: NODES }, (_, i) => `${tag}-n${i}`);
-const dir = mkdtempSync(join(tmpdir(), `${tag}-`));
-const workers: Worker[] = [];
+const env = setup();
+const { cluster, kc, store, core } = env;
+const fleet = new WorkerFleet(env, `gcchaos${process.pid}`, NODES);
+const { pool, workers } = fleet;
+const ns = `${fleet.tag}-pods`;
 const weftctl = fileURLToPath(new URL("../../cli/main.js", import.meta.url));
 
 function check(): Promise<{ code: number; report: AuditReport }> {
@@ -65,35 +55,14 @@ function check(): Promise<{ code: number; report: AuditReport }> {
 }
 
 after(async () => {
-  for (const w of workers) killWorker(w);
+  fleet.kill();
   await deletePods(core, ns).catch(() => undefined);
-  await Promise.all(nodes.map((n) => deleteNode(core, n)));
-  await removePools(store, [pool]);
-  rmSync(dir, { recursive: true, force: true });
+  await fleet.remove();
 });
 
 it("SIGKILLed allocators: check reports every leak, GC frees exactly those and nothing in use", async () => {
   await ensureNamespace(core, ns);
-  // Only this file's nodes: a controller of another test file must not use them, nor this one theirs.
-  await createPool(store, pool, {
-    cidr: "10.203.0.0/16",
-    nodeSelector: { matchLabels: { "weft.dev/test": tag } },
-  });
-  await Promise.all(nodes.map((n) => createNode(core, n, { "weft.dev/test": tag })));
-  for (let id = 0; id < PROCESSES; id++) {
-    workers.push(
-      spawnWorker({
-        kubeconfig: cluster.kubeconfig,
-        id,
-        pool,
-        nodes,
-        count: PER_PROCESS,
-        inflight: 25,
-        out: join(dir, `w${id}.jsonl`),
-        namespace: ns,
-      }),
-    );
-  }
+  await fleet.start("10.203.0.0/16", PROCESSES, { count: PER_PROCESS, inflight: 25, namespace: ns });
   const victims = workers.slice(0, PROCESSES / 2);
   const survivors = workers.slice(PROCESSES / 2);
   // Mid-run: each victim holds some addresses and has more in flight.

@@ -9,9 +9,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
-import { type Started, startDetached, stopPid, waitFor } from "../../devenv/procs.js";
-import { deleteNode, removePools, setup } from "./ipam-support.js";
+import { type Started, stopPid, waitFor } from "../../devenv/procs.js";
+import { deleteNode, removePools, setup, spawnController } from "./ipam-support.js";
 
 const { cluster, store, core } = setup();
 const tag = `gitops${process.pid}`;
@@ -21,7 +20,6 @@ const peer = `${tag}-peer`;
 const node = `${tag}-node`;
 const GITOPS = "flux-test";
 const dir = mkdtempSync(join(tmpdir(), `${tag}-`));
-const main = fileURLToPath(new URL("../../controllers/main.js", import.meta.url));
 
 interface ManagedField {
   manager: string;
@@ -106,25 +104,7 @@ describe("GitOps: server-side apply, field managers and status conditions", () =
       },
     });
     await gitopsApply(false);
-    ctl = startDetached(
-      process.execPath,
-      [
-        main,
-        "--kubeconfig",
-        cluster.kubeconfig,
-        "--leader-elect=false",
-        "--health-port",
-        "0",
-        "--health-host",
-        "127.0.0.1",
-        "--pool-selector",
-        `weft.dev/test=${tag}`,
-        "--node-selector",
-        `weft.dev/test=${tag}`,
-      ],
-      join(dir, "controller.log"),
-      { ...process.env, WEFT_LOG_FORMAT: "text" },
-    );
+    ctl = spawnController(cluster.kubeconfig, tag, join(dir, "controller.log"), ["--leader-elect=false"]);
   });
 
   after(async () => {

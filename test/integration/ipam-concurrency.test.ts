@@ -1,23 +1,8 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, it } from "node:test";
 import { audit } from "../../ipam/audit.js";
 import { parseCidr, parseIP } from "../../ipam/index.js";
-import {
-  allocationsByIp,
-  blocksOf,
-  createNode,
-  createPool,
-  deleteNode,
-  killWorker,
-  readHeld,
-  removePools,
-  setup,
-  spawnWorker,
-  type Worker,
-} from "./ipam-support.js";
+import { allocationsByIp, blocksOf, readHeld, setup, WorkerFleet } from "./ipam-support.js";
 
 /**
  * Several allocator processes against one pool on the real apiserver: nothing but the block
@@ -28,36 +13,14 @@ const PER_PROCESS = 500;
 const NODES = 20;
 const CIDR = "10.202.0.0/16";
 
-const { cluster, store, core } = setup();
-const tag = `ipamcc${process.pid}`;
-const pool = `${tag}-pool`;
-const nodes = Array.from({ length: NODES }, (_, i) => `${tag}-n${i}`);
-const dir = mkdtempSync(join(tmpdir(), `${tag}-`));
-const workers: Worker[] = [];
+const env = setup();
+const fleet = new WorkerFleet(env, `ipamcc${process.pid}`, NODES);
+const { workers } = fleet;
 
-after(async () => {
-  for (const w of workers) killWorker(w);
-  await Promise.all(nodes.map((n) => deleteNode(core, n)));
-  await removePools(store, [pool]);
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => fleet.remove());
 
 it(`${PROCESSES} processes x ${PER_PROCESS} assignments over ${NODES} nodes: no duplicates, blocks agree`, async () => {
-  await createPool(store, pool, { cidr: CIDR, nodeSelector: { matchLabels: { "weft.dev/test": tag } } });
-  await Promise.all(nodes.map((n) => createNode(core, n, { "weft.dev/test": tag })));
-  for (let id = 0; id < PROCESSES; id++) {
-    workers.push(
-      spawnWorker({
-        kubeconfig: cluster.kubeconfig,
-        id,
-        pool,
-        nodes,
-        count: PER_PROCESS,
-        inflight: 50,
-        out: join(dir, `w${id}.jsonl`),
-      }),
-    );
-  }
+  await fleet.start(CIDR, PROCESSES, { count: PER_PROCESS, inflight: 50 });
   const codes = await Promise.all(workers.map((w) => w.exited));
   for (const [i, c] of codes.entries()) assert.equal(c, 0, `worker ${i} failed: ${workers[i]!.stderr()}`);
 
@@ -71,7 +34,7 @@ it(`${PROCESSES} processes x ${PER_PROCESS} assignments over ${NODES} nodes: no 
     assert.ok(a.family === 4 && a.value >= c.base && a.value < c.base + (1n << 16n), `${h.ip} is in ${CIDR}`);
   }
 
-  const blocks = await blocksOf(store, pool);
+  const blocks = await blocksOf(env.store, fleet.pool);
   const stored = allocationsByIp(blocks);
   assert.equal(stored.size, held.length, "the blocks hold exactly what the processes hold");
   for (const h of held)

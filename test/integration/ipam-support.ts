@@ -1,6 +1,8 @@
 /** Shared setup of the IPAM integration tests: pools, nodes, namespaces, an in-process controller. */
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as k8s from "@kubernetes/client-node";
 import { API_VERSION, type IPAMBlock, type IPPoolSpec } from "../../api/index.js";
@@ -9,6 +11,7 @@ import { type IpamPartsOptions, ipamControllers } from "../../controllers/ipam/i
 import { createStore } from "../../datastore/factory.js";
 import type { Store } from "../../datastore/store.js";
 import { testCluster } from "../../devenv/cluster.js";
+import { type Started, startDetached } from "../../devenv/procs.js";
 import { addressAt } from "../../ipam/index.js";
 import { InformerCache, Manager, type Runnable } from "../../runtime/index.js";
 
@@ -108,6 +111,23 @@ export async function startController(
   return { ctx, parts, stop: () => manager.stop() };
 }
 
+/**
+ * weft-controller as its own process for this test file, text logs to `log`: health on an
+ * ephemeral loopback port, and only the pools and nodes labelled weft.dev/test=<tag> are its own.
+ */
+export function spawnController(kubeconfig: string, tag: string, log: string, flags: string[]): Started {
+  const main = fileURLToPath(new URL("../../controllers/main.js", import.meta.url));
+  const scope = `weft.dev/test=${tag}`;
+  const scoped = [`--pool-selector=${scope}`, `--node-selector=${scope}`];
+  const health = ["--health-port=0", "--health-host=127.0.0.1"];
+  return startDetached(
+    process.execPath,
+    [main, `--kubeconfig=${kubeconfig}`, ...health, ...scoped, ...flags],
+    log,
+    { ...process.env, WEFT_LOG_FORMAT: "text" },
+  );
+}
+
 export interface WorkerArgs {
   kubeconfig: string;
   id: number;
@@ -177,6 +197,58 @@ export function killWorker(w: Worker): void {
     process.kill(w.pid, "SIGKILL");
   } catch {
     /* already gone */
+  }
+}
+
+/**
+ * Allocator processes of one test file over a pool of its own, spread over nodes of its own: the
+ * pool selects only these nodes, so a controller of another test file never uses them.
+ */
+export class WorkerFleet {
+  readonly pool: string;
+  readonly nodes: string[];
+  readonly workers: Worker[] = [];
+  private readonly dir: string;
+
+  constructor(
+    private readonly env: ReturnType<typeof setup>,
+    readonly tag: string,
+    nodeCount: number,
+  ) {
+    this.pool = `${tag}-pool`;
+    this.nodes = Array.from({ length: nodeCount }, (_, i) => `${tag}-n${i}`);
+    this.dir = mkdtempSync(join(tmpdir(), `${tag}-`));
+  }
+
+  /** Creates the pool and the nodes, then starts `processes` workers with these settings. */
+  async start(
+    cidr: string,
+    processes: number,
+    each: Pick<WorkerArgs, "count" | "inflight" | "namespace">,
+  ): Promise<void> {
+    const { store, core, cluster } = this.env;
+    const selector = { "weft.dev/test": this.tag };
+    await createPool(store, this.pool, { cidr, nodeSelector: { matchLabels: selector } });
+    await Promise.all(this.nodes.map((n) => createNode(core, n, selector)));
+    for (let id = 0; id < processes; id++) {
+      const out = join(this.dir, `w${id}.jsonl`);
+      this.workers.push(
+        spawnWorker({ kubeconfig: cluster.kubeconfig, id, pool: this.pool, nodes: this.nodes, out, ...each }),
+      );
+    }
+  }
+
+  /** SIGKILLs the workers that still run (an exited one's pid may belong to another process by now). */
+  kill(): void {
+    for (const w of this.workers) if (w.exitCode() === null) killWorker(w);
+  }
+
+  /** Kills the workers, then removes the nodes, the pool with its blocks and the workers' files. */
+  async remove(): Promise<void> {
+    this.kill();
+    await Promise.all(this.nodes.map((n) => deleteNode(this.env.core, n)));
+    await removePools(this.env.store, [this.pool]);
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -3,11 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import * as k8s from "@kubernetes/client-node";
-import { alive, type Started, startDetached, stopPid, waitFor } from "../../devenv/procs.js";
+import { alive, type Started, stopPid, waitFor } from "../../devenv/procs.js";
 import { vtepHandle } from "../../ipam/index.js";
-import { deleteNode, removePools, setup } from "./ipam-support.js";
+import { deleteNode, removePools, setup, spawnController } from "./ipam-support.js";
 
 /**
  * Two weft-controller processes share one Lease: only the holder acts (claims blocks for joining
@@ -25,37 +24,20 @@ const nodes: string[] = [];
 const dir = mkdtempSync(join(tmpdir(), `${tag}-`));
 const procs: Array<Started & { id: string }> = [];
 const coord = kc.makeApiClient(k8s.CoordinationV1Api);
-const main = fileURLToPath(new URL("../../controllers/main.js", import.meta.url));
 
 function startController(id: string): Started & { id: string } {
-  const p = startDetached(
-    process.execPath,
-    [
-      main,
-      "--kubeconfig",
-      cluster.kubeconfig,
-      "--leader-elect-namespace",
-      "kube-system",
-      "--lease-name",
-      lease,
-      "--lease-duration-ms",
-      String(LEASE_MS),
-      "--identity",
-      id,
-      "--health-port",
-      "0",
-      "--health-host",
-      "127.0.0.1",
-      "--gc-grace-ms",
-      "600000",
-      "--pool-selector",
-      `weft.dev/test=${tag}`,
-      "--node-selector",
-      `weft.dev/test=${tag}`,
-    ],
-    join(dir, `${id}.log`),
-    { ...process.env, WEFT_LOG_FORMAT: "text" },
-  );
+  const p = spawnController(cluster.kubeconfig, tag, join(dir, `${id}.log`), [
+    "--leader-elect-namespace",
+    "kube-system",
+    "--lease-name",
+    lease,
+    "--lease-duration-ms",
+    String(LEASE_MS),
+    "--identity",
+    id,
+    "--gc-grace-ms",
+    "600000",
+  ]);
   const started = { ...p, id };
   procs.push(started);
   return started;

@@ -10,17 +10,7 @@ import https from "node:https";
 import * as k8s from "@kubernetes/client-node";
 import { createStore } from "../../../datastore/factory.js";
 import { Assigner } from "../../../ipam/client/assigner.js";
-
-interface WorkerArgs {
-  kubeconfig: string;
-  id: number;
-  pool: string;
-  nodes: string[];
-  count: number;
-  inflight: number;
-  out: string;
-  namespace?: string;
-}
+import type { Held, WorkerArgs } from "../ipam-support.js";
 
 /**
  * client-node 1.3 builds a new https.Agent for every request, so every API call pays a TLS
@@ -74,10 +64,8 @@ async function main(): Promise<void> {
         );
       }
     }
-    appendFileSync(
-      args.out,
-      `${JSON.stringify({ handle, ip: a.ips[0], node, block: a.addresses[0]!.block })}\n`,
-    );
+    const held: Held = { handle, ip: a.ips[0]!, node, block: a.addresses[0]!.block };
+    appendFileSync(args.out, `${JSON.stringify(held)}\n`);
   };
   const lanes = Array.from({ length: args.inflight }, async () => {
     for (;;) {
