@@ -86,6 +86,8 @@ export interface BgpManagerOptions {
   birdcPath?: string;
   /** How often BIRD's session state is read (default 2000 ms). */
   statusIntervalMs?: number;
+  /** Longest random pause before a graceful restart of BIRD (default 4000 ms). */
+  gracefulRestartJitterMs?: number;
   /** Called when what decorate() returns changed. */
   onStatusChange?: () => void;
 }
@@ -202,6 +204,26 @@ export class BgpManager implements Runnable {
   }
 
   /**
+   * Before a graceful restart: a random pause, then until every BGP session is Established (or a
+   * minute passed). A peer keeps this node's routes while it restarts, but two neighbours
+   * restarting at once each come back to a peer that is still recovering, and a route can go
+   * missing in between; one configuration change reaches every agent at the same moment, so
+   * without this every node of the cluster would restart together.
+   */
+  private async waitForSettledPeers(): Promise<void> {
+    const jitterMs = this.opts.gracefulRestartJitterMs ?? 4000;
+    await sleep(Math.random() * jitterMs);
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && !this.stopped) {
+      const protocols = await this.bird.status().catch(() => []);
+      const bgp = protocols.filter((p) => p.proto === "BGP");
+      if (bgp.every((p) => p.bgpState === "Established")) return;
+      await sleep(500 + Math.random() * 1000);
+    }
+    this.opts.logger.warn("graceful restart with BGP sessions still down (waited 60 s)");
+  }
+
+  /**
    * Services and EndpointSlices, watched only while this node announces LoadBalancer addresses
    * (their ingress addresses, and which Services have a ready endpoint here).
    */
@@ -300,6 +322,7 @@ export class BgpManager implements Runnable {
     }
     try {
       const changedRoles = this.bird.running ? roleChanges(this.bird.activeConfig(), result.config) : [];
+      if (changedRoles.length > 0) await this.waitForSettledPeers();
       const r = await this.bird.apply(result.config, { graceful: changedRoles.length > 0 });
       this.applyError = undefined;
       this.rendered = result.protocols;
@@ -403,3 +426,5 @@ function mineMentions(
   if (p.message.startsWith(`node ${node} `)) return true;
   return mine?.sessions.some((s) => s.source === `BGPPeer/${p.name}`) ?? false;
 }
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
