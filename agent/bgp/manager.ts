@@ -204,19 +204,19 @@ export class BgpManager implements Runnable {
   }
 
   /**
-   * Before a graceful restart: a random pause, then until every BGP session is Established (or a
-   * minute passed). A peer keeps this node's routes while it restarts, but two neighbours
+   * Before a graceful restart: a random pause, then until every BGP session it keeps is Established
+   * (or a minute passed). A peer keeps this node's routes while it restarts, but two neighbours
    * restarting at once each come back to a peer that is still recovering, and a route can go
    * missing in between; one configuration change reaches every agent at the same moment, so
    * without this every node of the cluster would restart together.
    */
-  private async waitForSettledPeers(): Promise<void> {
+  private async waitForSettledPeers(kept: ReadonlySet<string>): Promise<void> {
     const jitterMs = this.opts.gracefulRestartJitterMs ?? 4000;
     await sleep(Math.random() * jitterMs);
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline && !this.stopped) {
       const protocols = await this.bird.status().catch(() => []);
-      const bgp = protocols.filter((p) => p.proto === "BGP");
+      const bgp = protocols.filter((p) => p.proto === "BGP" && kept.has(p.name));
       if (bgp.every((p) => p.bgpState === "Established")) return;
       await sleep(500 + Math.random() * 1000);
     }
@@ -322,7 +322,8 @@ export class BgpManager implements Runnable {
     }
     try {
       const changedRoles = this.bird.running ? roleChanges(this.bird.activeConfig(), result.config) : [];
-      if (changedRoles.length > 0) await this.waitForSettledPeers();
+      if (changedRoles.length > 0)
+        await this.waitForSettledPeers(new Set(result.protocols.map((p) => p.name)));
       const r = await this.bird.apply(result.config, { graceful: changedRoles.length > 0 });
       this.applyError = undefined;
       this.rendered = result.protocols;
