@@ -681,3 +681,18 @@ function peerProblems(peer: BGPPeer, clusterAS: number, nodeIPs: Map<string, str
   }
   return out;
 }
+
+/**
+ * When a node may restart BIRD gracefully after a change every node sees at once, in turns of a
+ * few seconds (pure). Two neighbours must not restart together: each would come back to a peer
+ * still recovering and a route could go missing. Reflectors go one by one, senior first; then every
+ * client together (clients of reflectors do not peer with each other); in a mesh every node has
+ * its own turn, by name.
+ */
+export function gracefulRestartTurn(topology: Topology, node: string): number {
+  const r = topology.reflectors.indexOf(node);
+  if (r >= 0) return r;
+  if (topology.reflectors.length > 0) return topology.reflectors.length;
+  const names = Object.keys(topology.nodes).sort();
+  return Math.max(0, names.indexOf(node));
+}
