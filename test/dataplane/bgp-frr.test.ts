@@ -6,7 +6,8 @@ import { after, before, describe, it } from "node:test";
 import type { BGPPeer } from "../../api/index.js";
 import { testCluster } from "../../devenv/cluster.js";
 import { ClusterNetwork } from "../../devenv/clusternet.js";
-import { TestEtcd } from "../../devenv/etcd.js";
+import { startTestEtcd } from "../../devenv/containers/etcd.js";
+import type { EtcdServer } from "../../devenv/etcd.js";
 import { frrMissing, LocalFrr } from "../../devenv/frr.js";
 import { waitFor } from "../../devenv/procs.js";
 import { requireRoot } from "../../devenv/topology.js";
@@ -46,7 +47,7 @@ describe("BGP interop with FRR: external peer with MD5, BFD, Services, communiti
   const cp = testCluster().state;
   const id = `wf${process.pid}`;
   const runDir = join(tmpdir(), `weft-${id}`);
-  let etcd: TestEtcd;
+  let etcd: EtcdServer;
   let net: ClusterNetwork;
   let frr: LocalFrr;
   let frrRR: LocalFrr | undefined;
@@ -111,7 +112,7 @@ describe("BGP interop with FRR: external peer with MD5, BFD, Services, communiti
   };
 
   before(async () => {
-    etcd = await TestEtcd.start();
+    etcd = await startTestEtcd();
     net = new ClusterNetwork({ id, runDir, cp, datastore: "etcd", etcd });
     await net.createPool(net.pool(`${id}-pool`, bgpTestCIDR(41), "bgp"));
     await net.up(N);

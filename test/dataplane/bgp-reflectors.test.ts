@@ -9,7 +9,8 @@ import * as k8s from "@kubernetes/client-node";
 import type { BGPConfiguration } from "../../api/index.js";
 import { testCluster } from "../../devenv/cluster.js";
 import { ClusterNetwork } from "../../devenv/clusternet.js";
-import { TestEtcd } from "../../devenv/etcd.js";
+import { startTestEtcd } from "../../devenv/containers/etcd.js";
+import type { EtcdServer } from "../../devenv/etcd.js";
 import { waitFor } from "../../devenv/procs.js";
 import { RouteWatch } from "../../devenv/route-watch.js";
 import { repoRoot } from "../../devenv/tools.js";
@@ -33,7 +34,7 @@ describe("BGP: automatic route reflectors and BFD", { timeout: 900_000 }, () => 
   const cp = testCluster().state;
   const id = `wr${process.pid}`;
   const runDir = join(tmpdir(), `weft-${id}`);
-  let etcd: TestEtcd;
+  let etcd: EtcdServer;
   let net: ClusterNetwork;
   const n = (i: number) => net.nodeName(i);
   const N = 5;
@@ -91,7 +92,7 @@ describe("BGP: automatic route reflectors and BFD", { timeout: 900_000 }, () => 
   };
 
   before(async () => {
-    etcd = await TestEtcd.start();
+    etcd = await startTestEtcd();
     net = new ClusterNetwork({ id, runDir, cp, datastore: "etcd", etcd });
     await net.createPool(net.pool(`${id}-pool`, bgpTestCIDR(31), "bgp"));
     await net.up(N);
