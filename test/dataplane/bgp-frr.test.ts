@@ -7,13 +7,14 @@ import type { BGPPeer } from "../../api/index.js";
 import { testCluster } from "../../devenv/cluster.js";
 import { ClusterNetwork } from "../../devenv/clusternet.js";
 import { startTestEtcd } from "../../devenv/containers/etcd.js";
+import { type FrrRouter, startFrr } from "../../devenv/containers/frr.js";
+import { CONTAINERS_ENV, containersMode } from "../../devenv/containers/mode.js";
 import type { EtcdServer } from "../../devenv/etcd.js";
-import { frrMissing, LocalFrr } from "../../devenv/frr.js";
 import { waitFor } from "../../devenv/procs.js";
 import { requireRoot } from "../../devenv/topology.js";
 import { allLogs, bgpTestCIDR, requireBird, waitAllRoutes, waitSessions } from "./bgp-support.js";
 
-// Issue 16: FRR (Debian frr: zebra, bfdd, bgpd in a namespace of the test) as an independent BGP
+// Issue 16: FRR (Debian frr: zebra, bfdd, bgpd, as a container joining a namespace of the test) as an independent BGP
 // implementation. As an external eBGP peer with an MD5 password and BFD it must receive every block,
 // the Service ranges and the LoadBalancer address of an externalTrafficPolicy Local Service from
 // exactly the nodes with a ready endpoint, each with the communities of its class and of the peer;
@@ -35,11 +36,10 @@ function kernelHasMd5(): boolean {
 
 describe("BGP interop with FRR: external peer with MD5, BFD, Services, communities; FRR as reflector", {
   timeout: 900_000,
+  skip: containersMode() === "off" && `${CONTAINERS_ENV}=off: FRR runs only as a container`,
 }, () => {
   requireRoot("the BGP dataplane tests");
   requireBird();
-  const missing = frrMissing();
-  if (missing) assert.fail(missing);
   assert.ok(
     kernelHasMd5(),
     "this kernel lacks TCP MD5 (CONFIG_TCP_MD5SIG), which the FRR password test needs",
@@ -49,8 +49,8 @@ describe("BGP interop with FRR: external peer with MD5, BFD, Services, communiti
   const runDir = join(tmpdir(), `weft-${id}`);
   let etcd: EtcdServer;
   let net: ClusterNetwork;
-  let frr: LocalFrr;
-  let frrRR: LocalFrr | undefined;
+  let frr: FrrRouter;
+  let frrRR: FrrRouter | undefined;
   const N = 3;
   const frrIP = "192.0.2.200";
   const rrIP = "192.0.2.201";
@@ -82,7 +82,7 @@ describe("BGP interop with FRR: external peer with MD5, BFD, Services, communiti
       "!",
       "",
     ].join("\n");
-  const route = async (r: LocalFrr, prefix: string) =>
+  const route = async (r: FrrRouter, prefix: string) =>
     (await r.vtyshJson<FrrRoute | Record<string, never>>(
       `show bgp ipv4 unicast ${prefix} json`,
     )) as Partial<FrrRoute>;
@@ -91,7 +91,7 @@ describe("BGP interop with FRR: external peer with MD5, BFD, Services, communiti
     [
       ...new Set((await route(frr, prefix)).paths?.map((p) => p.peer?.peerId ?? p.nexthops[0]?.ip) ?? []),
     ].sort();
-  const established = async (r: LocalFrr) => {
+  const established = async (r: FrrRouter) => {
     const s = await r.vtyshJson<{ ipv4Unicast?: { peers?: Record<string, { state: string }> } }>(
       "show bgp summary json",
     );
@@ -117,7 +117,7 @@ describe("BGP interop with FRR: external peer with MD5, BFD, Services, communiti
     await net.createPool(net.pool(`${id}-pool`, bgpTestCIDR(41), "bgp"));
     await net.up(N);
     const ns = await net.topo.addHost("frr", frrIP);
-    frr = await LocalFrr.start(ns, join(runDir, "frr"), frrConfig(pw1));
+    frr = await startFrr({ netns: ns, config: frrConfig(pw1) });
     await net.core.createNamespacedSecret({ namespace: secretNs, body: secret(pw1) });
     await net.store.create("BGPConfiguration", {
       apiVersion: "weft.dev/v1alpha1",
@@ -272,10 +272,11 @@ describe("BGP interop with FRR: external peer with MD5, BFD, Services, communiti
 
   it("a rotated password Secret is in effect within seconds: the sessions come back only with the new password on both sides", async () => {
     // FRR first: the sessions drop and stay down while the nodes still hold the old password
-    await frr.configure([
+    await frr.vtysh(
+      "configure terminal",
       "router bgp 65001",
       ...[1, 2, 3].map((i) => `neighbor ${nodeIP(n(i))} password ${pw2}`),
-    ]);
+    );
     await waitFor(
       "the sessions down with the old password on the nodes",
       () => extSessions((s) => s !== "Established"),
@@ -358,10 +359,9 @@ describe("BGP interop with FRR: external peer with MD5, BFD, Services, communiti
 
   it("FRR as the nodes' route reflector: with the mesh off every kernel learns every block through it", async () => {
     const ns = await net.topo.addHost("frr-rr", rrIP);
-    frrRR = await LocalFrr.start(
-      ns,
-      join(runDir, "frr-rr"),
-      [
+    frrRR = await startFrr({
+      netns: ns,
+      config: [
         "frr defaults traditional",
         "hostname frr-rr",
         "router bgp 64512",
@@ -374,7 +374,7 @@ describe("BGP interop with FRR: external peer with MD5, BFD, Services, communiti
         "!",
         "",
       ].join("\n"),
-    );
+    });
     await net.store.mutate("BGPConfiguration", "default", (c) => ({
       ...c,
       spec: { ...c.spec, nodeToNodeMesh: false },
