@@ -6,7 +6,42 @@ import {
   type SecretKeyRef,
   type WeftObject,
 } from "./meta.js";
-import { AGE_COLUMN, type KindCRD, ObjectNameSchema, type TypeSchema } from "./schema.js";
+import { AGE_COLUMN, type KindCRD, ObjectNameSchema, PATTERNS, type TypeSchema } from "./schema.js";
+
+/**
+ * Bidirectional Forwarding Detection on BGP sessions: a dead peer is noticed after
+ * intervalMilliseconds x multiplier instead of the hold time.
+ */
+export interface BFDSpec {
+  /** Turn BFD on for these sessions (default false). */
+  enabled?: boolean;
+  /** BFD transmit and receive interval in milliseconds, 10-60000 (default 300). */
+  intervalMilliseconds?: number;
+  /** BFD packets missed before the peer counts as down, 1-255 (default 3). */
+  multiplier?: number;
+}
+
+/**
+ * Automatic route reflectors: weft-controller chooses count nodes (nodes annotated
+ * weft.dev/route-reflector-cluster-id count too, and always win), spread over the values of
+ * zoneLabel, and replaces one whose node goes NotReady or away, one at a time.
+ */
+export interface RouteReflectorsSpec {
+  /** How many nodes reflect routes, 1-100. */
+  count: number;
+  /** Node label whose values are zones, such as topology.kubernetes.io/zone. */
+  zoneLabel?: string;
+}
+
+/** Communities added per prefix class to every route sent to external peers. */
+export interface PrefixClassCommunities {
+  /** Communities of the pod address blocks. */
+  blocks?: string[];
+  /** Communities of the serviceClusterIPs ranges. */
+  serviceClusterIPs?: string[];
+  /** Communities of the serviceLoadBalancerIPs ranges and LoadBalancer addresses. */
+  serviceLoadBalancerIPs?: string[];
+}
 
 /** Cluster-wide BGP settings. */
 export interface BGPConfigurationSpec {
@@ -34,6 +69,22 @@ export interface BGPConfigurationSpec {
   holdSeconds?: number;
   /** Optional TCP MD5 password of the node-to-node mesh sessions, a key of a Secret. */
   meshPassword?: SecretKeyRef;
+  /** Automatic route reflectors, chosen and kept by weft-controller. */
+  routeReflectors?: RouteReflectorsSpec;
+  /** BFD on the node-to-node sessions (mesh and reflectors). */
+  bfd?: BFDSpec;
+  /** Service cluster IP ranges (CIDRs) the Service nodes announce to external peers. */
+  serviceClusterIPs?: string[];
+  /**
+   * LoadBalancer IP ranges (CIDRs) the Service nodes announce to external peers; LoadBalancer
+   * ingress addresses inside them with externalTrafficPolicy Local are announced one by one from
+   * the nodes with a ready endpoint.
+   */
+  serviceLoadBalancerIPs?: string[];
+  /** The nodes that announce Service addresses (default every BGP node). */
+  serviceNodeSelector?: LabelSelector;
+  /** Communities added per prefix class to every route sent to external peers. */
+  communities?: PrefixClassCommunities;
 }
 
 /** Observed state, written by weft-controller. */
@@ -46,22 +97,52 @@ export interface BGPStatus {
   selectedNodes?: string[];
   /** Number of BGP sessions this object should produce across the cluster. */
   expectedSessions?: number;
+  /** Of expectedSessions, how many the nodes report Established. */
+  establishedSessions?: number;
+}
+
+/** One route reflector. */
+export interface RouteReflectorStatus {
+  /** The node that reflects. */
+  node: string;
+  /** The node's value of zoneLabel. */
+  zone?: string;
+  /** Route reflector cluster id. */
+  clusterID: string;
+  /** Automatic (chosen by weft-controller) or Annotation (the node is annotated). */
+  source: "Automatic" | "Annotation";
+  /** Joining (its sessions are coming up; the one it replaces stays) or Active. */
+  state: "Joining" | "Active";
+  /** Why this node was chosen. */
+  reason: string;
+  /** When it was chosen. */
+  since: string;
+}
+
+/** Observed state, written by weft-controller. */
+export interface BGPConfigurationStatus extends BGPStatus {
+  /** The route reflectors, chosen by weft-controller or annotated, and why. */
+  routeReflectors?: RouteReflectorStatus[];
 }
 
 /** The singleton's only allowed name. */
 export const BGP_CONFIGURATION_NAME = "default";
 
+/** Cluster id of the reflectors weft-controller chooses (annotated nodes bring their own). */
+export const AUTOMATIC_RR_CLUSTER_ID = "255.0.0.1";
+
 /**
  * BGPConfiguration holds the cluster-wide BGP settings used with encapsulation BGP: the
  * nodes' AS number, the node-to-node mesh, timers. It is a singleton named default.
  */
-export type BGPConfiguration = WeftObject<"BGPConfiguration", BGPConfigurationSpec, BGPStatus>;
+export type BGPConfiguration = WeftObject<"BGPConfiguration", BGPConfigurationSpec, BGPConfigurationStatus>;
 
 /** Who peers with whom. */
 export interface BGPPeerSpec {
   /**
    * Address of an external peer (IPv4 or IPv6). Exactly one of peerIP and peerSelector
-   * is set; peerIP needs asNumber.
+   * is set; peerIP needs asNumber. A peer in the nodes' own AS is taken for a route
+   * reflector: routes inside the pools are learned from it.
    */
   peerIP?: string;
   /**
@@ -79,6 +160,10 @@ export interface BGPPeerSpec {
   password?: SecretKeyRef;
   /** Remote TCP port, 1-65535 (default 179, or the nodes' listenPort for peerSelector peerings). */
   port?: number;
+  /** BFD on these sessions. */
+  bfd?: BFDSpec;
+  /** Communities added to every route sent to this peer (external peers). */
+  communities?: string[];
 }
 
 /**
@@ -95,6 +180,60 @@ export const BGP_DEFAULTS = {
   gracefulRestartSeconds: 120,
   keepaliveSeconds: 30,
   holdSeconds: 90,
+};
+
+export const BFD_DEFAULTS = {
+  intervalMilliseconds: 300,
+  multiplier: 3,
+};
+
+export const BFDSpecSchema: TypeSchema<BFDSpec> = {
+  fields: {
+    intervalMilliseconds: { format: "int32", minimum: 10, maximum: 60000 },
+    multiplier: { format: "int32", minimum: 1, maximum: 255 },
+  },
+};
+
+export const RouteReflectorsSpecSchema: TypeSchema<RouteReflectorsSpec> = {
+  fields: {
+    count: { format: "int32", minimum: 1, maximum: 100 },
+    zoneLabel: { maxLength: 317, pattern: PATTERNS.labelKey },
+  },
+};
+
+/** A list of standard communities, two numbers 0-65535 such as 65000:100. */
+const COMMUNITIES: TypeSchema<string[]> = {
+  maxItems: 32,
+  listType: "set",
+  items: {
+    maxLength: 11,
+    pattern: "^[0-9]{1,5}:[0-9]{1,5}$",
+    validations: [
+      {
+        rule: "self.split(':').all(p, int(p) <= 65535)",
+        message: "a community is two numbers 0-65535 separated by a colon, such as 65000:100",
+      },
+    ],
+  },
+};
+
+export const PrefixClassCommunitiesSchema: TypeSchema<PrefixClassCommunities> = {
+  fields: { blocks: COMMUNITIES, serviceClusterIPs: COMMUNITIES, serviceLoadBalancerIPs: COMMUNITIES },
+};
+
+/** Service ranges: CIDRs with their host bits clear. */
+const SERVICE_CIDRS: TypeSchema<string[]> = {
+  maxItems: 64,
+  listType: "set",
+  items: {
+    maxLength: 43,
+    validations: [
+      {
+        rule: "isCIDR(self) && cidr(self) == cidr(self).masked()",
+        message: "must be a CIDR with its host bits clear, such as 10.96.0.0/12",
+      },
+    ],
+  },
 };
 
 const AS_NUMBER: TypeSchema<number> = { format: "int64", minimum: 1, maximum: 4294967295 };
@@ -120,6 +259,8 @@ export const BGPConfigurationSpecSchema: TypeSchema<BGPConfigurationSpec> = {
       maximum: 65535,
       validations: [{ rule: "self == 0 || self >= 3", message: "spec.holdSeconds must be 0 or at least 3" }],
     },
+    serviceClusterIPs: SERVICE_CIDRS,
+    serviceLoadBalancerIPs: SERVICE_CIDRS,
   },
 };
 
@@ -129,6 +270,24 @@ export const BGPStatusSchema: TypeSchema<BGPStatus> = {
     conditions: ConditionsSchema,
     selectedNodes: { maxItems: 10000, listType: "set", items: { maxLength: 253 } },
     expectedSessions: CountSchema,
+    establishedSessions: CountSchema,
+  },
+};
+
+export const RouteReflectorStatusSchema: TypeSchema<RouteReflectorStatus> = {
+  fields: {
+    node: { maxLength: 253 },
+    zone: { maxLength: 63 },
+    clusterID: { maxLength: 15 },
+    reason: { maxLength: 1024 },
+    since: { maxLength: 64 },
+  },
+};
+
+export const BGPConfigurationStatusSchema: TypeSchema<BGPConfigurationStatus> = {
+  fields: {
+    ...BGPStatusSchema.fields,
+    routeReflectors: { maxItems: 200, listType: "map", listMapKeys: ["node"] },
   },
 };
 
@@ -145,10 +304,28 @@ export const BGPConfigurationCRD: KindCRD = {
     },
     { name: "Port", type: "integer", jsonPath: ".spec.listenPort", description: "TCP port BIRD listens on." },
     {
+      name: "Established",
+      type: "integer",
+      jsonPath: ".status.establishedSessions",
+      description: "Node-to-node sessions the nodes report Established.",
+    },
+    {
+      name: "Expected",
+      type: "integer",
+      jsonPath: ".status.expectedSessions",
+      description: "Node-to-node sessions the configuration makes.",
+    },
+    {
+      name: "Reflectors",
+      type: "string",
+      jsonPath: ".status.routeReflectors[*].node",
+      description: "The route reflectors.",
+    },
+    {
       name: "Ready",
       type: "string",
       jsonPath: '.status.conditions[?(@.type=="Ready")].status',
-      description: "Whether the configuration is applied.",
+      description: "Whether every expected node-to-node session is Established.",
     },
     AGE_COLUMN,
   ],
@@ -205,6 +382,7 @@ export const BGPPeerSpecSchema: TypeSchema<BGPPeerSpec> = {
     asNumber: AS_NUMBER,
     node: ObjectNameSchema,
     port: PORT,
+    communities: COMMUNITIES,
   },
 };
 
@@ -226,7 +404,13 @@ export const BGPPeerCRD: KindCRD = {
     },
     { name: "Port", type: "integer", jsonPath: ".spec.port", priority: 1, description: "Remote TCP port." },
     {
-      name: "Sessions",
+      name: "Established",
+      type: "integer",
+      jsonPath: ".status.establishedSessions",
+      description: "Sessions the nodes report Established.",
+    },
+    {
+      name: "Expected",
       type: "integer",
       jsonPath: ".status.expectedSessions",
       description: "BGP sessions this peer should produce.",
@@ -235,7 +419,7 @@ export const BGPPeerCRD: KindCRD = {
       name: "Ready",
       type: "string",
       jsonPath: '.status.conditions[?(@.type=="Ready")].status',
-      description: "Whether the sessions are configured.",
+      description: "Whether every expected session is Established.",
     },
     AGE_COLUMN,
   ],

@@ -1,9 +1,14 @@
 import {
+  BFDSpecSchema,
   BGPConfigurationCRD,
   BGPConfigurationSpecSchema,
+  BGPConfigurationStatusSchema,
   BGPPeerCRD,
   BGPPeerSpecSchema,
   BGPStatusSchema,
+  PrefixClassCommunitiesSchema,
+  RouteReflectorStatusSchema,
+  RouteReflectorsSpecSchema,
 } from "./bgp.js";
 import {
   BlockAllocationSchema,
@@ -70,4 +75,9 @@ export const TYPE_SCHEMAS: Record<string, SchemaNode> = {
   BGPConfigurationSpec: BGPConfigurationSpecSchema,
   BGPPeerSpec: BGPPeerSpecSchema,
   BGPStatus: BGPStatusSchema,
+  BGPConfigurationStatus: BGPConfigurationStatusSchema,
+  BFDSpec: BFDSpecSchema,
+  RouteReflectorsSpec: RouteReflectorsSpecSchema,
+  RouteReflectorStatus: RouteReflectorStatusSchema,
+  PrefixClassCommunities: PrefixClassCommunitiesSchema,
 };

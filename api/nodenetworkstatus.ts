@@ -19,6 +19,10 @@ export interface BGPSessionStatus {
   routesExported?: number;
   /** Extra detail from BIRD, such as the last error. */
   info?: string;
+  /** BFD session state (Up, Down, Init, AdminDown) when BFD is on for this session. */
+  bfd?: string;
+  /** What asked for the session: mesh, route-reflector or BGPPeer/<name>. */
+  source?: string;
 }
 
 export const BGPSessionStatusSchema: TypeSchema<BGPSessionStatus> = {
@@ -31,6 +35,8 @@ export const BGPSessionStatusSchema: TypeSchema<BGPSessionStatus> = {
     routesImported: CountSchema,
     routesExported: CountSchema,
     info: { maxLength: 1024 },
+    bfd: { maxLength: 16 },
+    source: { maxLength: 270 },
   },
 };
 

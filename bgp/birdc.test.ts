@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseShowProtocols, sessionStatuses } from "./birdc.js";
+import { parseShowBfdSessions, parseShowProtocols, sessionStatuses } from "./birdc.js";
 import { ACTIVE, CONNECT, ESTABLISHED, PASSIVE } from "./birdc-support.js";
 import type { RenderedProtocol } from "./render.js";
 
@@ -114,5 +114,22 @@ describe("sessionStatuses", () => {
 
   it("skips BGP protocols that Weft did not render", () => {
     assert.deepEqual(sessionStatuses(parseShowProtocols(ESTABLISHED), []), []);
+  });
+});
+
+describe("parseShowBfdSessions", () => {
+  it("reads each neighbor's BFD state, as BIRD 2.0.12 prints it", () => {
+    const text = [
+      "BIRD 2.0.12 ready.",
+      "weft_bfd:",
+      "IP address                Interface  State      Since         Interval  Timeout",
+      "10.0.0.2                  ---        Up         2026-12-03 17:15:09    0.100    0.300",
+      "fd00::3                   eth0       Down       2026-12-03 17:15:15    1.000    0.000",
+    ].join("\n");
+    assert.deepEqual(parseShowBfdSessions(text), [
+      { address: "10.0.0.2", state: "Up" },
+      { address: "fd00::3", state: "Down" },
+    ]);
+    assert.deepEqual(parseShowBfdSessions("BIRD 2.0.12 ready.\nweft_bfd:\nIP address  Interface  State"), []);
   });
 });

@@ -111,6 +111,25 @@ export function parseShowProtocols(text: string): BirdProtocol[] {
   return out;
 }
 
+export interface BfdSession {
+  address: string;
+  /** Up, Down, Init or AdminDown. */
+  state: string;
+}
+
+/**
+ * Parses `birdc show bfd sessions` (BIRD 2): under each BFD protocol's name, one line per
+ * neighbor: address, interface, state, since, interval, timeout.
+ */
+export function parseShowBfdSessions(text: string): BfdSession[] {
+  const out: BfdSession[] = [];
+  for (const raw of text.split("\n")) {
+    const m = /^([0-9a-fA-F:.]+)\s+\S+\s+(Up|Down|Init|AdminDown)\s/.exec(raw.trim());
+    if (m) out.push({ address: m[1] as string, state: m[2] as string });
+  }
+  return out;
+}
+
 /** BIRD prints local time; make it an ISO timestamp when it is a full date and time. */
 function sinceISO(since: string): string {
   const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)$/.exec(since);
@@ -127,8 +146,10 @@ function sinceISO(since: string): string {
 export function sessionStatuses(
   protocols: BirdProtocol[],
   rendered?: RenderedProtocol[],
+  bfd?: BfdSession[],
 ): BGPSessionStatus[] {
   const byName = new Map(rendered?.map((r) => [r.name, r]));
+  const bfdState = new Map(bfd?.map((b) => [b.address, b.state]));
   const out: BGPSessionStatus[] = [];
   for (const p of protocols) {
     if (p.proto !== "BGP") continue;
@@ -147,6 +168,8 @@ export function sessionStatuses(
       routesExported: p.channels.reduce((n, c) => n + c.exported, 0),
     };
     if (info) s.info = info;
+    if (r?.session.bfd) s.bfd = bfdState.get(s.peerIP) ?? "Down";
+    if (r) s.source = r.session.source;
     out.push(s);
   }
   return out;

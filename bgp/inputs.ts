@@ -7,6 +7,7 @@ import {
   underlayAddresses,
 } from "../api/index.js";
 import { matchesSelector } from "../lib/index.js";
+import type { ReflectorCandidate } from "./reflectors.js";
 import type { NodeTopology, TopologyInput, TopologyNode } from "./topology.js";
 
 /**
@@ -17,6 +18,50 @@ import type { NodeTopology, TopologyInput, TopologyNode } from "./topology.js";
  * (peerIP) applies to it. Limiting the node set this way keeps a VXLAN or host-gw node out of the
  * mesh, and keeps several clusters scoped by pool selectors apart on one apiserver.
  */
+
+/** A Node with what choosing reflectors reads too: age and readiness (k8s.V1Node fits). */
+export type ReflectorNodeLike = NodeLike & {
+  metadata?: {
+    /** A Date from the client library, a string from JSON. */
+    creationTimestamp?: unknown;
+  };
+  status?: {
+    conditions?: Array<{ type: string; status: string; lastTransitionTime?: unknown }>;
+  };
+};
+
+function isoOf(t: unknown): string | undefined {
+  if (t === undefined || t === null) return undefined;
+  const d = t instanceof Date ? t : new Date(String(t));
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** The BGP nodes as candidates for automatic route reflectors (readiness, age, zone labels). */
+export function reflectorCandidates(
+  input: Omit<ObjectsInput, "nodes"> & { nodes: readonly ReflectorNodeLike[] },
+): ReflectorCandidate[] {
+  const names = bgpNodeNames(input.nodes, input.pools, input.peers);
+  const out: ReflectorCandidate[] = [];
+  for (const n of input.nodes) {
+    const name = n.metadata?.name;
+    if (!name || !names.has(name)) continue;
+    const ready = n.status?.conditions?.find((c) => c.type === "Ready");
+    const u = underlayAddresses(n);
+    const created = isoOf(n.metadata?.creationTimestamp);
+    const since = isoOf(ready?.lastTransitionTime);
+    out.push({
+      name,
+      labels: n.metadata?.labels ?? {},
+      annotations: n.metadata?.annotations ?? {},
+      ...(ready ? { ready: ready.status === "True" } : {}),
+      ...(since ? { readySince: since } : {}),
+      ...(created ? { creationTimestamp: created } : {}),
+      deleting: Boolean(n.metadata?.deletionTimestamp),
+      addressed: Boolean(u[4] || u[6]),
+    });
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
 
 /** Pools whose blocks BGP announces. Disabled pools still have blocks in use, so they count. */
 export function bgpPools(pools: readonly IPPool[]): IPPool[] {

@@ -4,7 +4,13 @@ import type { BGPPeer } from "../api/bgp.js";
 import type { IPPool } from "../api/ippool.js";
 import { formatNodeStatus } from "../cli/node/format.js";
 import { desiredBgpStatus, referencedPasswords } from "../controllers/bgp/status.js";
-import { announcements, bgpNodeNames, topologyInputFrom, topologyNodeOf } from "./inputs.js";
+import {
+  announcements,
+  bgpNodeNames,
+  reflectorCandidates,
+  topologyInputFrom,
+  topologyNodeOf,
+} from "./inputs.js";
 import { bgpStatus, redact, uniquePeers } from "./node-status.js";
 import { computeTopology } from "./topology.js";
 
@@ -194,6 +200,86 @@ describe("BGPPeer and BGPConfiguration status", () => {
       peers: [peer("none", { peerIP: "10.0.0.254", asNumber: 65000, node: "zz" })],
     });
     assert.equal(d.peers.get("none")?.conditions.find((c) => c.type === "Ready")?.reason, "NoNodesSelected");
+  });
+
+  it("counts Established sessions from the nodes' reports; Ready is False while one is down, naming it", () => {
+    const nns = (n: string, sessions: Array<[string, string]>) => ({
+      apiVersion: "weft.dev/v1alpha1" as const,
+      kind: "NodeNetworkStatus" as const,
+      metadata: { name: n },
+      spec: { node: n },
+      status: {
+        bgpSessions: sessions.map(([peerIP, state]) => ({ peer: peerIP, peerIP, asNumber: 1, state })),
+      },
+    });
+    const tor = peer("tor", { peerIP: "10.0.0.254", asNumber: 65000 });
+    const config = {
+      apiVersion: "weft.dev/v1alpha1" as const,
+      kind: "BGPConfiguration" as const,
+      metadata: { name: "default" },
+      spec: {},
+    };
+    const d = desiredBgpStatus({
+      nodes,
+      pools,
+      peers: [tor],
+      config,
+      nodeStatuses: [
+        nns("a", [
+          ["10.0.0.254", "Established"],
+          ["10.0.0.2", "Established"],
+          ["10.0.0.3", "Established"],
+        ]),
+        nns("b", [
+          ["10.0.0.254", "Active"],
+          ["10.0.0.3", "Established"],
+        ]),
+      ],
+    });
+    const t = d.peers.get("tor");
+    assert.equal(t?.status.establishedSessions, 1);
+    assert.equal(t?.status.expectedSessions, 3);
+    const ready = t?.conditions.find((c) => c.type === "Ready");
+    assert.equal(ready?.status, "False");
+    assert.equal(ready?.reason, "SessionsDown");
+    assert.match(
+      ready?.message ?? "",
+      /1\/3 session\(s\) established; down: b -> tor \(10\.0\.0\.254\) Active, c -> tor \(10\.0\.0\.254\) not reported/,
+    );
+    assert.equal(d.config?.status.establishedSessions, 3);
+    assert.equal(d.config?.conditions.find((c) => c.type === "Ready")?.status, "True");
+  });
+
+  it("turns Node readiness, age and labels into reflector candidates (BGP nodes only)", () => {
+    const c = reflectorCandidates({
+      nodes: [
+        {
+          metadata: {
+            name: "a",
+            labels: { z: "1" },
+            creationTimestamp: new Date("2030-01-01T00:00:00.123Z"),
+          },
+          status: {
+            addresses: [{ type: "InternalIP", address: "10.0.0.1" }],
+            conditions: [{ type: "Ready", status: "Unknown", lastTransitionTime: "2030-01-02T00:00:00Z" }],
+          },
+        },
+        node("b", "10.0.0.2"),
+      ],
+      pools,
+      peers: [],
+    });
+    assert.deepEqual(c[0], {
+      name: "a",
+      labels: { z: "1" },
+      annotations: {},
+      ready: false,
+      readySince: "2030-01-02T00:00:00Z",
+      creationTimestamp: "2030-01-01T00:00:00Z",
+      deleting: false,
+      addressed: true,
+    });
+    assert.equal(c[1]?.ready, undefined);
   });
 
   it("summarises the configuration: mesh sessions among the BGP nodes", () => {

@@ -21,6 +21,8 @@ export interface BgpStatusInput {
   /** Sessions of this node that carry a password. */
   passwordSessions: number;
   md5Supported: boolean;
+  /** Password Secrets that cannot be used, each named (`Secret ns/name not found`); never values. */
+  missingSecrets?: readonly string[];
   /** Known secret values, scrubbed from every message. */
   secrets?: readonly string[];
   now?: Date;
@@ -91,7 +93,15 @@ export function bgpStatus(input: BgpStatusInput): {
     set("BGP", true, "Established", `${up}/${input.expected} sessions established`);
   }
 
-  if (input.passwordSessions > 0 && !input.md5Supported)
+  const missing = input.missingSecrets ?? [];
+  if (missing.length > 0)
+    set(
+      "BGPPasswords",
+      false,
+      "SecretUnavailable",
+      `${missing.join("; ")}: the sessions that need it stay down until it is back`,
+    );
+  else if (input.passwordSessions > 0 && !input.md5Supported)
     set(
       "BGPPasswords",
       false,

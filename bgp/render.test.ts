@@ -14,8 +14,9 @@ import {
   type RenderInput,
   ROUTE_PROTOCOL_BGP,
   renderBirdConfig,
+  roleChanges,
 } from "./render.js";
-import { computeTopology, type NodeTopology, type TopologyNode } from "./topology.js";
+import { computeTopology, type NodeTopology, type TopologyInput, type TopologyNode } from "./topology.js";
 import { secretRefKey } from "./validate.js";
 
 const dir = mkdtempSync(join(tmpdir(), `weft-bird-render-${process.pid}-`));
@@ -110,21 +111,27 @@ describe("renderBirdConfig", () => {
     birdParses(two.config, "two blocks");
   });
 
-  it("marks clients on a reflector with rr client and the cluster id; reflectors pass routes on", () => {
+  it("marks clients on a reflector with rr client and the cluster id; the senior reflector treats the junior as a client", () => {
     const t = computeTopology({ nodes: nodes(4, { 1: "1.0.0.1", 2: "1.0.0.1" }) });
     const rr = render(t.nodes["node-1"] as NodeTopology);
     const blocks = rr.config.split(/^protocol bgp /m).slice(1);
     assert.equal(blocks.length, 3);
-    const toClients = blocks.filter((b) => b.includes("rr client;"));
-    assert.equal(toClients.length, 2);
-    for (const b of toClients) {
+    // node-1 is senior (annotated, first by name): all three peers are its clients
+    for (const b of blocks) {
+      assert.match(b, /rr client;/);
       assert.match(b, /rr cluster id 1\.0\.0\.1;/);
       assert.match(b, /export filter weft_export_cluster4;/);
     }
-    const toPeer = blocks.find((b) => !b.includes("rr client"));
-    assert.match(toPeer ?? "", /export filter weft_export_cluster4;/);
     assert.match(rr.config, /if source = RTS_BGP && net ~ \[ 10\.244\.0\.0\/16\+ \] then accept;/);
     birdParses(rr.config, "reflector");
+    // the junior reflector treats the senior as a plain peer, and its clients as clients
+    const junior = render(t.nodes["node-2"] as NodeTopology)
+      .config.split(/^protocol bgp /m)
+      .slice(1);
+    const toSenior = junior.find((b) => b.includes("neighbor 10.0.0.1 "));
+    assert.doesNotMatch(toSenior ?? "", /rr client/);
+    assert.match(toSenior ?? "", /export filter weft_export_own4;/);
+    assert.equal(junior.filter((b) => b.includes("rr client;")).length, 2);
     const client = render(t.nodes["node-3"] as NodeTopology);
     assert.doesNotMatch(client.config, /rr client/);
     assert.equal(client.protocols.length, 2);
@@ -157,7 +164,7 @@ describe("renderBirdConfig", () => {
       assert.equal(same?.name, p.name);
     }
     // names are identifiers BIRD accepts, whatever the peer is called
-    for (const p of b.protocols) assert.match(p.name, /^(mesh|rr|node|peer)_[0-9a-f]{12}$/);
+    for (const p of b.protocols) assert.match(p.name, /^(node|peer)_[0-9a-f]{12}$/);
   });
 
   it("external peers: eBGP to the peer's AS and port, nothing imported, the cluster exported", () => {
@@ -173,7 +180,8 @@ describe("renderBirdConfig", () => {
     const ext = r.config.slice(r.config.indexOf("protocol bgp peer_"));
     assert.match(ext, /neighbor 192\.0\.2\.1 port 1790 as 65001;/);
     assert.match(ext, /import none;/);
-    assert.match(ext, /export filter weft_export_cluster4;/);
+    assert.match(ext, /if proto = "weft_blocks4" then accept;/);
+    assert.match(ext, /if source = RTS_BGP && net ~ \[ 10\.244\.0\.0\/16\+ \] then accept;/);
     assert.ok(ext.includes('  password "pa$$ w;}{#\\";\n'));
     birdParses(r.config, "external-password");
   });
@@ -301,5 +309,186 @@ describe("renderBirdConfig", () => {
     assert.ok(s);
     assert.equal(protocolName(s), protocolName({ ...s, passive: !s.passive, port: 1 }));
     assert.notEqual(protocolName(s), protocolName({ ...s, peerIP: "10.0.0.9" }));
+  });
+
+  it("names a node-to-node session by the peer's address alone, so a mesh session that becomes a reflector session stays one protocol", () => {
+    const mesh = computeTopology({ nodes: nodes(3) });
+    const rr = computeTopology({ nodes: nodes(3, { 2: "1.0.0.1" }) });
+    const before = render(mesh.nodes["node-1"] as NodeTopology).protocols.find(
+      (p) => p.session.peerIP === "10.0.0.2",
+    );
+    const after = render(rr.nodes["node-1"] as NodeTopology).protocols.find(
+      (p) => p.session.peerIP === "10.0.0.2",
+    );
+    assert.equal(before?.session.kind, "mesh");
+    assert.equal(after?.session.kind, "rr-client");
+    assert.equal(before?.name, after?.name);
+  });
+
+  it("renders BFD once as a protocol and per session with its interval and multiplier", () => {
+    const input: TopologyInput = {
+      nodes: nodes(2),
+      config: { bfd: { enabled: true, intervalMilliseconds: 100, multiplier: 5 } },
+      peers: [peer("tor", { peerIP: "192.0.2.1", asNumber: 65001, bfd: { enabled: true } })],
+    };
+    const r = render(computeTopology(input).nodes["node-1"] as NodeTopology);
+    assert.equal(r.config.match(/^protocol bfd weft_bfd \{$/gm)?.length, 1);
+    assert.match(r.config, /neighbor 10\.0\.0\.2 [^}]*bfd \{ interval 100 ms; multiplier 5; \};/s);
+    assert.match(r.config, /neighbor 192\.0\.2\.1 [^}]*bfd \{ interval 300 ms; multiplier 3; \};/s);
+    birdParses(r.config, "bfd");
+    const off = render(
+      computeTopology({ ...input, config: { bfd: { enabled: false } }, peers: [] }).nodes[
+        "node-1"
+      ] as NodeTopology,
+    );
+    assert.doesNotMatch(off.config, /bfd/);
+    // out of range: reported on the configuration, never rendered
+    const bad = computeTopology({ ...input, config: { bfd: { enabled: true, intervalMilliseconds: 1 } } });
+    assert.match(bad.problems.map((p) => p.message).join(), /bfd\.intervalMilliseconds: 1 is out of range/);
+    assert.doesNotMatch(render(bad.nodes["node-1"] as NodeTopology).config, /interval 1 ms/);
+  });
+
+  it("announces Service ranges and Local LoadBalancer addresses to external peers only, with the communities of their class and of the peer", () => {
+    const t = computeTopology({
+      nodes: nodes(2),
+      config: {
+        serviceClusterIPs: ["10.96.0.0/12"],
+        serviceLoadBalancerIPs: ["192.0.2.128/25"],
+        communities: {
+          blocks: ["65000:1"],
+          serviceClusterIPs: ["65000:2"],
+          serviceLoadBalancerIPs: ["65000:3"],
+        },
+      },
+      peers: [peer("tor", { peerIP: "192.0.2.1", asNumber: 65001, communities: ["65001:9"] })],
+    });
+    const r = render(t.nodes["node-1"] as NodeTopology, {
+      loadBalancerIngress: ["192.0.2.130", "198.51.100.7", "not-an-ip"],
+    });
+    assert.match(
+      r.config,
+      /protocol static weft_svc_cluster4 \{\n {2}ipv4;\n {2}route 10\.96\.0\.0\/12 blackhole;\n\}/,
+    );
+    assert.match(
+      r.config,
+      /route 192\.0\.2\.128\/25 blackhole;\n {2}route 192\.0\.2\.130\/32 blackhole;\n\}/,
+    );
+    assert.doesNotMatch(
+      r.config,
+      /198\.51\.100\.7/,
+      "an address outside serviceLoadBalancerIPs is not announced",
+    );
+    const ext = r.config.slice(r.config.indexOf("protocol bgp peer_"));
+    assert.match(
+      ext,
+      /if proto = "weft_svc_cluster4" then \{ bgp_community\.add\(\(65000,2\)\); bgp_community\.add\(\(65001,9\)\); accept; \}/,
+    );
+    assert.match(
+      ext,
+      /if proto = "weft_svc_lb4" then \{ bgp_community\.add\(\(65000,3\)\); bgp_community\.add\(\(65001,9\)\); accept; \}/,
+    );
+    assert.match(
+      ext,
+      /if proto = "weft_blocks4" then \{ bgp_community\.add\(\(65000,1\)\); bgp_community\.add\(\(65001,9\)\); accept; \}/,
+    );
+    // nodes get blocks only; the kernel gets BGP routes only
+    const mesh = r.config.slice(
+      r.config.indexOf("protocol bgp node_"),
+      r.config.indexOf("protocol bgp peer_"),
+    );
+    assert.match(mesh, /export filter weft_export_own4;/);
+    assert.match(
+      r.config,
+      /filter weft_export_own4 \{\n {2}if proto = "weft_blocks4" then accept;\n {2}reject;/,
+    );
+    birdParses(r.config, "services");
+    // a node the serviceNodeSelector leaves out announces no Service address
+    const sel = computeTopology({
+      nodes: nodes(2),
+      config: { serviceClusterIPs: ["10.96.0.0/12"], serviceNodeSelector: { matchLabels: { idx: "2" } } },
+    });
+    assert.doesNotMatch(render(sel.nodes["node-1"] as NodeTopology).config, /weft_svc/);
+    assert.equal(sel.nodes["node-2"]?.services?.clusterIPs[0], "10.96.0.0/12");
+  });
+
+  it("refuses a community that is not N:N with a problem naming the field", () => {
+    const t = computeTopology({
+      nodes: nodes(2),
+      config: { communities: { blocks: ["65536:1", "x"] } },
+      peers: [peer("tor", { peerIP: "192.0.2.1", asNumber: 65001, communities: ["1:2:3"] })],
+    });
+    const msgs = t.problems.map((p) => `${p.kind}/${p.name}: ${p.message}`).join("\n");
+    assert.match(msgs, /BGPConfiguration\/default: communities\.blocks\[0\]: "65536:1" is not a community/);
+    assert.match(msgs, /BGPPeer\/tor: communities\[0\]: "1:2:3" is not a community/);
+    assert.equal(t.peers.tor?.valid, false);
+    birdParses(render(t.nodes["node-1"] as NodeTopology).config, "bad-community");
+  });
+
+  it("learns the pools from an external peer in the nodes' own AS (an external reflector), nothing from other ASes", () => {
+    const t = computeTopology({
+      nodes: nodes(2),
+      config: { nodeToNodeMesh: false },
+      peers: [
+        peer("frr", { peerIP: "192.0.2.1", asNumber: 64512 }),
+        peer("tor", { peerIP: "192.0.2.2", asNumber: 65001 }),
+      ],
+    });
+    const r = render(t.nodes["node-1"] as NodeTopology);
+    const [rrPeer, tor] = ["192.0.2.1", "192.0.2.2"].map(
+      (ip) => r.config.slice(r.config.indexOf(`neighbor ${ip} `)).split("\n}\n")[0] ?? "",
+    );
+    assert.match(rrPeer ?? "", /import filter weft_import4;[\s\S]*gateway recursive;/);
+    assert.match(tor ?? "", /import none;/);
+    birdParses(r.config, "ibgp-external");
+  });
+
+  it("sees a role change of an existing session (a graceful restart is due), and none when a node only gains sessions", () => {
+    const input = (
+      rr: Record<number, string>,
+      status?: Array<{ node: string; since: string }>,
+      gone?: string,
+    ): TopologyInput => ({
+      nodes: nodes(4, rr).filter((n) => n.name !== gone),
+      config: {
+        apiVersion: "weft.dev/v1alpha1",
+        kind: "BGPConfiguration",
+        metadata: { name: "default" },
+        spec: { routeReflectors: { count: 2 } },
+        status: {
+          routeReflectors: (status ?? []).map((s) => ({
+            node: s.node,
+            clusterID: "255.0.0.1",
+            source: "Automatic",
+            state: "Active",
+            reason: "test",
+            since: s.since,
+          })),
+        },
+      },
+    });
+    const conf = (i: TopologyInput, n: string) => render(computeTopology(i).nodes[n] as NodeTopology).config;
+    const two = input({}, [
+      { node: "node-1", since: "2026-01-01T00:00:00Z" },
+      { node: "node-2", since: "2026-01-01T00:00:00Z" },
+    ]);
+    // node-1 is gone and node-3 joins as a reflector: every remaining session keeps its role
+    const after = [
+      { node: "node-2", since: "2026-01-01T00:00:00Z" },
+      { node: "node-3", since: "2026-01-02T00:00:00Z" },
+    ];
+    const joined = input({}, [{ node: "node-1", since: "2026-01-01T00:00:00Z" }, ...after]);
+    const replaced = input({}, after, "node-1");
+    for (const n of ["node-2", "node-3", "node-4"]) {
+      assert.deepEqual(roleChanges(conf(two, n), conf(joined, n)), [], `${n}: joining restarts nothing`);
+      assert.deepEqual(
+        roleChanges(conf(joined, n), conf(replaced, n)),
+        [],
+        `${n}: a gone reflector restarts nothing`,
+      );
+    }
+    // node-1 stops reflecting while alive: its session with node-2 changes role on both ends
+    const demoted = input({}, after);
+    assert.equal(roleChanges(conf(joined, "node-1"), conf(demoted, "node-1")).length, 2);
+    assert.equal(roleChanges(conf(joined, "node-2"), conf(demoted, "node-2")).length, 1);
   });
 });

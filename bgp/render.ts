@@ -1,7 +1,14 @@
 import { createHash } from "node:crypto";
-import { type Family, formatCidr, tryCanonicalAddress, tryParseCidr } from "../net/index.js";
+import {
+  type Cidr,
+  cidrContains,
+  type Family,
+  formatCidr,
+  tryCanonicalAddress,
+  tryParseCidr,
+} from "../net/index.js";
 import type { NodeTopology, TopologySession } from "./topology.js";
-import { isASNumber, isIntInRange, isPort, secretRefKey } from "./validate.js";
+import { BFD_LIMITS, isASNumber, isIntInRange, isPort, parseCommunity, secretRefKey } from "./validate.js";
 
 /**
  * Renders bird.conf (BIRD 2) for one node from its topology (pure).
@@ -21,7 +28,11 @@ import { isASNumber, isIntInRange, isPort, secretRefKey } from "./validate.js";
  * - from nodes, routes inside the pools (all routes when no pools are given) except our own blocks
  *   are imported; from external peers nothing is imported;
  * - only BGP-learned routes go to the kernel (the agent owns the blackholes), marked with
- *   ROUTE_PROTOCOL_BGP.
+ *   ROUTE_PROTOCOL_BGP;
+ * - Service ranges and LoadBalancer addresses are static routes that go to external peers only
+ *   (never to nodes, never to the kernel), with the communities of their prefix class and of the
+ *   peer; an external peer in the nodes' own AS (a reflector) also gives routes inside the pools.
+ * - BFD, where asked for, is one `bfd` protocol plus per-session intervals.
  */
 
 /**
@@ -45,12 +56,56 @@ export interface RenderInput {
   passwords?: Record<string, string>;
   /** Kernel and device scan period, seconds (default 10). */
   scanSeconds?: number;
+  /**
+   * LoadBalancer ingress addresses this node announces one by one (host routes), besides the
+   * ranges in node.services. Addresses outside node.services.loadBalancerIPs are left out.
+   */
+  loadBalancerIngress?: string[];
 }
 
 export interface RenderedProtocol {
   /** BIRD protocol name (what `birdc show protocols` prints). */
   name: string;
   session: TopologySession;
+}
+
+/**
+ * Per BGP protocol of a rendered configuration, what BIRD can change on a running session only by
+ * restarting it and what a node changes when it becomes or stops being a reflector (`rr client`,
+ * its cluster id) or when BFD is turned on. A reconfigure would send the peer a Cease and the peer
+ * would drop the routes at once; a graceful restart of BIRD makes the peers keep them instead.
+ */
+export function roleKeys(config: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let name: string | undefined;
+  let key: string[] = [];
+  for (const line of config.split("\n")) {
+    const start = /^protocol bgp (\S+) from weft_session \{$/.exec(line);
+    if (start) {
+      name = start[1] as string;
+      key = [];
+    } else if (name !== undefined && line === "}") {
+      out.set(name, key.join(" ") || "plain");
+      name = undefined;
+    } else if (name !== undefined && /^ {2}(rr client|rr cluster id \S+|bfd \{.*\});$/.test(line))
+      key.push(line.trim());
+  }
+  return out;
+}
+
+/**
+ * The sessions (protocol names) that both configurations hold with a different role key: BIRD would
+ * restart them on `configure`, so the new configuration should be applied by a graceful restart.
+ */
+export function roleChanges(oldConfig: string | undefined, newConfig: string): string[] {
+  if (!oldConfig) return [];
+  const before = roleKeys(oldConfig);
+  const out: string[] = [];
+  for (const [name, key] of roleKeys(newConfig)) {
+    const was = before.get(name);
+    if (was !== undefined && was !== key) out.push(name);
+  }
+  return out;
 }
 
 export interface RenderProblem {
@@ -79,12 +134,27 @@ export function passwordProblem(pw: unknown): string | undefined {
   return undefined;
 }
 
-/** Stable protocol name: the same peer keeps its name across renderings, so reloads keep it up. */
+/**
+ * Stable protocol name: the same peer keeps its name across renderings, so reloads keep it up. A
+ * node has at most one session per peer node address, so node-to-node sessions are named by that
+ * address alone: a mesh session that becomes a reflector session stays the same protocol.
+ */
 export function protocolName(s: TopologySession): string {
-  const prefix =
-    s.kind === "mesh" ? "mesh" : s.kind === "external" ? "peer" : s.kind === "node-peer" ? "node" : "rr";
-  const h = createHash("sha256").update(`${s.source}\n${s.peerIP}`).digest("hex").slice(0, 12);
-  return `${prefix}_${h}`;
+  if (s.kind === "external") {
+    const h = createHash("sha256").update(`${s.source}\n${s.peerIP}`).digest("hex").slice(0, 12);
+    return `peer_${h}`;
+  }
+  const h = createHash("sha256").update(`node\n${s.peerIP}`).digest("hex").slice(0, 12);
+  return `node_${h}`;
+}
+
+function communityStatements(list: readonly string[] | undefined): string {
+  const out: string[] = [];
+  for (const c of list ?? []) {
+    const p = parseCommunity(c);
+    if (p) out.push(`bgp_community.add((${p[0]},${p[1]}));`);
+  }
+  return out.join(" ");
 }
 
 function famSuffix(f: Family): string {
@@ -123,6 +193,31 @@ export function renderBirdConfig(input: RenderInput): RenderResult {
     if (!c) throw new Error(`pool ${JSON.stringify(p)} is not a CIDR`);
     const text = formatCidr(c);
     if (!pools[c.family].includes(text)) pools[c.family].push(text);
+  }
+
+  const services: Record<"cluster" | "lb", Record<Family, string[]>> = {
+    cluster: { 4: [], 6: [] },
+    lb: { 4: [], 6: [] },
+  };
+  const lbRanges: Cidr[] = [];
+  for (const [cls, list] of [
+    ["cluster", node.services?.clusterIPs ?? []],
+    ["lb", node.services?.loadBalancerIPs ?? []],
+  ] as const) {
+    for (const x of list) {
+      const c = tryParseCidr(x);
+      if (!c) throw new Error(`Service range ${JSON.stringify(x)} is not a CIDR`);
+      if (cls === "lb") lbRanges.push(c);
+      const text = formatCidr(c);
+      if (!services[cls][c.family].includes(text)) services[cls][c.family].push(text);
+    }
+  }
+  for (const raw of node.services ? (input.loadBalancerIngress ?? []) : []) {
+    const ip = tryCanonicalAddress(raw);
+    if (!ip) continue;
+    const host = `${ip.text}/${ip.family === 4 ? 32 : 128}`;
+    if (lbRanges.some((r) => cidrContains(r, ip)) && !services.lb[ip.family].includes(host))
+      services.lb[ip.family].push(host);
   }
 
   // Sessions that survive validation, by family.
@@ -187,6 +282,12 @@ export function renderBirdConfig(input: RenderInput): RenderResult {
   L.push(`protocol device { scan time ${scan}; }`);
   L.push("");
   // Interface routes let recursive next hops resolve; they are never exported anywhere.
+  if (accepted.some((a) => a.s.bfd)) {
+    // sessions ask for BFD with their own intervals; this protocol only has to exist
+    L.push("protocol bfd weft_bfd {");
+    L.push("}");
+    L.push("");
+  }
   L.push("protocol direct weft_direct {");
   for (const f of [4, 6] as const) if (families.has(f)) L.push(`  ipv${f} { import all; export none; };`);
   L.push('  interface "*";');
@@ -229,6 +330,16 @@ export function renderBirdConfig(input: RenderInput): RenderResult {
     else L.push("  if source = RTS_BGP then accept;");
     L.push("  reject;");
     L.push("}");
+    for (const [cls, pname] of [
+      ["cluster", `weft_svc_cluster${x}`],
+      ["lb", `weft_svc_lb${x}`],
+    ] as const) {
+      if (!services[cls][f].length) continue;
+      L.push(`protocol static ${pname} {`);
+      L.push(`  ipv${f};`);
+      for (const c of services[cls][f]) L.push(`  route ${c} blackhole;`);
+      L.push("}");
+    }
     L.push(`filter weft_import${x} {`);
     if (pools[f].length) L.push(`  if ! (net ~ ${prefixSet(pools[f], true)}) then reject;`);
     L.push("  accept;");
@@ -248,26 +359,57 @@ export function renderBirdConfig(input: RenderInput): RenderResult {
 
   for (const { s, name, password } of accepted) {
     const x = famSuffix(s.family);
-    const reflecting = s.kind === "rr-to-client" || s.kind === "rr-peer";
+    const reflecting = s.rrClient === true;
     const exportFilter =
-      reflecting || s.kind === "external" ? `weft_export_cluster${x}` : `weft_export_own${x}`;
+      s.kind === "external" ? "" : reflecting ? `weft_export_cluster${x}` : `weft_export_own${x}`;
     L.push("");
     L.push(`protocol bgp ${name} from weft_session {`);
     if (SAFE_DESCRIPTION.test(s.peerName)) L.push(`  description "${s.peerName}";`);
     L.push(`  local ${s.localIP} port ${node.listenPort} as ${s.localAS};`);
     L.push(`  neighbor ${s.peerIP} port ${s.port} as ${s.peerAS};`);
     if (s.passive) L.push("  passive on;");
-    if (s.kind === "rr-to-client") {
+    if (s.rrClient) {
       const cid = s.rrClusterID ? tryCanonicalAddress(s.rrClusterID) : undefined;
       L.push("  rr client;");
       if (cid?.family === 4) L.push(`  rr cluster id ${cid.text};`);
     }
     if (password !== undefined) L.push(`  password "${password}";`);
+    if (s.bfd) {
+      const iv = isIntInRange(s.bfd.intervalMs, BFD_LIMITS.minIntervalMs, BFD_LIMITS.maxIntervalMs)
+        ? s.bfd.intervalMs
+        : 300;
+      const mult = isIntInRange(s.bfd.multiplier, BFD_LIMITS.minMultiplier, BFD_LIMITS.maxMultiplier)
+        ? s.bfd.multiplier
+        : 3;
+      L.push(`  bfd { interval ${iv} ms; multiplier ${mult}; };`);
+    }
     L.push(`  ipv${s.family} {`);
-    if (s.kind === "external") L.push("    import none;");
-    else L.push(`    import filter weft_import${x};`);
-    L.push(`    export filter ${exportFilter};`);
-    if (s.kind !== "external") L.push("    gateway recursive;");
+    const learns = s.kind !== "external" || s.importPools === true;
+    if (learns) L.push(`    import filter weft_import${x};`);
+    else L.push("    import none;");
+    if (s.kind === "external") {
+      // per peer: the communities of each prefix class plus the peer's own
+      const tag = (cls: readonly string[]) => {
+        const st = communityStatements([...cls, ...(s.communities ?? [])]);
+        return st ? `{ ${st} accept; }` : "accept;";
+      };
+      const lines = [`if proto = "weft_blocks${x}" then ${tag(node.communities?.blocks ?? [])}`];
+      const inPools = pools[s.family].length ? ` && net ~ ${prefixSet(pools[s.family], true)}` : "";
+      lines.push(`if source = RTS_BGP${inPools} then ${tag(node.communities?.blocks ?? [])}`);
+      if (services.cluster[s.family].length)
+        lines.push(
+          `if proto = "weft_svc_cluster${x}" then ${tag(node.communities?.serviceClusterIPs ?? [])}`,
+        );
+      if (services.lb[s.family].length)
+        lines.push(
+          `if proto = "weft_svc_lb${x}" then ${tag(node.communities?.serviceLoadBalancerIPs ?? [])}`,
+        );
+      L.push("    export filter {");
+      for (const l of lines) L.push(`      ${l}`);
+      L.push("      reject;");
+      L.push("    };");
+    } else L.push(`    export filter ${exportFilter};`);
+    if (learns) L.push("    gateway recursive;");
     L.push("  };");
     L.push("}");
   }

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { BGPPeerSpec } from "../api/bgp.js";
 import { tryParseIP } from "../net/index.js";
-import { computeTopology, parseClusterID, type Topology } from "./topology.js";
+import { computeTopology, gracefulRestartTurn, parseClusterID, type Topology } from "./topology.js";
 import { nodes, peer } from "./topology-support.js";
 
 /** Every session appears on both ends (node pairs) with exactly one active side. */
@@ -386,5 +386,20 @@ describe("BGPPeers", () => {
     assert.equal(t.nodes["node-01"]?.holdSeconds, 90);
     assert.equal(t.problems.length, 3);
     assert.ok(t.problems.every((p) => p.kind === "BGPConfiguration" && p.name === "default"));
+  });
+});
+
+describe("graceful restart turns", () => {
+  it("puts reflectors one by one, senior first, then every client together; in a mesh each node alone", () => {
+    const rr = computeTopology({ nodes: nodes(5, { reflectors: { 2: "1.0.0.1", 4: "1.0.0.1" } }) });
+    assert.deepEqual(
+      Object.keys(rr.nodes).map((n) => gracefulRestartTurn(rr, n)),
+      [2, 0, 2, 1, 2],
+    );
+    const mesh = computeTopology({ nodes: nodes(3) });
+    assert.deepEqual(
+      Object.keys(mesh.nodes).map((n) => gracefulRestartTurn(mesh, n)),
+      [0, 1, 2],
+    );
   });
 });

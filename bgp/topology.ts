@@ -1,10 +1,13 @@
 import { createHash } from "node:crypto";
 import {
   ANNOTATIONS,
+  BFD_DEFAULTS,
+  type BFDSpec,
   BGP_DEFAULTS,
   type BGPConfiguration,
   type BGPConfigurationSpec,
   type BGPPeer,
+  type LabelSelector,
   type SecretKeyRef,
 } from "../api/index.js";
 import { matchesSelector } from "../lib/index.js";
@@ -12,10 +15,20 @@ import {
   type CanonicalAddress,
   compareIP,
   type Family,
+  formatCidr,
   formatIP,
   tryCanonicalAddress,
+  tryParseCidr,
 } from "../net/index.js";
-import { isASNumber, isIntInRange, isPort, secretRefProblems, selectorProblems } from "./validate.js";
+import {
+  bfdProblems,
+  communityProblems,
+  isASNumber,
+  isIntInRange,
+  isPort,
+  secretRefProblems,
+  selectorProblems,
+} from "./validate.js";
 
 /**
  * Who peers with whom (pure; shared by the controller for status and counts, by the agent for
@@ -24,9 +37,17 @@ import { isASNumber, isIntInRange, isPort, secretRefProblems, selectorProblems }
  * Rules:
  * - Full mesh between all nodes (each pair once per address family; the side with the higher
  *   address is passive so that only one side dials).
- * - A node annotated `weft.dev/route-reflector-cluster-id` is a reflector. Reflectors peer with
- *   each other; every other node is a client of every reflector. Once reflectors exist the mesh is
- *   off, unless BGPConfiguration `meshWithReflectors: true` keeps it (nodeToNodeMesh must be true).
+ * - A node annotated `weft.dev/route-reflector-cluster-id` is a reflector, and so is a node listed
+ *   in BGPConfiguration status.routeReflectors while spec.routeReflectors is set (weft-controller
+ *   chose it; the annotation wins). Reflectors peer with each other; every other node is a client
+ *   of every reflector. Once reflectors exist the mesh is off, unless BGPConfiguration
+ *   `meshWithReflectors: true` keeps it (nodeToNodeMesh must be true).
+ * - Between two reflectors, the senior one (annotated before automatic, then the one chosen
+ *   first) treats the junior as a client and the junior treats the senior as a plain peer. So a
+ *   node that becomes a reflector keeps every session it had exactly as it was (BIRD would restart
+ *   a session whose `rr client` changed, and its peer would drop the routes); it only gains
+ *   sessions. With one cluster id the two drop each other's reflections; with different ids they
+ *   carry them.
  * - BGPPeer with `peerIP`: an external session from each node chosen by `node`/`nodeSelector`
  *   (none of the two: every node).
  * - BGPPeer with `peerSelector`: sessions between each chosen node and each node the peer
@@ -67,6 +88,24 @@ export interface TopologySession {
   port: number;
   /** What asked for this session: "mesh", "route-reflector" or "BGPPeer/<name>". */
   source: string;
+  /** BFD on this session (interval and multiplier already defaulted and checked). */
+  bfd?: { intervalMs: number; multiplier: number };
+  /** Communities added to every route sent on this session (external peers). */
+  communities?: string[];
+  /** Learn routes inside the pools from this external peer (one in the nodes' AS: a reflector). */
+  importPools?: boolean;
+}
+
+/** Service ranges a node announces to external peers, and the communities per prefix class. */
+export interface NodeServices {
+  clusterIPs: string[];
+  loadBalancerIPs: string[];
+}
+
+export interface ClassCommunities {
+  blocks: string[];
+  serviceClusterIPs: string[];
+  serviceLoadBalancerIPs: string[];
 }
 
 export interface NodeTopology {
@@ -79,6 +118,9 @@ export interface NodeTopology {
   holdSeconds: number;
   routeReflectorClusterID?: string;
   sessions: TopologySession[];
+  /** Set on the nodes that announce Service addresses (serviceNodeSelector). */
+  services?: NodeServices;
+  communities?: ClassCommunities;
 }
 
 /** One session counted once, for status counts and `weftctl bgp topology`. */
@@ -111,6 +153,8 @@ export interface Topology {
   asNumber: number;
   meshEnabled: boolean;
   reflectors: string[];
+  /** Why each reflector reflects (annotation, or weft-controller's choice). */
+  reflectorReasons: Record<string, string>;
   nodes: Record<string, NodeTopology>;
   sessions: GlobalSession[];
   problems: TopologyProblem[];
@@ -127,6 +171,53 @@ interface Settings {
   keepaliveSeconds: number;
   holdSeconds: number;
   meshPassword?: SecretKeyRef;
+  bfd?: { intervalMs: number; multiplier: number };
+  services?: NodeServices;
+  serviceNodeSelector?: LabelSelector;
+  communities?: ClassCommunities;
+}
+
+/** Defaulted BFD settings, or undefined when BFD is off or the spec is invalid (reported). */
+export function bfdSettings(
+  spec: BFDSpec | undefined,
+  field: string,
+  bad: (m: string) => void,
+): { intervalMs: number; multiplier: number } | undefined {
+  if (spec === undefined) return undefined;
+  const p = bfdProblems(spec, field);
+  if (p.length) {
+    p.forEach(bad);
+    return undefined;
+  }
+  if (spec.enabled !== true) return undefined;
+  return {
+    intervalMs: spec.intervalMilliseconds ?? BFD_DEFAULTS.intervalMilliseconds,
+    multiplier: spec.multiplier ?? BFD_DEFAULTS.multiplier,
+  };
+}
+
+function cidrList(list: unknown, field: string, bad: (m: string) => void): string[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) {
+    bad(`${field}: must be a list of CIDRs`);
+    return [];
+  }
+  const out: string[] = [];
+  list.forEach((c, i) => {
+    const p = tryParseCidr(c);
+    if (!p) bad(`${field}[${i}]: ${JSON.stringify(c)} is not a CIDR with its host bits clear`);
+    else if (!out.includes(formatCidr(p))) out.push(formatCidr(p));
+  });
+  return out;
+}
+
+function communityList(list: unknown, field: string, bad: (m: string) => void): string[] {
+  const p = communityProblems(list, field);
+  if (p.length) {
+    p.forEach(bad);
+    return [];
+  }
+  return [...new Set((list as string[] | undefined) ?? [])];
 }
 
 function settingsFrom(
@@ -137,7 +228,11 @@ function settingsFrom(
     input && "spec" in input ? (input.spec ?? {}) : ((input as BGPConfigurationSpec | undefined) ?? {});
   const name = input && "metadata" in input ? input.metadata.name : "default";
   const bad = (message: string) => problems.push({ kind: "BGPConfiguration", name, message });
-  const s: Settings = { ...BGP_DEFAULTS, meshWithReflectors: false };
+  const s: Settings = {
+    ...BGP_DEFAULTS,
+    meshWithReflectors: false,
+    communities: { blocks: [], serviceClusterIPs: [], serviceLoadBalancerIPs: [] },
+  };
   if (spec.asNumber !== undefined) {
     if (isASNumber(spec.asNumber)) s.asNumber = spec.asNumber;
     else bad(`asNumber: ${JSON.stringify(spec.asNumber)} is not an AS number (1-4294967295)`);
@@ -167,6 +262,30 @@ function settingsFrom(
     if (p.length) p.forEach(bad);
     else s.meshPassword = spec.meshPassword;
   }
+  const bfd = bfdSettings(spec.bfd, "bfd", bad);
+  if (bfd) s.bfd = bfd;
+  const clusterIPs = cidrList(spec.serviceClusterIPs, "serviceClusterIPs", bad);
+  const lbIPs = cidrList(spec.serviceLoadBalancerIPs, "serviceLoadBalancerIPs", bad);
+  if (clusterIPs.length || lbIPs.length) s.services = { clusterIPs, loadBalancerIPs: lbIPs };
+  const sel = selectorProblems(spec.serviceNodeSelector, "serviceNodeSelector");
+  if (sel.length) {
+    sel.forEach(bad);
+    // an invalid selector announces Services from no node rather than from every node
+    delete s.services;
+  } else if (spec.serviceNodeSelector) s.serviceNodeSelector = spec.serviceNodeSelector;
+  const c = spec.communities;
+  if (c !== undefined && (typeof c !== "object" || c === null)) bad("communities: must be an object");
+  else if (c) {
+    s.communities = {
+      blocks: communityList(c.blocks, "communities.blocks", bad),
+      serviceClusterIPs: communityList(c.serviceClusterIPs, "communities.serviceClusterIPs", bad),
+      serviceLoadBalancerIPs: communityList(
+        c.serviceLoadBalancerIPs,
+        "communities.serviceLoadBalancerIPs",
+        bad,
+      ),
+    };
+  }
   return s;
 }
 
@@ -192,11 +311,35 @@ interface ValidNode {
   labels: Record<string, string>;
   ips: Partial<Record<Family, string>>;
   clusterID?: string;
+  /** Automatic reflectors: when weft-controller chose it (seniority among reflectors). */
+  since?: string;
+}
+
+/** Reflector seniority: annotated ones first (by name), then automatic ones by when they were chosen. */
+function seniority(a: ValidNode, b: ValidNode): number {
+  const sa = a.since ?? "";
+  const sb = b.since ?? "";
+  if (sa !== sb) return sa < sb ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 export function computeTopology(input: TopologyInput): Topology {
   const problems: TopologyProblem[] = [];
   const settings = settingsFrom(input.config, problems);
+  const reflectorReasons: Record<string, string> = {};
+  // Reflectors weft-controller chose, while automatic reflectors are asked for.
+  const automatic = new Map<string, { clusterID: string; reason: string; state: string; since: string }>();
+  const cfg = input.config && "metadata" in input.config ? input.config : undefined;
+  if (cfg?.spec?.routeReflectors) {
+    for (const r of cfg.status?.routeReflectors ?? [])
+      if (r.source === "Automatic")
+        automatic.set(r.node, {
+          clusterID: r.clusterID,
+          reason: r.reason,
+          state: r.state,
+          since: r.since ?? "",
+        });
+  }
 
   const nodes: ValidNode[] = [];
   const seenNames = new Set<string>();
@@ -237,16 +380,31 @@ export function computeTopology(input: TopologyInput): Topology {
     const cid = n.annotations?.[ANNOTATIONS.routeReflectorClusterID];
     if (cid !== undefined) {
       const parsed = parseClusterID(cid);
-      if (parsed) v.clusterID = parsed;
-      else
+      if (parsed) {
+        v.clusterID = parsed;
+        reflectorReasons[n.name] = `annotated ${ANNOTATIONS.routeReflectorClusterID}`;
+      } else
         bad(
           `annotation ${ANNOTATIONS.routeReflectorClusterID}=${JSON.stringify(cid)} is not an IPv4-style cluster id or 32-bit number; the node is not a reflector`,
         );
+    } else if (automatic.has(n.name)) {
+      const a = automatic.get(n.name) as { clusterID: string; reason: string; state: string; since: string };
+      const parsed = parseClusterID(a.clusterID);
+      if (parsed) {
+        v.clusterID = parsed;
+        v.since = a.since;
+        reflectorReasons[n.name] = `${a.state}: ${a.reason}`;
+      }
     }
     nodes.push(v);
   }
 
-  const reflectors = nodes.filter((n) => n.clusterID !== undefined);
+  const reflectors = nodes.filter((n) => n.clusterID !== undefined).sort(seniority);
+  const rank = new Map(reflectors.map((r, i) => [r.name, i]));
+  /** Whether `self` treats `other` as a route reflector client. */
+  const treatsAsClient = (self: ValidNode, other: ValidNode): boolean =>
+    self.clusterID !== undefined &&
+    (other.clusterID === undefined || (rank.get(self.name) ?? 0) < (rank.get(other.name) ?? 0));
   const meshEnabled = settings.nodeToNodeMesh && (reflectors.length === 0 || settings.meshWithReflectors);
 
   const result: Record<string, NodeTopology> = {};
@@ -261,6 +419,10 @@ export function computeTopology(input: TopologyInput): Topology {
       holdSeconds: settings.holdSeconds,
       ...(n.clusterID ? { routeReflectorClusterID: n.clusterID } : {}),
       sessions: [],
+      ...(settings.services && matchesSelector(settings.serviceNodeSelector, n.labels)
+        ? { services: settings.services }
+        : {}),
+      communities: settings.communities,
     };
   }
   const global: GlobalSession[] = [];
@@ -283,6 +445,7 @@ export function computeTopology(input: TopologyInput): Topology {
     globalKind: GlobalSession["kind"],
     source: string,
     password: SecretKeyRef | undefined,
+    bfd: TopologySession["bfd"],
   ): number => {
     let count = 0;
     for (const fam of [4, 6] as const) {
@@ -291,7 +454,13 @@ export function computeTopology(input: TopologyInput): Topology {
       if (!ipA || !ipB) continue;
       if (taken.has(`${a.name}|${ipB}`) || taken.has(`${b.name}|${ipA}`)) continue;
       const aPassive = compareIP(ipA, ipB) > 0;
-      const common = { family: fam, peerAS: settings.asNumber, localAS: settings.asNumber, source };
+      const common = {
+        family: fam,
+        peerAS: settings.asNumber,
+        localAS: settings.asNumber,
+        source,
+        ...(bfd ? { bfd } : {}),
+      };
       const pw = password ? { password } : {};
       add(a.name, {
         ...common,
@@ -303,7 +472,7 @@ export function computeTopology(input: TopologyInput): Topology {
         kind: kindA,
         passive: aPassive,
         port: settings.listenPort,
-        ...(kindA === "rr-to-client" ? { rrClient: true, rrClusterID: a.clusterID } : {}),
+        ...(treatsAsClient(a, b) ? { rrClient: true, rrClusterID: a.clusterID } : {}),
       });
       add(b.name, {
         ...common,
@@ -315,7 +484,7 @@ export function computeTopology(input: TopologyInput): Topology {
         kind: kindB,
         passive: !aPassive,
         port: settings.listenPort,
-        ...(kindB === "rr-to-client" ? { rrClient: true, rrClusterID: b.clusterID } : {}),
+        ...(treatsAsClient(b, a) ? { rrClient: true, rrClusterID: b.clusterID } : {}),
       });
       global.push({
         kind: globalKind,
@@ -343,6 +512,7 @@ export function computeTopology(input: TopologyInput): Topology {
         "rr-peer",
         "route-reflector",
         settings.meshPassword,
+        settings.bfd,
       );
     }
   }
@@ -350,7 +520,16 @@ export function computeTopology(input: TopologyInput): Topology {
     for (const client of nodes) {
       if (client.clusterID !== undefined) continue;
       for (const r of reflectors) {
-        pair(client, r, "rr-client", "rr-to-client", "rr-client", "route-reflector", settings.meshPassword);
+        pair(
+          client,
+          r,
+          "rr-client",
+          "rr-to-client",
+          "rr-client",
+          "route-reflector",
+          settings.meshPassword,
+          settings.bfd,
+        );
       }
     }
   }
@@ -365,6 +544,7 @@ export function computeTopology(input: TopologyInput): Topology {
           "mesh",
           "mesh",
           settings.meshPassword,
+          settings.bfd,
         );
       }
     }
@@ -392,6 +572,7 @@ export function computeTopology(input: TopologyInput): Topology {
       spec.node !== undefined ? n.name === spec.node : matchesSelector(spec.nodeSelector, n.labels),
     );
     const source = `BGPPeer/${name}`;
+    const bfd = bfdSettings(spec.bfd, "bfd", () => undefined);
     let expected = 0;
     if (spec.peerSelector !== undefined) {
       const targets = nodes.filter((n) => matchesSelector(spec.peerSelector, n.labels));
@@ -402,7 +583,7 @@ export function computeTopology(input: TopologyInput): Topology {
           const k = a.name < b.name ? `${a.name}|${b.name}` : `${b.name}|${a.name}`;
           if (done.has(k)) continue;
           done.add(k);
-          expected += pair(a, b, "node-peer", "node-peer", "node-peer", source, spec.password);
+          expected += pair(a, b, "node-peer", "node-peer", "node-peer", source, spec.password, bfd);
         }
       }
     } else {
@@ -429,6 +610,9 @@ export function computeTopology(input: TopologyInput): Topology {
           port: spec.port ?? 179,
           source,
           ...(spec.password ? { password: spec.password } : {}),
+          ...(bfd ? { bfd } : {}),
+          ...(spec.communities?.length ? { communities: [...new Set(spec.communities)] } : {}),
+          ...(spec.asNumber === settings.asNumber ? { importPools: true } : {}),
         });
         if (!ok) {
           problems.push({
@@ -458,6 +642,7 @@ export function computeTopology(input: TopologyInput): Topology {
     asNumber: settings.asNumber,
     meshEnabled,
     reflectors: reflectors.map((r) => r.name),
+    reflectorReasons,
     nodes: result,
     sessions: global,
     problems,
@@ -479,6 +664,8 @@ function peerProblems(peer: BGPPeer, clusterAS: number, nodeIPs: Map<string, str
   out.push(...selectorProblems(spec.nodeSelector, "nodeSelector"));
   out.push(...selectorProblems(spec.peerSelector, "peerSelector"));
   out.push(...secretRefProblems(spec.password, "password"));
+  out.push(...bfdProblems(spec.bfd, "bfd"));
+  out.push(...communityProblems(spec.communities, "communities"));
   if (hasIP) {
     const ip = tryCanonicalAddress(spec.peerIP);
     if (!ip) out.push(`peerIP: ${JSON.stringify(spec.peerIP)} is not an IP address`);
@@ -493,4 +680,19 @@ function peerProblems(peer: BGPPeer, clusterAS: number, nodeIPs: Map<string, str
     out.push(`asNumber: nodes selected by peerSelector are in AS ${clusterAS}; leave asNumber unset`);
   }
   return out;
+}
+
+/**
+ * When a node may restart BIRD gracefully after a change every node sees at once, in turns of a
+ * few seconds (pure). Two neighbours must not restart together: each would come back to a peer
+ * still recovering and a route could go missing. Reflectors go one by one, senior first; then every
+ * client together (clients of reflectors do not peer with each other); in a mesh every node has
+ * its own turn, by name.
+ */
+export function gracefulRestartTurn(topology: Topology, node: string): number {
+  const r = topology.reflectors.indexOf(node);
+  if (r >= 0) return r;
+  if (topology.reflectors.length > 0) return topology.reflectors.length;
+  const names = Object.keys(topology.nodes).sort();
+  return Math.max(0, names.indexOf(node));
 }

@@ -98,3 +98,51 @@ export function secretRefProblems(ref: unknown, field: string): string[] {
 export function secretRefKey(ref: SecretKeyRef): string {
   return `${ref.namespace ?? ""}/${ref.name}/${ref.key}`;
 }
+
+/** A standard community "N:N", each half 0-65535, as BIRD's pair (N, N). */
+export function parseCommunity(c: unknown): [number, number] | undefined {
+  if (typeof c !== "string") return undefined;
+  const m = /^(\d{1,5}):(\d{1,5})$/.exec(c);
+  if (!m) return undefined;
+  const a = Number(m[1]);
+  const b = Number(m[2]);
+  return a <= 65535 && b <= 65535 ? [a, b] : undefined;
+}
+
+export function communityProblems(list: unknown, field: string): string[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) return [`${field}: must be a list of communities such as 65000:100`];
+  const out: string[] = [];
+  list.forEach((c, i) => {
+    if (!parseCommunity(c))
+      out.push(`${field}[${i}]: ${JSON.stringify(c)} is not a community N:N with each part 0-65535`);
+  });
+  return out;
+}
+
+/** BFD limits Weft accepts: BIRD takes less, but below 10 ms a loaded node flaps. */
+export const BFD_LIMITS = { minIntervalMs: 10, maxIntervalMs: 60000, minMultiplier: 1, maxMultiplier: 255 };
+
+export function bfdProblems(bfd: unknown, field: string): string[] {
+  if (bfd === undefined) return [];
+  if (typeof bfd !== "object" || bfd === null) return [`${field}: must be an object`];
+  const b = bfd as { enabled?: unknown; intervalMilliseconds?: unknown; multiplier?: unknown };
+  const out: string[] = [];
+  if (b.enabled !== undefined && typeof b.enabled !== "boolean")
+    out.push(`${field}.enabled: must be true or false`);
+  if (
+    b.intervalMilliseconds !== undefined &&
+    !isIntInRange(b.intervalMilliseconds, BFD_LIMITS.minIntervalMs, BFD_LIMITS.maxIntervalMs)
+  )
+    out.push(
+      `${field}.intervalMilliseconds: ${JSON.stringify(b.intervalMilliseconds)} is out of range (${BFD_LIMITS.minIntervalMs}-${BFD_LIMITS.maxIntervalMs})`,
+    );
+  if (
+    b.multiplier !== undefined &&
+    !isIntInRange(b.multiplier, BFD_LIMITS.minMultiplier, BFD_LIMITS.maxMultiplier)
+  )
+    out.push(
+      `${field}.multiplier: ${JSON.stringify(b.multiplier)} is out of range (${BFD_LIMITS.minMultiplier}-${BFD_LIMITS.maxMultiplier})`,
+    );
+  return out;
+}

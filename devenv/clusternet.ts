@@ -61,6 +61,8 @@ export class ClusterNetwork {
   private controllerPid: number | undefined;
   private readonly agentPids = new Map<string, number>();
   private assigner: Assigner | undefined;
+  /** Nodes taken away by removeNode(), whose API objects destroy() still removes. */
+  private readonly removed = new Set<string>();
 
   constructor(readonly opts: ClusterNetworkOptions) {
     mkdirSync(opts.runDir, { recursive: true });
@@ -209,6 +211,22 @@ export class ClusterNetwork {
     await this.createNodeObject(name, node.underlayIP, opts.reflector ?? false);
     this.startAgent(name);
     return name;
+  }
+
+  /**
+   * A node that goes away the way a machine does: its agent and BIRD killed, its link down, its
+   * Node object deleted. Its namespace stays until destroy(); it is no longer in topo.nodes.
+   */
+  async removeNode(name: string): Promise<void> {
+    const node = this.topo.nodes.get(name);
+    if (!node) throw new Error(`no node ${name}`);
+    const bird = this.birdPid(name);
+    await this.stopAgent(name, "SIGKILL");
+    if (bird !== undefined && cmdline(bird).includes("bird")) await stopPid(bird, 1000);
+    await ip(["-n", node.ns, "link", "set", "eth0", "down"]);
+    await this.core.deleteNode({ name });
+    this.topo.nodes.delete(name);
+    this.removed.add(name);
   }
 
   /** Makes a node a route reflector (clusterID undefined: no longer one). */
@@ -571,7 +589,7 @@ export class ClusterNetwork {
           })
           .catch(() => undefined);
       }
-      for (const n of this.topo.nodes.keys()) {
+      for (const n of [...this.topo.nodes.keys(), ...this.removed]) {
         await this.core.deleteNode({ name: n }).catch(() => undefined);
         for (const kind of ["RouteIntent", "NodeNetworkStatus"] as const)
           await this.store.delete(kind, n).catch(() => undefined);
@@ -581,7 +599,11 @@ export class ClusterNetwork {
       );
       const poolNames = new Set(pools.map((p) => p.metadata.name));
       for (const b of (await this.store.list("IPAMBlock")).items) {
-        if (poolNames.has(b.spec.pool) || this.topo.nodes.has(b.spec.affinity)) {
+        if (
+          poolNames.has(b.spec.pool) ||
+          this.topo.nodes.has(b.spec.affinity) ||
+          this.removed.has(b.spec.affinity)
+        ) {
           await this.store.delete("IPAMBlock", b.metadata.name).catch(() => undefined);
         }
       }

@@ -13,5 +13,7 @@ export * from "./ports.js";
 export * from "./procs.js";
 export * from "./realnodes/cluster.js";
 export * from "./realnodes/workload.js";
+export * from "./route-events.js";
+export * from "./route-watch.js";
 export * from "./tools.js";
 export * from "./topology.js";

@@ -82,6 +82,7 @@ export class NetnsTopology {
   readonly pids: number[] = [];
   /** Host ports bridged into the node namespaces, so a joining node gets them too. */
   readonly bridges: PortBridge[] = [];
+  private hosts = 0;
 
   constructor(
     readonly prefix: string,
@@ -135,6 +136,35 @@ export class NetnsTopology {
     await nsExec(node.ns, "sysctl", ["-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0"]);
     this.nodes.set(name, node);
     return node;
+  }
+
+  /**
+   * A host that is not a node (an external router) on the underlay bridge: its own namespace
+   * `prefix-name` with eth0 at `address`/24. Removed with the rest by destroy().
+   */
+  async addHost(name: string, address: string): Promise<string> {
+    const ns = this.nsName(name);
+    const port = `hp${++this.hosts}`;
+    await ip(["netns", "add", ns]);
+    await ip(["-n", ns, "link", "set", "lo", "up"]);
+    await ip([
+      "-n",
+      ns,
+      "link",
+      "add",
+      "eth0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      port,
+      "netns",
+      this.underlayNs,
+    ]);
+    await ip(["-n", this.underlayNs, "link", "set", port, "master", "br0", "up"]);
+    await ip(["-n", ns, "addr", "add", `${address}/24`, "dev", "eth0"]);
+    await ip(["-n", ns, "link", "set", "eth0", "up"]);
+    return ns;
   }
 
   /**

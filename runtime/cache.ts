@@ -40,6 +40,15 @@ export class InformerCache {
     return this.core<k8s.V1Pod>("Pod", {});
   }
 
+  services(): Informer<k8s.V1Service> {
+    return this.core<k8s.V1Service>("Service", {});
+  }
+
+  /** discovery.k8s.io/v1 EndpointSlices, typed by the caller (the client's type is far wider than needed). */
+  endpointSlices<T extends MetaObject = k8s.V1EndpointSlice>(): Informer<T> {
+    return this.core<T>("EndpointSlice", {});
+  }
+
   /** Starts every informer, and from now on every one created later. */
   start(): void {
     this.started = true;

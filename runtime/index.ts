@@ -6,6 +6,7 @@ export * from "./informer.js";
 export * from "./leaderelection.js";
 export * from "./listwatch.js";
 export * from "./manager.js";
+export * from "./named-secrets.js";
 export * from "./predicates.js";
 export * from "./shutdown.js";
 export * from "./workqueue.js";

@@ -60,19 +60,29 @@ export function storeListWatch<K extends Kind>(store: Store, kind: K): ListWatch
   };
 }
 
-export type CoreKind = "Node" | "Pod";
+export type CoreKind = "Node" | "Pod" | "Secret" | "Service" | "EndpointSlice";
 
 export interface CoreListWatchOptions {
-  /** Pods only: one namespace (default: all). */
+  /** Namespaced kinds only: one namespace (default: all). */
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
   watch?: KubeWatchOptions;
 }
 
+const CORE_RESOURCES: Record<Exclude<CoreKind, "Node">, { prefix: string; plural: string }> = {
+  Pod: { prefix: "/api/v1", plural: "pods" },
+  Secret: { prefix: "/api/v1", plural: "secrets" },
+  Service: { prefix: "/api/v1", plural: "services" },
+  EndpointSlice: { prefix: "/apis/discovery.k8s.io/v1", plural: "endpointslices" },
+};
+
 function corePath(kind: CoreKind, namespace?: string): string {
   if (kind === "Node") return "/api/v1/nodes";
-  return namespace ? `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods` : "/api/v1/pods";
+  const { prefix, plural } = CORE_RESOURCES[kind];
+  return namespace
+    ? `${prefix}/namespaces/${encodeURIComponent(namespace)}/${plural}`
+    : `${prefix}/${plural}`;
 }
 
 /** Core kinds straight from the apiserver (nodes and pods never live in the Store). */

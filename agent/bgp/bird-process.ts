@@ -2,7 +2,12 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { type BirdProtocol, parseShowProtocols } from "../../bgp/index.js";
+import {
+  type BfdSession,
+  type BirdProtocol,
+  parseShowBfdSessions,
+  parseShowProtocols,
+} from "../../bgp/index.js";
 import { createLogger, type Logger, Serial } from "../../lib/index.js";
 
 const run = promisify(execFile);
@@ -18,7 +23,12 @@ const run = promisify(execFile);
  * - If BIRD dies it is started again with exponential backoff (reset once it stayed up a while).
  * - A BIRD left running by a previous agent (same socket) is adopted, not restarted, so routes
  *   and sessions survive an agent restart.
- * - Status is read periodically with `birdc show protocols all`.
+ * - Status is read periodically with `birdc show protocols all` (and `show bfd sessions` when BFD
+ *   runs).
+ * - apply(config, { graceful: true }) replaces BIRD through a BGP graceful restart instead of a
+ *   reconfigure: for changes BIRD can only make by restarting sessions (a node becoming or ceasing
+ *   to be a reflector), the peers keep this node's routes while it restarts and the new BIRD keeps
+ *   the kernel's routes until its sessions have re-learned them (bird -R).
  */
 
 export interface BirdProcessOptions {
@@ -40,12 +50,12 @@ export interface BirdProcessOptions {
    * parsing 49-session dumps 25 times a second; a configuration change reads fast again.
    */
   statusIdleIntervalMs?: number;
-  onStatus?: (protocols: BirdProtocol[]) => void;
+  onStatus?: (protocols: BirdProtocol[], bfd?: BfdSession[]) => void;
   /** Called after every (re)start of BIRD, with the pid. */
   onStart?: (pid: number) => void;
 }
 
-export type ApplyResult = "started" | "reconfigured" | "unchanged";
+export type ApplyResult = "started" | "reconfigured" | "restarted gracefully" | "unchanged";
 
 export class BirdProcess {
   readonly configPath: string;
@@ -62,6 +72,8 @@ export class BirdProcess {
   /** Session states at the last read; undefined after a change, so the next reads are fast. */
   private lastStates: string | undefined;
   private stopping = false;
+  /** Set while apply() replaces BIRD on purpose, so its exit is not taken for a crash. */
+  private replacing = false;
   private backoff: number;
   private startedAt = 0;
   private current: string | undefined;
@@ -88,11 +100,21 @@ export class BirdProcess {
   }
 
   /** Validates, writes and activates a configuration. Throws (and keeps the old one) when BIRD refuses it. */
-  apply(config: string): Promise<ApplyResult> {
-    return this.series.run(() => this.applyNow(config));
+  apply(config: string, opts: { graceful?: boolean } = {}): Promise<ApplyResult> {
+    return this.series.run(() => this.applyNow(config, opts.graceful === true));
   }
 
-  private async applyNow(config: string): Promise<ApplyResult> {
+  /** The configuration BIRD runs (what the file holds), if known. */
+  activeConfig(): string | undefined {
+    if (this.current !== undefined) return this.current;
+    try {
+      return readFileSync(this.configPath, "utf8");
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async applyNow(config: string, graceful: boolean): Promise<ApplyResult> {
     if (this.stopping) throw new Error("BIRD is being stopped");
     if (this.current === undefined) this.tryAdopt();
     if (config === this.current && this.running) return "unchanged";
@@ -111,6 +133,11 @@ export class BirdProcess {
       this.readStatusSoon();
       return "started";
     }
+    if (graceful) {
+      await this.restartGracefullyNow();
+      this.readStatusSoon();
+      return "restarted gracefully";
+    }
     // `current` is what the file holds; forget it on failure so that the next apply retries
     const out = await this.birdc(["configure"]).catch((err: unknown) => {
       this.current = undefined;
@@ -123,6 +150,33 @@ export class BirdProcess {
     this.log.info("BIRD reconfigured");
     this.readStatusSoon();
     return "reconfigured";
+  }
+
+  /**
+   * `birdc graceful restart`: BIRD closes its sessions without a notification (peers that
+   * negotiated graceful restart keep its routes, marked stale) and exits leaving the kernel's
+   * routes; the new BIRD starts in recovery (-R) and prunes only what it did not re-learn.
+   */
+  private async restartGracefullyNow(): Promise<void> {
+    const pid = this.pid;
+    this.replacing = true;
+    try {
+      if (this.adoptTimer) clearTimeout(this.adoptTimer);
+      await this.birdc(["graceful", "restart"]);
+      const deadline = Date.now() + 10000;
+      while (pid !== undefined && alive(pid) && Date.now() < deadline) await sleep(20);
+      if (pid !== undefined && alive(pid)) {
+        this.log.warn("BIRD did not exit after graceful restart; killing it", { pid });
+        signal(pid, "SIGKILL");
+        while (alive(pid)) await sleep(20);
+      }
+      this.child = undefined;
+      this.adoptedPid = undefined;
+      await this.startNow(true);
+      this.log.info("BIRD restarted gracefully", { pid: this.pid });
+    } finally {
+      this.replacing = false;
+    }
   }
 
   /** `birdc -s SOCKET args...`, output as text. */
@@ -151,10 +205,13 @@ export class BirdProcess {
       if (this.running) {
         try {
           const protocols = await this.status();
-          const states = sessionStates(protocols);
+          const bfd = protocols.some((p) => p.proto === "BFD" && p.state === "up")
+            ? parseShowBfdSessions(await this.birdc(["show", "bfd", "sessions"]))
+            : undefined;
+          const states = `${sessionStates(protocols)};${bfd?.map((b) => `${b.address}=${b.state}`).join(",") ?? ""}`;
           settled = states === this.lastStates && protocols.every(isSettled);
           this.lastStates = states;
-          this.opts.onStatus?.(protocols);
+          this.opts.onStatus?.(protocols, bfd);
         } catch (err) {
           this.lastStates = undefined;
           this.log.debug("status read failed", { error: execMessage(err) });
@@ -234,7 +291,7 @@ export class BirdProcess {
     this.adoptedPid = pid;
     this.log.info("adopted running BIRD", { pid });
     const poll = () => {
-      if (this.adoptedPid === undefined || this.stopping) return;
+      if (this.adoptedPid === undefined || this.stopping || this.replacing) return;
       if (!alive(this.adoptedPid)) {
         this.log.warn("adopted BIRD exited", { pid: this.adoptedPid });
         this.adoptedPid = undefined;
@@ -246,11 +303,11 @@ export class BirdProcess {
     this.adoptTimer = setTimeout(poll, 1000);
   }
 
-  private async startNow(): Promise<void> {
+  private async startNow(forceRecover = false): Promise<void> {
     // After a crash the kernel still holds the dead BIRD's routes (they are persistent). With -R the
     // new BIRD keeps them until its sessions have re-learned everything (graceful restart
     // recovery) instead of pruning them at its first kernel scan, which would drop traffic.
-    const recover = this.startedAt > 0 || existsSync(this.pidPath);
+    const recover = forceRecover || this.startedAt > 0 || existsSync(this.pidPath);
     const args = [
       "-f",
       "-c",
@@ -278,7 +335,7 @@ export class BirdProcess {
     child.once("exit", (code, sig) => {
       if (this.child !== child) return;
       this.child = undefined;
-      if (this.stopping) return;
+      if (this.stopping || this.replacing) return;
       this.log.warn("BIRD exited", { code, signal: sig });
       this.scheduleRestart();
     });

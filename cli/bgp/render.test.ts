@@ -12,7 +12,8 @@ describe("topology output", () => {
     });
     const text = topologyText(t);
     assert.match(text, /mesh off; reflectors: node-01; sessions: 4/);
-    assert.equal(text.trim().split("\n").length, 1 + 4);
+    assert.equal(text.trim().split("\n").length, 1 + 1 + 4);
+    assert.match(text, /^reflector node-01: annotated weft\.dev\/route-reflector-cluster-id$/m);
     const dot = topologyDot(t);
     assert.equal(dot.split("\n").filter((l) => l.includes(" -- ")).length, 4);
     assert.ok(dot.includes('"peer:evil\\"-- \\"x"'));

@@ -5,6 +5,7 @@ export function topologyText(t: Topology): string {
   const lines = [
     `AS ${t.asNumber}; mesh ${t.meshEnabled ? "on" : "off"}; reflectors: ${t.reflectors.length ? t.reflectors.join(", ") : "none"}; sessions: ${t.sessions.length}`,
   ];
+  for (const r of t.reflectors) lines.push(`reflector ${r}: ${t.reflectorReasons[r] ?? ""}`);
   for (const s of t.sessions) {
     const arrow = s.kind === "rr-client" ? "->" : "<->";
     lines.push(`${s.kind.padEnd(9)} ${s.a} (${s.aIP}) ${arrow} ${s.b} (${s.bIP})  [${s.source}]`);

@@ -41,7 +41,7 @@ export function formatNodeStatus(nns: NodeNetworkStatus, now = new Date()): stri
     );
     out.push(
       table(
-        ["PEER", "PEER ADDRESS", "AS", "STATE", "SINCE", "IMPORTED", "EXPORTED", "INFO"],
+        ["PEER", "PEER ADDRESS", "AS", "STATE", "SINCE", "IMPORTED", "EXPORTED", "BFD", "INFO"],
         [...sessions]
           .sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0))
           .map((s) => [
@@ -52,6 +52,7 @@ export function formatNodeStatus(nns: NodeNetworkStatus, now = new Date()): stri
             formatAge(s.since, now),
             s.routesImported ?? "-",
             s.routesExported ?? "-",
+            s.bfd ?? "-",
             s.info ?? "",
           ]),
       ),

@@ -1,6 +1,19 @@
-import * as k8s from "@kubernetes/client-node";
-import type { BGPStatus, LabelSelector } from "../../api/index.js";
-import { passwordProblem, secretRefKey } from "../../bgp/index.js";
+import type * as k8s from "@kubernetes/client-node";
+import type {
+  BGPConfiguration,
+  BGPConfigurationStatus,
+  LabelSelector,
+  NodeNetworkStatus,
+  RouteReflectorStatus,
+} from "../../api/index.js";
+import {
+  chooseReflectors,
+  computeTopology,
+  passwordProblem,
+  reflectorCandidates,
+  secretRefKey,
+  topologyInputFrom,
+} from "../../bgp/index.js";
 import { NotFoundError } from "../../datastore/index.js";
 import { createLogger, matchesSelector, mergeConditions, ownNamespace, sameValue } from "../../lib/index.js";
 import {
@@ -10,9 +23,11 @@ import {
   changed,
   generationChanged,
   labelsChanged,
+  NamedSecrets,
   or,
   type ReconcileResult,
   type Reconciler,
+  type Runnable,
 } from "../../runtime/index.js";
 import type { ControllerContext } from "../context.js";
 import { desiredBgpStatus, referencedPasswords } from "./status.js";
@@ -29,91 +44,134 @@ export interface BgpStatusOptions {
   selector?: LabelSelector;
   /** Namespace of Secret references without one (default: the namespace Weft runs in, ownNamespace()). */
   secretNamespace?: string;
-  /** Status is recomputed at least this often, to notice Secret changes (default 60 s). */
+  /** Status is recomputed at least this often (default 60 s). */
   resyncMs?: number;
+  /** Reflector timings (defaults in chooseReflectors). */
+  notReadyGraceMs?: number;
+  joiningDeadlineMs?: number;
 }
 
 /**
- * Writes status on BGPPeers and the BGPConfiguration from the same topology the agents compute.
- * The whole topology is one unit of work (any change can move every count), debounced through a
- * single work-queue key; only statuses that differ are written.
+ * Chooses the automatic route reflectors and writes status on BGPPeers and the BGPConfiguration
+ * from the same topology the agents compute, counting Established sessions from the nodes'
+ * NodeNetworkStatus. The whole topology is one unit of work (any change can move every count),
+ * debounced through a single work-queue key; only statuses that differ are written. The
+ * reflector choice lives in BGPConfiguration status, so it is written by the same server-side
+ * apply as the rest of that status (one field manager owning one status). The Secrets it checks
+ * are watched by name, so a rotated or deleted password shows within a watch event.
  */
-export function bgpStatusController(ctx: ControllerContext, opts: BgpStatusOptions = {}): Controller {
-  const { nodes, pools, bgpPeers, bgpConfigs } = ctx.informers;
+export function bgpStatusController(ctx: ControllerContext, opts: BgpStatusOptions = {}): Runnable {
+  const { nodes, pools, bgpPeers, bgpConfigs, nodeStatuses } = ctx.informers;
   const all = () => KEY;
-  const controller = new ControllerBuilder("bgp-status", { workers: 1 })
+  let controller: Controller | undefined;
+  const secrets = new NamedSecrets(ctx.kc, () => controller?.enqueue(KEY), log);
+  controller = new ControllerBuilder("bgp-status", { workers: 1 })
     .watches(nodes, all, {
       predicate: or(
         labelsChanged,
         annotationsChanged,
         changed<k8s.V1Node>((n) => n.status?.addresses),
+        // reflector choice: a node going NotReady or being deleted is replaced
+        changed<k8s.V1Node>((n) => n.metadata?.deletionTimestamp),
+        changed<k8s.V1Node>((n) => n.status?.conditions?.find((c) => c.type === "Ready")?.status),
       ),
     })
     .watches(pools, all, { predicate: generationChanged })
     .watches(bgpPeers, all, { predicate: generationChanged })
     .watches(bgpConfigs, all, { predicate: generationChanged })
-    .complete(new BgpStatusReconciler(ctx, opts));
+    .watches(nodeStatuses, all, {
+      predicate: changed<NodeNetworkStatus>((s) => s.status?.bgpSessions?.map((x) => [x.peerIP, x.state])),
+    })
+    .complete(new BgpStatusReconciler(ctx, secrets, opts));
   controller.enqueue(KEY);
-  return controller;
+  const c = controller;
+  return {
+    name: c.name,
+    start: () => c.start(),
+    stop: async () => {
+      await c.stop();
+      await secrets.stop();
+    },
+  };
 }
 
 export class BgpStatusReconciler implements Reconciler {
-  private readonly core: k8s.CoreV1Api;
-
   constructor(
     private readonly ctx: ControllerContext,
+    private readonly secrets: NamedSecrets,
     private readonly opts: BgpStatusOptions = {},
-  ) {
-    this.core = ctx.kc.makeApiClient(k8s.CoreV1Api);
-  }
+  ) {}
 
   private inScope(labels: Record<string, string> | undefined): boolean {
     return !this.opts.selector || matchesSelector(this.opts.selector, labels ?? {});
   }
 
-  /** Verdicts on the referenced passwords; the values are dropped right after the check. */
+  /** Verdicts on the referenced passwords, from the Secrets watched by name; values are dropped here. */
   private async checkPasswords(
     refs: ReturnType<typeof referencedPasswords>,
   ): Promise<Map<string, string | undefined>> {
     const out = new Map<string, string | undefined>();
     const ns = this.opts.secretNamespace ?? ownNamespace();
+    const secrets = this.secrets;
+    await secrets.watchOnly(refs.map((r) => ({ namespace: r.namespace ?? ns, name: r.name })));
     for (const ref of refs) {
       const namespace = ref.namespace ?? ns;
-      try {
-        const secret = await this.core.readNamespacedSecret({ name: ref.name, namespace });
-        const data = secret.data?.[ref.key];
-        out.set(
-          secretRefKey(ref),
-          data === undefined
+      const found = secrets.lookup({ namespace, name: ref.name }, ref.key);
+      out.set(
+        secretRefKey(ref),
+        found.state === "found"
+          ? passwordProblem(found.value)
+          : found.state === "missing-key"
             ? `the Secret has no key ${ref.key}`
-            : passwordProblem(Buffer.from(data, "base64").toString("utf8")),
-        );
-      } catch (err) {
-        const code = (err as { code?: number }).code;
-        out.set(
-          secretRefKey(ref),
-          code === 404
-            ? `Secret ${namespace}/${ref.name} not found`
-            : `Secret ${namespace}/${ref.name} cannot be read (${code ?? "error"})`,
-        );
-      }
+            : found.state === "not-found"
+              ? `Secret ${namespace}/${ref.name} not found`
+              : `Secret ${namespace}/${ref.name} cannot be read`,
+      );
     }
     return out;
   }
 
   async reconcile(): Promise<ReconcileResult | undefined> {
-    const { nodes, pools, bgpPeers, bgpConfigs } = this.ctx.informers;
+    const { nodes, pools, bgpPeers, bgpConfigs, nodeStatuses } = this.ctx.informers;
     const peers = bgpPeers.list();
     const config = bgpConfigs.get("default");
     const scopedPeers = peers.filter((p) => this.inScope(p.metadata.labels));
     const scopedConfig = config && this.inScope(config.metadata.labels) ? config : undefined;
     const passwords = await this.checkPasswords(referencedPasswords(scopedPeers, scopedConfig));
+    const statuses = nodeStatuses.list();
+    const objects = { nodes: nodes.list(), pools: pools.list(), peers };
+
+    // Reflectors first: the topology everyone computes follows from the choice.
+    let effective: BGPConfiguration | undefined = config;
+    let reflectors:
+      | { routeReflectors?: RouteReflectorStatus[]; problems: { field: string; message: string }[] }
+      | undefined;
+    let recheckMs: number | undefined;
+    if (scopedConfig) {
+      const candidates = reflectorCandidates({ ...objects, ...(config ? { config } : {}) });
+      const current = computeTopology(topologyInputFrom({ ...objects, config: scopedConfig }));
+      const choice = chooseReflectors({
+        spec: scopedConfig.spec?.routeReflectors,
+        nodes: candidates,
+        current: scopedConfig.status?.routeReflectors,
+        sessionsUp: (node) => sessionsUp(node, current, statuses, candidates),
+        now: new Date(),
+        ...(this.opts.notReadyGraceMs !== undefined ? { notReadyGraceMs: this.opts.notReadyGraceMs } : {}),
+        ...(this.opts.joiningDeadlineMs !== undefined
+          ? { joiningDeadlineMs: this.opts.joiningDeadlineMs }
+          : {}),
+      });
+      for (const c of choice.changes) log.info("route reflectors", { change: c });
+      reflectors = { routeReflectors: choice.reflectors, problems: choice.problems };
+      effective = { ...scopedConfig, status: { ...scopedConfig.status, routeReflectors: choice.reflectors } };
+      recheckMs = choice.changes.length > 0 ? 1000 : choice.recheckMs;
+    }
     const desired = desiredBgpStatus({
-      nodes: nodes.list(),
-      pools: pools.list(),
-      peers,
-      ...(config ? { config } : {}),
+      ...objects,
+      ...(effective ? { config: effective } : {}),
       passwords,
+      nodeStatuses: statuses,
+      ...(reflectors ? { reflectors } : {}),
     });
     const now = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
     for (const peer of scopedPeers) {
@@ -122,20 +180,24 @@ export class BgpStatusReconciler implements Reconciler {
     }
     if (scopedConfig && desired.config)
       await this.write("BGPConfiguration", scopedConfig.metadata.name, desired.config, now);
-    return { requeueAfter: this.opts.resyncMs ?? 60_000 };
+    const resync = this.opts.resyncMs ?? 60_000;
+    return { requeueAfter: Math.min(resync, recheckMs ?? resync) };
   }
 
   private async write(
     kind: "BGPPeer" | "BGPConfiguration",
     name: string,
-    d: { status: Omit<BGPStatus, "conditions">; conditions: Parameters<typeof mergeConditions>[1] },
+    d: {
+      status: Omit<BGPConfigurationStatus, "conditions">;
+      conditions: Parameters<typeof mergeConditions>[1];
+    },
     now: string,
   ): Promise<void> {
     const ctx = this.ctx;
     const cur = kind === "BGPPeer" ? ctx.informers.bgpPeers.get(name) : ctx.informers.bgpConfigs.get(name);
     if (!cur) return;
     const conditions = mergeConditions(cur.status?.conditions, d.conditions, cur.metadata.generation, now);
-    const next: BGPStatus = { ...d.status, conditions };
+    const next: BGPConfigurationStatus = { ...d.status, conditions };
     if (cur.metadata.generation !== undefined) next.observedGeneration = cur.metadata.generation;
     if (sameValue(next, cur.status)) return;
     const ready = conditions.find((c) => c.type === "Ready");
@@ -145,6 +207,7 @@ export class BgpStatusReconciler implements Reconciler {
       ready: ready?.status,
       reason: ready?.reason,
       sessions: next.expectedSessions,
+      established: next.establishedSessions,
     });
     try {
       // Server-side apply of the status alone: the spec stays owned by whoever applied it (GitOps).
@@ -153,4 +216,25 @@ export class BgpStatusReconciler implements Reconciler {
       if (!(err instanceof NotFoundError)) throw err;
     }
   }
+}
+
+/**
+ * Whether a joining reflector's sessions to the nodes that can answer are Established, from its
+ * own NodeNetworkStatus (nodes that are NotReady, being deleted or unaddressed are not waited for).
+ */
+function sessionsUp(
+  node: string,
+  topology: ReturnType<typeof computeTopology>,
+  statuses: readonly NodeNetworkStatus[],
+  candidates: ReturnType<typeof reflectorCandidates>,
+): boolean {
+  const expected = topology.nodes[node]?.sessions.filter((s) => s.kind !== "external") ?? [];
+  if (expected.length === 0) return false;
+  const usable = new Set(candidates.filter((c) => c.ready !== false && !c.deleting).map((c) => c.name));
+  const reported = new Map(
+    (statuses.find((s) => s.spec.node === node)?.status?.bgpSessions ?? []).map((s) => [s.peerIP, s.state]),
+  );
+  return expected
+    .filter((s) => s.peerNode === undefined || usable.has(s.peerNode))
+    .every((s) => reported.get(s.peerIP) === "Established");
 }

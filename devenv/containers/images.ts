@@ -76,7 +76,8 @@ const etcd: Recipe = {
 
 /**
  * FRR as Debian ships it. The entrypoint starts the daemons the way Debian's service does
- * (watchfrr supervising zebra, staticd and bgpd) and stays in the foreground until stopped.
+ * (watchfrr supervising zebra, staticd, bgpd and bfdd, which BGP sessions with `bfd` need) and
+ * stays in the foreground until stopped.
  */
 const FRR_SPEC: Omit<DebianImageSpec, "ref"> = {
   packages: ["frr"],
@@ -94,14 +95,16 @@ const FRR_SPEC: Omit<DebianImageSpec, "ref"> = {
       ].join("\n"),
     },
     {
-      // bgpd on; every vty only on the namespace's loopback
+      // bgpd and bfdd on; every vty only on the namespace's loopback
       path: "/etc/frr/daemons",
       content: [
         "bgpd=yes",
+        "bfdd=yes",
         "vtysh_enable=yes",
         'zebra_options="-A 127.0.0.1"',
         'bgpd_options="-A 127.0.0.1"',
         'staticd_options="-A 127.0.0.1"',
+        'bfdd_options="-A 127.0.0.1"',
         "",
       ].join("\n"),
     },

@@ -176,10 +176,13 @@ describe("BGP: external GoBGP peer with an MD5 password; hostile input", { timeo
       60_000,
       500,
     );
+    // Ready once the controller has seen every session Established in the nodes' reports
     const status = await waitFor("BGPPeer status", async () => {
       const p = await net.store.get("BGPPeer", peerName);
-      return p?.status?.expectedSessions === N ? p.status : undefined;
+      const ready = p?.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+      return p?.status?.expectedSessions === N && ready ? p.status : undefined;
     });
+    assert.equal(status.establishedSessions, N);
     assert.deepEqual(status.selectedNodes, [...net.topo.nodes.keys()].sort());
     assert.equal(status.conditions?.find((c) => c.type === "Ready")?.status, "True");
     assert.equal(status.conditions?.find((c) => c.type === "Invalid")?.status, "False");

@@ -254,7 +254,7 @@ describe("BIRD full mesh (3 nodes)", () => {
     const pid = u.bird(2).pid;
     await assert.rejects(u.bird(2).apply("router id 1.2.3.4;\nprotocol bgp {"), /BIRD refused/);
     assert.equal(u.bird(2).pid, pid);
-    assert.match(readFileSync(u.bird(2).configPath, "utf8"), /protocol bgp mesh_/);
+    assert.match(readFileSync(u.bird(2).configPath, "utf8"), /protocol bgp node_/);
     await established(u, 2, renders.get(2) as RenderResult);
   });
 
