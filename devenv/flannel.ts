@@ -5,8 +5,10 @@
  * pods on veths with an address of the subnet). Nothing here talks to anything outside the
  * namespaces the lab made.
  */
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import type { ClusterNetwork } from "./clusternet.js";
 import type { EtcdServer } from "./etcd.js";
 import { startDetached, stopPid, waitFor } from "./procs.js";
 import { tool } from "./tools.js";
@@ -154,4 +156,53 @@ function subnetBase(subnet: string): { base: number; prefixLen: number } {
 function hostAddress(base: number, host: number): string {
   const n = base + host;
   return [24, 16, 8, 0].map((s) => String(Math.floor(n / 2 ** s) % 256)).join(".");
+}
+
+/**
+ * A ping that runs from a pod until stopped (5 per second), for counting what a change loses;
+ * stop() returns how many were sent and answered. Counts are reported, never asserted on.
+ */
+export function continuousPing(
+  from: TopoPod,
+  toIP: string,
+): { stop(): Promise<{ sent: number; received: number }> } {
+  const child = spawn("ip", ["netns", "exec", from.ns, "ping", "-n", "-i", "0.2", "-W", "1", toIP], {
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  const done = new Promise<void>((resolve) => child.on("close", () => resolve()));
+  return {
+    async stop() {
+      child.kill("SIGINT");
+      await done;
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+      return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
+    },
+  };
+}
+
+/**
+ * A host that runs flanneld joins a Weft cluster network: its namespace (with the apiserver and
+ * etcd bridged in), flanneld, then its Node object once flanneld holds a lease (as a kubelet
+ * registers next to a running flanneld), and `pods` pods wired the Flannel way.
+ */
+export async function joinFlannelNode(
+  net: ClusterNetwork,
+  etcd: EtcdServer,
+  pods: number,
+  prefix = "/coreos.com/network",
+): Promise<{ flanneld: Flanneld; subnet: string; pods: TopoPod[] }> {
+  const name = net.nodeName(net.topo.nodes.size + 1);
+  const node = await net.topo.addNode(name);
+  net.topo.bridgeNode(name);
+  const flanneld = startFlanneld(net.topo, node, etcd, net.opts.runDir, prefix);
+  const subnet = await flanneldSubnet(flanneld);
+  await net.createNodeObject(name, node.underlayIP);
+  const made: TopoPod[] = [];
+  for (let p = 0; p < pods; p++)
+    made.push(await addFlannelPod(net.topo, node, `${name}-pod-${"abcdefgh"[p]}`, subnet, 2 + p));
+  return { flanneld, subnet, pods: made };
 }

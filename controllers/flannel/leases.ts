@@ -153,7 +153,7 @@ export class FlannelLeases implements Runnable, FlannelProfile {
 
   subnetFor(pool: string, node: string): { cidr: string; annotations: Record<string, string> } | undefined {
     const p = this.active(pool);
-    const s = p?.subnetFor.get(node);
+    const s = p && (p.subnetFor.get(node) ?? this.leaseOfNodeIP(p, node));
     if (!s) return undefined;
     return {
       cidr: s.cidr,
@@ -166,7 +166,25 @@ export class FlannelLeases implements Runnable, FlannelProfile {
 
   unavailable(pool: string, node: string): { has(cidr: string): boolean } | undefined {
     const p = this.active(pool);
-    return p ? unavailableFor(p, node) : undefined;
+    const u = p && unavailableFor(p, node);
+    if (!p || !u) return undefined;
+    const own = this.leaseOfNodeIP(p, node)?.cidr;
+    return { has: (cidr) => cidr !== own && u.has(cidr) };
+  }
+
+  /**
+   * A lease of someone else's naming this node's address that the last pass could not match to
+   * a Node (the Node registered after it, as a kubelet does next to a running flanneld): the
+   * node's subnet all the same, so a join never races the next pass into a second subnet.
+   */
+  private leaseOfNodeIP(p: FlannelPlan, node: string): { cidr: string; vtepMAC?: string } | undefined {
+    const n = this.ctx.informers.nodes.get(node);
+    const ip = n && underlayAddresses(n)[4];
+    if (!ip) return undefined;
+    const r = p.rows.find(
+      (x) => x.publicIP === ip && x.node === undefined && x.owner !== "weft" && !x.problem,
+    );
+    return r && { cidr: r.cidr, ...(r.vtepMAC ? { vtepMAC: r.vtepMAC } : {}) };
   }
 
   reservesFirstAddress(pool: string): boolean {

@@ -1,4 +1,11 @@
-import { ANNOTATIONS, API_VERSION, blockName, type IPAMBlock, withPoolDefaults } from "../../api/index.js";
+import type * as k8s from "@kubernetes/client-node";
+import {
+  API_VERSION,
+  blockName,
+  type IPAMBlock,
+  underlayAddresses,
+  withPoolDefaults,
+} from "../../api/index.js";
 import { AlreadyExistsError, ConflictError } from "../../datastore/index.js";
 import type { Assigner } from "../../ipam/client/index.js";
 import {
@@ -17,6 +24,7 @@ import {
   beingDeleted,
   type Controller,
   ControllerBuilder,
+  changed,
   generationChanged,
   labelsChanged,
   matching,
@@ -29,6 +37,8 @@ import type { ControllerContext } from "../context.js";
 import { inPools } from "./pools.js";
 
 const log = createLogger("ipam-node");
+
+const ipv4Underlay = (n: k8s.V1Node) => underlayAddresses(n)[4];
 
 /** IPv4 VXLAN pools: where a node's VTEP address comes from. */
 function vtepPools(pools: readonly PoolRef[]): PoolRef[] {
@@ -51,7 +61,8 @@ export function nodeController(
 ): Controller {
   const { nodes, blocks, pools } = ctx.informers;
   const controller = new ControllerBuilder("ipam-node", { workers: 4 })
-    .for(nodes, { predicate: or(resync, labelsChanged, beingDeleted) })
+    // (an IPv4 address arriving too: in a Flannel network a node waits for it, see joined)
+    .for(nodes, { predicate: or(resync, labelsChanged, beingDeleted, changed(ipv4Underlay)) })
     // A node that is gone comes back here whenever its blocks change (GC freed a pod address).
     .watches(blocks, (b) => b.spec.affinity, {
       predicate: and(matching(inPools(poolFilter)), {
@@ -88,16 +99,26 @@ export class NodeReconciler implements Reconciler {
     const node = ctx.informers.nodes.get(name);
     if (!node && (await ctx.nodeExists?.(name))) return; // another shard's node (label-filtered cache)
     if (!node || node.metadata?.deletionTimestamp) return this.released(name);
-    return this.joined(name, node.metadata?.labels ?? {});
+    return this.joined(name, node.metadata?.labels ?? {}, underlayAddresses(node)[4] !== undefined);
   }
 
-  private async joined(name: string, labels: Record<string, string>): Promise<ReconcileResult | undefined> {
+  private async joined(
+    name: string,
+    labels: Record<string, string>,
+    hasIPv4: boolean,
+  ): Promise<ReconcileResult | undefined> {
     const { ctx, assigner } = this;
     const cache = assigner.cache;
-    const view = poolView(ctx.informers.pools.list(), this.poolFilter);
+    const flannel = ctx.flannel;
+    const all = poolView(ctx.informers.pools.list(), this.poolFilter);
+    // Flannel: a node's subnet is the one a lease names for its address, so a node that has no
+    // address yet (registered before its status) waits; its address arriving is a Flannel change.
+    const view =
+      flannel && !hasIPv4
+        ? { ...all, usable: all.usable.filter((p) => !flannel.reservesFirstAddress(p.name)) }
+        : all;
     const ref = { name, labels };
     // Flannel: a node keeps the subnet its lease names, and nobody gets another host's subnet.
-    const flannel = ctx.flannel;
     const fixed = new Map<string, { cidr: string; annotations: Record<string, string> }>();
     for (const p of view.usable) {
       const s = flannel?.subnetFor(p.name, name);

@@ -49,15 +49,15 @@ for (const mode of ["vxlan", "host-gw"] as const satisfies readonly Mode[]) {
 
     /** A key under the Flannel prefix as etcd holds it (value, etcd lease, mod revision). */
     async function keyState(key: string): Promise<KeyState | undefined> {
-      const out = JSON.parse(await etcd!.etcdctl(["get", key, "-w", "json"])) as {
-        kvs?: Array<{ value: string; lease?: number | string; mod_revision: number | string }>;
-      };
+      const raw = await etcd!.etcdctl(["get", key, "-w", "json"]);
+      const out = JSON.parse(raw) as { kvs?: Array<{ value: string }> };
       const kv = out.kvs?.[0];
       if (!kv) return undefined;
+      // lease ids are int64: read as text, a JSON number would lose digits
       return {
         value: Buffer.from(kv.value, "base64").toString(),
-        lease: String(kv.lease ?? 0),
-        modRevision: String(kv.mod_revision),
+        lease: /"lease":(\d+)/.exec(raw)?.[1] ?? "0",
+        modRevision: /"mod_revision":(\d+)/.exec(raw)?.[1] ?? "0",
       };
     }
     const leaseKey = () => `${PREFIX}/subnets/${flannelSubnet.replace("/", "-")}`;
