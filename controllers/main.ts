@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { DEFAULT_NAMESPACE } from "../api/index.js";
-import { createStore, DEFAULT_FLANNEL_PREFIX, EtcdStore } from "../datastore/index.js";
+import { createStore, DEFAULT_FLANNEL_PREFIX, EtcdStore, flannelOwnerKey } from "../datastore/index.js";
 import { createLogger, loadKubeConfig, matchesSelector, ownNamespace, parseSelector } from "../lib/index.js";
 import { GracefulShutdown, HealthServer, InformerCache, Manager } from "../runtime/index.js";
 import { bgpStatusController } from "./bgp/reconciler.js";
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     const prefix = (values["flannel-prefix"] as string | undefined) ?? DEFAULT_FLANNEL_PREFIX;
     const flannel = new FlannelLeases(store.client, ctx, {
       prefix,
-      ownerKey: `${store.prefix}/flannel-owner${prefix.replace(/\/+$/, "")}`,
+      ownerKey: flannelOwnerKey(store.prefix, prefix),
     });
     ctx.flannel = flannel;
     manager.add(flannel);

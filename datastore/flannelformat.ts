@@ -19,6 +19,14 @@ import {
 } from "../net/index.js";
 
 export const DEFAULT_FLANNEL_PREFIX = "/coreos.com/network";
+
+/**
+ * The key that records which etcd lease Weft's subnet keys hang on (itself on that lease): how
+ * the controller knows its own keys after a restart, and how weftctl tells them from flanneld's.
+ */
+export function flannelOwnerKey(storePrefix: string, flannelPrefix = DEFAULT_FLANNEL_PREFIX): string {
+  return `${storePrefix.replace(/\/+$/, "")}/flannel-owner${flannelPrefix.replace(/\/+$/, "")}`;
+}
 /** Flannel's lease TTL: 24 h. */
 export const FLANNEL_LEASE_TTL_SECONDS = 24 * 3600;
 /** flanneld's VXLAN defaults: VNI 1, and port 0 in its config, which the kernel takes as 8472. */

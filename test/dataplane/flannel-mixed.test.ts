@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import { ANNOTATIONS } from "../../api/index.js";
 import { testCluster } from "../../devenv/cluster.js";
 import { ClusterNetwork, formatConnectivity, type Mode } from "../../devenv/clusternet.js";
@@ -16,7 +18,10 @@ import {
   stopFlanneld,
 } from "../../devenv/flannel.js";
 import { waitFor } from "../../devenv/procs.js";
+import { repoRoot } from "../../devenv/tools.js";
 import { ip, requireRoot } from "../../devenv/topology.js";
+
+const execFileP = promisify(execFile);
 
 // Issue 15, mixed cluster: three nodes run weft-agent, a fourth runs the real flanneld (v0.26.7,
 // built by install-tools.sh) against the same etcd. flanneld reads the config Weft wrote, takes
@@ -158,6 +163,26 @@ for (const mode of ["vxlan", "host-gw"] as const satisfies readonly Mode[]) {
         .split("\n")
         .filter(Boolean);
       assert.equal(leases.length, 4, `one lease per host: ${leases.join(", ")}`);
+      // what a user sees: weftctl tells flanneld's node from Weft's and shows its lease lives
+      const { stdout } = await execFileP(
+        process.execPath,
+        [
+          join(repoRoot, "dist", "cli", "main.js"),
+          `--kubeconfig=${cp.kubeconfig}`,
+          "--datastore=etcd",
+          "flannel",
+          "status",
+          "-o",
+          "json",
+        ],
+        { env: { ...process.env, ...etcd!.env() } },
+      );
+      const rows = JSON.parse(stdout) as Array<{ subnet: string; node: string; runBy: string; ttl: string }>;
+      const row = rows.find((r) => r.subnet === flannelSubnet);
+      assert.equal(row?.runBy, "flanneld", stdout);
+      assert.equal(row?.node, flannelNode);
+      assert.match(row?.ttl ?? "", /^\d+s$/, "its lease is live");
+      assert.equal(rows.filter((r) => r.runBy === "weft-agent").length, 3, stdout);
     });
 
     it("pods on every node reach pods on every other node, both ways", async () => {
@@ -189,6 +214,8 @@ for (const mode of ["vxlan", "host-gw"] as const satisfies readonly Mode[]) {
         /holding the etcd lease of an earlier run/,
         "Weft knew its own keys after the restart",
       );
+      // no etcd leases pile up: Weft's one and flanneld's one
+      assert.match(await etcd!.etcdctl(["lease", "list"]), /found 2 leases/);
     });
 
     if (mode === "vxlan")
