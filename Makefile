@@ -10,12 +10,14 @@ DATASTORE ?= kubernetes
 # netns: nodes are network namespaces with an agent the lab starts (fast); kubelet: real kubelets,
 # containerd and kube-proxy, Weft installed by its chart from the image built here.
 NODES ?= netns
+FLANNEL_NODES ?= 0
 NODE_COUNT ?= 3
 
 .PHONY: help deps tools tools-real-nodes tools-conformance build generate lint images test test-unit lab lab-down cluster-up cluster-down engine-up engine-down bench clean
 
 help:
 	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr)"
+	@echo "                 DATASTORE=etcd FLANNEL_NODES=1: plus a host running the real flanneld (mixed cluster)"
 	@echo "                 NODES=kubelet: on real kubelets, Weft installed with Helm (MODE=vxlan|host-gw|bgp, NODE_COUNT=3)"
 	@echo "make lab-down    remove everything the lab made"
 	@echo "make test        run every test (installs what it needs)"
@@ -84,7 +86,7 @@ lab: deps tools-real-nodes build
 	node dist/lab/kubelet.js up --mode $(MODE) --nodes $(NODE_COUNT)
 else
 lab: deps build
-	node dist/lab/main.js up --mode $(MODE) --datastore $(DATASTORE)
+	node dist/lab/main.js up --mode $(MODE) --datastore $(DATASTORE) --flannel-nodes $(FLANNEL_NODES)
 endif
 
 lab-down: node_modules/.weft-installed build

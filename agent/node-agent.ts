@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import {
+  ANNOTATIONS,
   API_VERSION,
   type IPAMBlock,
   type IPPool,
@@ -146,6 +147,13 @@ export class NodeAgent implements Runnable {
   /** The tracker, brought up to date with this node's own blocks (blackholes). */
   private desired(): DesiredTracker {
     const { node } = this.opts;
+    // The VTEP entries of nodes flanneld runs are never deleted, planned or not (any scope).
+    this.tracker.setKept(
+      this.intents
+        .list()
+        .filter((i) => i.metadata.labels?.[ANNOTATIONS.flannelLease] !== undefined)
+        .map((i) => i.spec),
+    );
     this.tracker.setOwnBlocks(
       this.blocks
         .list()

@@ -174,6 +174,12 @@ export const ANNOTATIONS = {
   underlayIP: "weft.dev/underlay-ip",
   routeReflectorClusterID: "weft.dev/route-reflector-cluster-id",
   vtepMAC: "weft.dev/vtep-mac",
+  /**
+   * On a RouteIntent: the Flannel subnet lease (`10.244.3.0-24`) it was made from, for a node
+   * flanneld runs; weft-controller's Flannel part writes such intents and keeps them while the
+   * lease lives. Also a label, so `kubectl get ri -l weft.dev/flannel-lease` lists them.
+   */
+  flannelLease: "weft.dev/flannel-lease",
 } as const;
 
 export const FINALIZERS = {

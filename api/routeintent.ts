@@ -100,6 +100,12 @@ export interface RouteIntentSpec {
     vni: number;
     /** UDP port of the node's VXLAN device. */
     port: number;
+    /**
+     * Name of the VXLAN device every node uses for this network. Unset: weft.vxlan. A pool
+     * mirrored as Flannel leases uses Flannel's name, flannel.<vni>, so weft-agent and flanneld
+     * share one device during a switch-over.
+     */
+    device?: string;
   };
   /** Routes to the node's blocks, one per destination. */
   routes: IntentRoute[];
@@ -138,6 +144,7 @@ export const RouteIntentSpecSchema: TypeSchema<RouteIntentSpec> = {
         mac: MAC,
         vni: { format: "int32", minimum: 1, maximum: 16777215 },
         port: { format: "int32", minimum: 1, maximum: 65535 },
+        device: DEVICE,
       },
     },
     routes: { default: [], maxItems: 4096, listType: "map", listMapKeys: ["dst"] },

@@ -2,11 +2,12 @@
 import { errorMessage } from "../lib/index.js";
 import { bgpCommands } from "./bgp/index.js";
 import { type Command, makeContext, UsageError } from "./command.js";
+import { flannelCommands } from "./flannel/index.js";
 import { ipamCommands } from "./ipam/index.js";
 import { nodeCommands } from "./node/index.js";
 
 /** Every subcommand; a new area (node status, bgp topology) adds its module's list here. */
-const COMMANDS: Command[] = [...ipamCommands, ...nodeCommands, ...bgpCommands];
+const COMMANDS: Command[] = [...ipamCommands, ...nodeCommands, ...bgpCommands, ...flannelCommands];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.path.join(" ").length));

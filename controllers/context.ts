@@ -2,6 +2,7 @@ import * as k8s from "@kubernetes/client-node";
 import type {
   BGPConfiguration,
   BGPPeer,
+  Condition,
   IPAMBlock,
   IPPool,
   NodeNetworkStatus,
@@ -29,6 +30,32 @@ export interface ControllerContext {
   informers: Informers;
   /** Direct read, for nodes the (possibly label-filtered) cache does not hold. */
   nodeExists?(name: string): Promise<boolean>;
+  /** The Flannel network Weft shares (etcd datastore with Flannel leases); absent otherwise. */
+  flannel?: FlannelProfile;
+}
+
+/**
+ * What a Flannel network in the same etcd means for IPAM, RouteIntents and pool status
+ * (controllers/flannel keeps it from Flannel's config and leases). Every answer is from memory.
+ */
+export interface FlannelProfile {
+  /**
+   * The subnet a node keeps in this pool (its lease in etcd) and the annotations its block gets
+   * (the lease it came from, the VTEP MAC the lease names).
+   */
+  subnetFor(pool: string, node: string): { cidr: string; annotations: Record<string, string> } | undefined;
+  /** Blocks of the pool this node may not claim (other hosts' leases, subnets flanneld never hands out). */
+  unavailable(pool: string, node: string): { has(cidr: string): boolean } | undefined;
+  /** Pools whose blocks keep their first address from pods (Flannel's VTEP or network address). */
+  reservesFirstAddress(pool: string): boolean;
+  /** VXLAN settings of the pool when Flannel's replace Weft's defaults (VNI, port, device name). */
+  vxlan(pool: IPPool): { vni: number; port: number; device: string } | undefined;
+  /** RouteIntents written by the Flannel part (nodes flanneld runs): others leave them alone. */
+  ownsIntent(name: string): boolean;
+  /** Conditions the pool's status carries for Flannel (FlannelCompatible). */
+  poolConditions(pool: string): Array<Pick<Condition, "type" | "status" | "reason" | "message">>;
+  /** Called with the nodes and pools whose answers may have changed. */
+  onChange(listener: (change: { nodes: string[]; pools: string[] }) => void): void;
 }
 
 export function nodeExistsFn(kc: k8s.KubeConfig): (name: string) => Promise<boolean> {

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { DEFAULT_NAMESPACE } from "../api/index.js";
-import { createStore, EtcdStore } from "../datastore/index.js";
+import { createStore, DEFAULT_FLANNEL_PREFIX, EtcdStore, flannelOwnerKey } from "../datastore/index.js";
 import { createLogger, loadKubeConfig, matchesSelector, ownNamespace, parseSelector } from "../lib/index.js";
 import { GracefulShutdown, HealthServer, InformerCache, Manager } from "../runtime/index.js";
 import { bgpStatusController } from "./bgp/reconciler.js";
@@ -91,11 +91,15 @@ async function main(): Promise<void> {
   });
   // Caches and every part run on the leader only (a standby replica only waits for the lease).
   manager.addCache(cache);
-  // First: adopted Flannel leases must become blocks before the IPAM node reconciler plans.
+  // First: the IPAM node reconciler and the RouteIntents ask it from their first reconcile on.
   if (store instanceof EtcdStore && values["flannel-leases"] !== "false") {
-    manager.add(
-      new FlannelLeases(store.client, ctx, { prefix: values["flannel-prefix"] as string | undefined }),
-    );
+    const prefix = (values["flannel-prefix"] as string | undefined) ?? DEFAULT_FLANNEL_PREFIX;
+    const flannel = new FlannelLeases(store.client, ctx, {
+      prefix,
+      ownerKey: flannelOwnerKey(store.prefix, prefix),
+    });
+    ctx.flannel = flannel;
+    manager.add(flannel);
   }
   const ipamOptions = { gcGraceMs: Number(values["gc-grace-ms"]), ...(poolFilter ? { poolFilter } : {}) };
   for (const part of ipamControllers(ctx, ipamOptions)) manager.add(part);

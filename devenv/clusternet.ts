@@ -115,8 +115,11 @@ export class ClusterNetwork {
     await this.store.create("IPPool", pool);
   }
 
-  /** Namespaces, apiserver bridge, Node objects, the controller and one agent per node. */
-  async up(nodeCount: number): Promise<void> {
+  /**
+   * Namespaces, apiserver bridge, Node objects, the controller and one agent per node
+   * (`components: false`: no controller and no agents, for a network another CNI runs first).
+   */
+  async up(nodeCount: number, opts: { components?: boolean } = {}): Promise<void> {
     await this.topo.createUnderlay();
     for (let i = 1; i <= nodeCount; i++) await this.topo.addNode(this.nodeName(i));
     await this.topo.bridgeApiserver(Number(new URL(this.opts.cp.server).port), dist("devenv/forward.js"));
@@ -126,11 +129,13 @@ export class ClusterNetwork {
     let k = 0;
     for (const node of this.topo.nodes.values())
       await this.createNodeObject(node.name, node.underlayIP, k++ < (this.opts.routeReflectors ?? 0));
+    if (opts.components === false) return;
     this.startController();
     for (const node of this.topo.nodes.values()) this.startAgent(node.name);
   }
 
-  private async createNodeObject(name: string, underlayIP: string, reflector = false): Promise<void> {
+  /** The Node object of a host in this cluster, with its InternalIP (as a kubelet registers it). */
+  async createNodeObject(name: string, underlayIP: string, reflector = false): Promise<void> {
     const annotations = reflector ? { [ANNOTATIONS.routeReflectorClusterID]: RR_CLUSTER_ID } : undefined;
     const created = await this.core.createNode({
       body: {

@@ -6,6 +6,7 @@ export * from "./containers/images.js";
 export * from "./containers/run.js";
 export * from "./controlplane.js";
 export * from "./etcd.js";
+export * from "./flannel.js";
 export * from "./images/build.js";
 export * from "./kernel-netns.js";
 export * from "./neighbors.js";

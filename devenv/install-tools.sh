@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything tests and the lab need, idempotently: Debian packages (the container engine
 # podman with runc, buildah and mmdebstrap among them), then Go-built binaries (kube-apiserver,
-# kubectl, etcd, etcdctl, cnitool, helm) and the native weft-cni plugin (C) into the cache. Test
-# images are built from these by the test runner (devenv/containers/images.ts).
+# kubectl, etcd, etcdctl, cnitool, helm, flanneld) and the native weft-cni plugin (C) into the
+# cache. Test images are built from these by the test runner (devenv/containers/images.ts).
 # With --real-nodes also what clusters of real kubelets need: Debian's containerd, conntrack,
 # iptables; kubelet, kube-proxy, kube-scheduler, kube-controller-manager, coredns, agnhost and
 # pause (static, for images). With --conformance also the upstream e2e suite: e2e.test and ginkgo
@@ -87,6 +87,24 @@ CGO_ENABLED=0 build "$here/etcd" etcd -ldflags "-s -w" go.etcd.io/etcd/server/v3
 CGO_ENABLED=0 build "$here/etcd" etcdctl -ldflags "-s -w" go.etcd.io/etcd/etcdctl/v3
 build "$here/tools" cnitool -ldflags "-s -w" github.com/containernetworking/cni/cnitool
 build "$here/tools" helm -ldflags "-s -w" helm.sh/helm/v3/cmd/helm
+# flanneld, the peer of the Flannel interop tests and of `make lab FLANNEL_NODES=n`: built as
+# upstream documents it (go install of the module at a tag, with flannel's own go.mod and its
+# replace-free dependency set), so the stamp is the version.
+flannel_ver=v0.26.7
+install_module() {
+  local mod=$1 ver=$2 out=$3; shift 3
+  local stamp; stamp=$(echo "$mod@$ver $*" | sha256sum | cut -c1-16)
+  if [[ -x $bin/$out && -f $bin/.$out.stamp && $(cat "$bin/.$out.stamp") == "$stamp" ]]; then return 0; fi
+  echo "install-tools: building $out $ver (first time takes minutes; cached in $bin)"
+  local t0=$SECONDS tmp; tmp=$(mktemp -d "$bin/.$out.XXXXXX")
+  GOBIN=$tmp go install -trimpath "$@" "$mod@$ver"
+  mv "$tmp/${mod##*/}" "$bin/$out"
+  rm -rf "$tmp"
+  echo "$stamp" > "$bin/.$out.stamp"
+  echo "install-tools: built $out in $((SECONDS - t0)) s"
+}
+install_module github.com/flannel-io/flannel "$flannel_ver" flanneld \
+  -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$flannel_ver"
 if $real_nodes; then
   node_mod="$here/k8s-node"
   build "$node_mod" kubelet -ldflags "$k8s_ldflags" k8s.io/kubernetes/cmd/kubelet

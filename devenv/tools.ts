@@ -18,7 +18,15 @@ export const repoRoot = (() => {
 export const toolsBin =
   process.env.WEFT_TOOLS_BIN ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "weft", "bin");
 
-export type ToolName = "kube-apiserver" | "kubectl" | "etcd" | "etcdctl" | "cnitool" | "helm" | RealNodeTool;
+export type ToolName =
+  | "kube-apiserver"
+  | "kubectl"
+  | "etcd"
+  | "etcdctl"
+  | "cnitool"
+  | "helm"
+  | "flanneld"
+  | RealNodeTool;
 
 /** What only clusters of real kubelets need; `make tools-real-nodes` builds them. */
 export type RealNodeTool =

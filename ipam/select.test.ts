@@ -198,6 +198,40 @@ describe("ipam planning", () => {
     for (const c of j2.claims) assert.ok(!j.claims.some((d) => d.cidr === c.cidr));
   });
 
+  it("planJoin: a fixed subnet (another program's lease) is claimed as it is, or reported, never replaced", () => {
+    const pools = [ref("flannel", "10.244.0.0/16", { allocation: "NodeSubnet", blockSize: 24 })];
+    const fixedSubnets = new Map([["flannel", "10.244.7.0/24"]]);
+    const j = planJoin({ pools, node, ownBlocks: [], claimed: new Set(), fixedSubnets });
+    assert.deepEqual(
+      j.claims.map((c) => [c.cidr, c.block.affinity]),
+      [["10.244.7.0/24", "n1"]],
+    );
+    const held = planJoin({ pools, node, ownBlocks: [], claimed: new Set(["10.244.7.0/24"]), fixedSubnets });
+    assert.deepEqual(held.claims, [], "no second, different subnet for the node");
+    assert.match(held.errors[0]!.message, /node n1 must keep subnet 10\.244\.7\.0\/24/);
+    const outside = planJoin({
+      pools,
+      node,
+      ownBlocks: [],
+      claimed: new Set(),
+      fixedSubnets: new Map([["flannel", "10.9.7.0/24"]]),
+    });
+    assert.deepEqual(outside.claims, []);
+    assert.equal(outside.errors.length, 1);
+    // Blocks no node may claim are simply part of `claimed`.
+    const firstOnly = [ref("tiny", "10.5.0.0/23", { allocation: "NodeSubnet", blockSize: 24 })];
+    const skip = planJoin({
+      pools: firstOnly,
+      node,
+      ownBlocks: [],
+      claimed: { has: (c) => c === "10.5.0.0/24" },
+    });
+    assert.deepEqual(
+      skip.claims.map((c) => c.cidr),
+      ["10.5.1.0/24"],
+    );
+  });
+
   it("planJoin reports an exhausted pool by name", () => {
     const pools = [ref("one", "10.0.0.0/26")];
     const j = planJoin({ pools, node, ownBlocks: [], claimed: new Set(["10.0.0.0/26"]) });

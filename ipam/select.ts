@@ -21,10 +21,11 @@ export interface PlanInput {
   ownBlocks: readonly IPAMBlockSpec[];
   /**
    * Canonical CIDRs of every block known to exist, whoever owns it (Set of CIDRs, or Map CIDR ->
-   * affinity): only asked for membership, so pass the informer's map as it is, no copy needed.
-   * A block missing here costs one failed create (AlreadyExists) and a replan with it added.
+   * affinity), and of any block no node may claim: only asked for membership, so pass the
+   * informer's map as it is, no copy needed. A block missing here costs one failed create
+   * (AlreadyExists) and a replan with it added.
    */
-  claimed: ReadonlySet<string> | ReadonlyMap<string, string>;
+  claimed: { has(cidr: string): boolean };
   /** Other nodes' blocks; consulted only for pools with strictAffinity=false. */
   borrowable?: readonly IPAMBlockSpec[];
   /** Addresses wanted at once (group commit); a block with that much room is preferred. Default 1. */
@@ -221,7 +222,13 @@ export interface JoinPlan {
  * blocks gets an empty plan.
  */
 export function planJoin(
-  input: Omit<PlanInput, "family" | "count" | "claimNodeSubnet" | "borrowable">,
+  input: Omit<PlanInput, "family" | "count" | "claimNodeSubnet" | "borrowable"> & {
+    /**
+     * NodeSubnet pools where the node must get one given subnet (by pool name): the one another
+     * program (flanneld) already leased to it. Claimed as it is, never replaced by another.
+     */
+    fixedSubnets?: ReadonlyMap<string, string>;
+  },
 ): JoinPlan {
   const claims: JoinClaim[] = [];
   const errors: IpamError[] = [];
@@ -235,6 +242,21 @@ export function planJoin(
       const mine = ownBlocksIn(pool, input.node.name, input.ownBlocks);
       have += mine.length;
       if (pool.allocation !== "NodeSubnet" || mine.length > 0) continue;
+      const fixed = input.fixedSubnets?.get(pool.name);
+      if (fixed !== undefined) {
+        if (blockIndexOf(pool, fixed) === undefined || added.has(fixed) || base.has(fixed))
+          errors.push(fixedTaken(pool, input.node.name, fixed));
+        else {
+          claims.push({
+            pool: pool.name,
+            cidr: fixed,
+            block: newBlockSpec(fixed, pool.name, input.node.name),
+          });
+          added.add(fixed);
+          have++;
+        }
+        continue;
+      }
       const claim = claimIn(pool, input.node.name, taken);
       if (claim) {
         claims.push(claim);
@@ -257,6 +279,15 @@ function claimIn(pool: Pool, node: string, taken: CidrSet): JoinClaim | undefine
   const next = candidateBlocks(pool, node, taken, { limit: 1 }).next();
   if (next.done) return undefined;
   return { pool: pool.name, cidr: next.value, block: newBlockSpec(next.value, pool.name, node) };
+}
+
+function fixedTaken(pool: Pool, node: string, cidr: string): IpamError {
+  return new IpamError(
+    "Exhausted",
+    `${pool.name}: node ${node} must keep subnet ${cidr} (its existing lease), but that subnet is not a free block of the pool`,
+    [pool.name],
+    node,
+  );
 }
 
 function exhaustedAtJoin(pool: Pool, node: string): IpamError {

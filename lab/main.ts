@@ -5,6 +5,7 @@ import {
   ClusterNetwork,
   cmdline,
   formatConnectivity,
+  joinFlannelNode,
   kubectl,
   type Mode,
   readState,
@@ -23,7 +24,9 @@ import { DATASTORES, type Datastore, hints, labPool, MODES } from "./plan.js";
  * `make lab`: a whole Weft cluster network on this machine: kube-apiserver + etcd, the CRDs, a
  * default pool, weft-controller, three nodes (network namespaces on an underlay bridge) each with
  * its weft-agent, two pods per node created through weft-cni, and a connectivity matrix.
- * DATASTORE=etcd adds an etcd of its own (TLS) holding the weft.dev objects. Everything it starts
+ * DATASTORE=etcd adds an etcd of its own (TLS) holding the weft.dev objects; FLANNEL_NODES=n (etcd,
+ * vxlan or host-gw) adds n hosts that run the real flanneld in the same network, each with two
+ * pods wired the Flannel way (a mixed cluster). Everything it starts
  * is recorded in .weft/lab/ so `make lab-down` removes exactly that, by pid and by name.
  */
 const LAB_ID = "weft-lab";
@@ -90,7 +93,7 @@ async function ensureControlPlane() {
   return cp;
 }
 
-async function up(mode: Mode, datastore: Datastore): Promise<void> {
+async function up(mode: Mode, datastore: Datastore, flannelNodes: number): Promise<void> {
   requireRoot("make lab");
   const started = Date.now();
   await removeNetwork();
@@ -141,6 +144,12 @@ async function up(mode: Mode, datastore: Datastore): Promise<void> {
       }
     }
     record();
+    for (let k = 0; k < flannelNodes && etcd; k++) {
+      console.log("adding a host that runs flanneld (v0.26.7) in the same network ...");
+      const f = await joinFlannelNode(net, etcd, PODS_PER_NODE);
+      record();
+      console.log(`flanneld on ${f.flanneld.node.name} holds ${f.subnet}`);
+    }
     if (mode === "bgp" || mode === "bgp-rr") {
       console.log("waiting for BIRD to carry every node's blocks to every other node ...");
       await net.waitBgpRoutes(90_000);
@@ -158,7 +167,8 @@ async function up(mode: Mode, datastore: Datastore): Promise<void> {
         `\n${await kubectl(kubeconfigPath, ["get", "ippools,ipamblocks,routeintents,nodenetworkstatuses"])}`,
       );
     }
-    const result = await net.connectivity();
+    // flanneld's hosts are routed to once their lease is a RouteIntent every agent applied
+    const result = flannelNodes > 0 ? await net.waitConnectivity(60_000) : await net.connectivity();
     console.log(formatConnectivity(result));
     const n1 = net.topo.nodes.get(net.nodeName(1))!;
     console.log(`
@@ -189,6 +199,7 @@ async function main(): Promise<void> {
     options: {
       mode: { type: "string", default: "vxlan" },
       datastore: { type: "string", default: "kubernetes" },
+      "flannel-nodes": { type: "string", default: "0" },
     },
   });
   const mode = values.mode as Mode;
@@ -196,11 +207,16 @@ async function main(): Promise<void> {
   if (!MODES.includes(mode)) throw new Error(`unknown MODE ${mode}; choose one of ${MODES.join(", ")}`);
   if (!DATASTORES.includes(datastore))
     throw new Error(`unknown DATASTORE ${datastore}; choose one of ${DATASTORES.join(", ")}`);
-  if (positionals[0] === "up") await up(mode, datastore);
+  const flannelNodes = Number(values["flannel-nodes"]);
+  if (!Number.isInteger(flannelNodes) || flannelNodes < 0)
+    throw new Error(`FLANNEL_NODES must be a whole number, not ${values["flannel-nodes"]}`);
+  if (flannelNodes > 0 && (datastore !== "etcd" || (mode !== "vxlan" && mode !== "host-gw")))
+    throw new Error("FLANNEL_NODES needs DATASTORE=etcd and MODE=vxlan or host-gw (Flannel's own backends)");
+  if (positionals[0] === "up") await up(mode, datastore, flannelNodes);
   else if (positionals[0] === "down") await down();
   else
     throw new Error(
-      "usage: lab/main.js up|down [--mode vxlan|host-gw|bgp|bgp-rr] [--datastore kubernetes|etcd]",
+      "usage: lab/main.js up|down [--mode vxlan|host-gw|bgp|bgp-rr] [--datastore kubernetes|etcd] [--flannel-nodes N]",
     );
 }
 

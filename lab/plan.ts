@@ -67,8 +67,12 @@ export function hints(c: HintContext): string[] {
   switch (c.mode) {
     case "vxlan":
       add(inNode("ip route"), "a node's kernel state");
-      add(inNode("ip neigh show dev weft.vxlan"));
-      add(`bridge -n ${node.ns} fdb show dev weft.vxlan`);
+      {
+        // on etcd the lab is Flannel's profile: the device is Flannel's name for VNI 1
+        const dev = c.datastore === "etcd" ? "flannel.1" : "weft.vxlan";
+        add(inNode(`ip neigh show dev ${dev}`));
+        add(`bridge -n ${node.ns} fdb show dev ${dev}`);
+      }
       break;
     case "host-gw":
       add(inNode("ip route"), "other nodes' pods via their underlay address on eth0");

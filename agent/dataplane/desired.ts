@@ -277,7 +277,8 @@ export function vxlanConfig(
   const vtep = ownVxlan?.vtep ?? anyRemote?.vtep;
   const o = input.vxlan ?? {};
   const cfg: VxlanDeviceConfig = {
-    name: o.name ?? DEFAULT_VXLAN.name,
+    // all nodes of a network name one device (Flannel's profile: flannel.<vni>, shared with flanneld)
+    name: o.name ?? vtep?.device ?? DEFAULT_VXLAN.name,
     vni: o.vni ?? vtep?.vni ?? DEFAULT_VXLAN.vni,
     port: o.port ?? vtep?.port ?? DEFAULT_VXLAN.port,
     localIP: canonicalIP(localIP),
@@ -311,6 +312,45 @@ export interface DesiredIndex {
   fdb: Map<string, FdbEntry>;
   /** Devices whose neighbor and FDB tables we own. */
   devices: Set<string>;
+  /**
+   * Entries on those devices that are not ours although we did not plan them: the VTEPs of nodes
+   * flanneld runs (RouteIntents made from their leases), by neighborKey -> MAC and by fdbMacKey
+   * -> remote. An unplanned entry equal to one of these is never deleted.
+   */
+  keep?: { neighbors: Map<string, string>; fdb: Map<string, string> };
+}
+
+/** Whether an unplanned neighbor entry belongs to a node flanneld runs (see DesiredIndex.keep). */
+export function keptNeighbor(want: DesiredIndex, key: string, mac: string): boolean {
+  return want.keep?.neighbors.get(key) === mac;
+}
+
+/** Whether an unplanned FDB entry belongs to a node flanneld runs (see DesiredIndex.keep). */
+export function keptFdb(want: DesiredIndex, f: { device: string; mac: string; dst: string }): boolean {
+  return want.keep?.fdb.get(fdbMacKey(f.device, f.mac)) === f.dst;
+}
+
+/** The entries of the given intents' VTEPs, canonical, by key: what DesiredIndex.keep holds. */
+export function keepOf(intents: readonly RouteIntentSpec[]): NonNullable<DesiredIndex["keep"]> {
+  const neighbors = new Map<string, string>();
+  const fdb = new Map<string, string>();
+  for (const i of intents) {
+    for (const n of i.neighbors ?? []) {
+      try {
+        neighbors.set(neighborKey(n.device, canonicalIP(n.ip)), canonicalMAC(n.mac));
+      } catch {
+        /* invalid entries are reported where the intent is applied */
+      }
+    }
+    for (const f of i.fdb ?? []) {
+      try {
+        fdb.set(fdbMacKey(f.device, canonicalMAC(f.mac)), canonicalIP(f.dst));
+      } catch {
+        /* as above */
+      }
+    }
+  }
+  return { neighbors, fdb };
 }
 
 export function indexDesired(state: DesiredState): DesiredIndex {

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { LinkInfo, NeighborInfo, RouteInfo } from "../../netlink/decode.js";
 import { recordApplied } from "./apply.js";
-import { indexDesired } from "./desired.js";
+import { indexDesired, keepOf } from "./desired.js";
 import { diff, fdbRemoteInSync, neighborInSync, routeInSync } from "./diff.js";
 import {
   type DesiredState,
@@ -101,6 +101,53 @@ describe("diff", () => {
     assert.deepEqual(kinds(plan), ["set neighbor", "set fdb"]);
     assert.equal(plan.conflicts.length, 1);
     assert.match(plan.conflicts[0]!, /10.244.2.0\/26/);
+  });
+
+  it("a foreign route identical to ours is taken over (flanneld's, after a switch-over); another is not", () => {
+    const want = indexDesired(desiredFor([2, 3]));
+    const have = emptyObserved();
+    const [r2, r3] = desiredFor([2, 3]).routes;
+    have.foreignRoutes.add(r2!.dst);
+    have.foreignEntries.set(r2!.dst, { ...r2! });
+    have.foreignRoutes.add(r3!.dst);
+    have.foreignEntries.set(r3!.dst, { ...r3!, gateway: "10.244.3.1" });
+    const plan = diff(want, have);
+    assert.deepEqual(
+      plan.actions
+        .filter((a) => a.kind === "route")
+        .map((a) => `${a.op} ${(a.entry as { dst: string }).dst}`),
+      [`set ${r2!.dst}`],
+    );
+    assert.equal(plan.conflicts.length, 1);
+    assert.match(plan.conflicts[0]!, /10\.244\.3\.0\/26/);
+    assert.equal(routeInSync(want, have, r2!.dst), false, "to be taken over");
+    assert.equal(routeInSync(want, have, r3!.dst), true, "a conflict is not drift");
+  });
+
+  it("unplanned entries of a node flanneld runs are kept; other unplanned entries go", () => {
+    const flannel = desiredFor([7]);
+    const want = indexDesired(desiredFor([2]));
+    want.keep = keepOf([
+      {
+        node: "f",
+        underlayIP: "192.168.0.7",
+        encapsulation: "VXLAN",
+        routes: [],
+        neighbors: flannel.neighbors,
+        fdb: flannel.fdb,
+      },
+    ]);
+    const have = observedOf(desiredFor([2, 7, 8]));
+    const plan = diff(want, have);
+    assert.deepEqual(
+      plan.actions.map((a) => `${a.op} ${a.kind} ${/:08|\.8\./.test(JSON.stringify(a.entry)) ? 8 : 7}`),
+      ["del route 7", "del route 8", "del fdb 8", "del neighbor 8"],
+    );
+    const n7 = flannel.neighbors[0]!;
+    assert.equal(neighborInSync(want, have, neighborKey(DEV, n7.ip)), true);
+    assert.equal(fdbRemoteInSync(want, flannel.fdb[0]!, true), true);
+    const moved = { ...flannel.fdb[0]!, dst: "192.168.0.99" };
+    assert.equal(fdbRemoteInSync(want, moved, true), false, "only the lease's own remote is kept");
   });
 
   it("kernel-learned (non-permanent) neighbors are replaced when wanted and left alone otherwise", () => {
@@ -207,7 +254,14 @@ describe("observed state from kernel entries", () => {
       key: "10.244.2.0/26",
       entry: { dst: "10.244.2.0/26", type: "unicast", gateway: "10.244.2.0", device: DEV, onlink: true },
     });
-    assert.deepEqual(classifyRoute(route({ protocol: 4 }), names), { owned: false, key: "10.244.2.0/26" });
+    assert.deepEqual(
+      classifyRoute(route({ protocol: 4, gateway: "10.244.2.0", oif: 4, onlink: true }), names),
+      {
+        owned: false,
+        key: "10.244.2.0/26",
+        entry: { dst: "10.244.2.0/26", type: "unicast", gateway: "10.244.2.0", device: DEV, onlink: true },
+      },
+    );
     assert.equal(classifyRoute(route({ table: 255 }), names), undefined);
     assert.equal(classifyRoute(route({ type: 6 }), names)?.owned && "blackhole", "blackhole");
   });

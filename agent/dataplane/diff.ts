@@ -6,12 +6,13 @@
  * routes, FDB entries and neighbors are removed, in that order. Only owned entries are ever removed,
  * and a route slot held by a foreign route is reported as a conflict, never overwritten.
  */
-import type { DesiredIndex } from "./desired.js";
+import { type DesiredIndex, keptFdb, keptNeighbor } from "./desired.js";
 import {
   type Action,
   type FdbEntry,
   fdbMacKey,
   type ObservedState,
+  type RouteEntry,
   sameDesiredRoute,
   sameFdb,
   sameNeighbor,
@@ -29,6 +30,18 @@ export interface Plan {
 export const routeConflictNote = (key: string) =>
   `route ${key}: held by a route Weft does not own; left alone`;
 
+/**
+ * A route of someone else's in a slot we want, identical to ours but for its protocol (what
+ * flanneld leaves on a node that switches to weft-agent): replacing it changes nothing for traffic
+ * and makes it ours, so it goes when the node it leads to goes. Anything else stays a conflict.
+ */
+export function takesOver(want: RouteEntry, have: ObservedState, key: string): boolean {
+  const o = have.foreignEntries.get(key);
+  return (
+    o !== undefined && o.type === want.type && (o.metric ?? 0) === (want.metric ?? 0) && sameRoute(want, o)
+  );
+}
+
 export function diff(want: DesiredIndex, have: ObservedState): Plan {
   const setNeigh: Action[] = [];
   const setFdb: Action[] = [];
@@ -45,7 +58,7 @@ export function diff(want: DesiredIndex, have: ObservedState): Plan {
   }
   for (const [key, o] of have.neighbors) {
     // non-permanent entries are the kernel's own ARP cache: not ours to delete
-    if (o.permanent && !want.neighbors.has(key)) {
+    if (o.permanent && !want.neighbors.has(key) && !keptNeighbor(want, key, o.mac)) {
       delNeigh.push({ kind: "neighbor", op: "del", entry: { ip: o.ip, mac: o.mac, device: o.device } });
     }
   }
@@ -54,6 +67,7 @@ export function diff(want: DesiredIndex, have: ObservedState): Plan {
   for (const o of have.fdb.values()) {
     const w = want.fdb.get(fdbMacKey(o.device, o.mac));
     if (w && w.dst === o.dst) haveRemotes.add(fdbMacKey(o.device, o.mac));
+    else if (!w && keptFdb(want, o)) continue;
     else delFdb.push({ kind: "fdb", op: "del", entry: o });
   }
   for (const [key, f] of want.fdb) {
@@ -64,7 +78,7 @@ export function diff(want: DesiredIndex, have: ObservedState): Plan {
     const o = have.routes.get(key);
     if (o) {
       if (!sameRoute(r, o)) setRoute.push({ kind: "route", op: "set", entry: r });
-    } else if (have.foreignRoutes.has(key)) {
+    } else if (have.foreignRoutes.has(key) && !takesOver(r, have, key)) {
       conflicts.push(routeConflictNote(key));
       conflictKeys.push(key);
     } else {
@@ -87,14 +101,15 @@ export function routeInSync(want: DesiredIndex, have: ObservedState, key: string
   const w = want.routes.get(key);
   const o = have.routes.get(key);
   if (!w) return !o;
-  if (!o) return have.foreignRoutes.has(key); // a conflict is not drift we can repair
+  // a conflict is not drift we can repair; an identical foreign route is one to take over
+  if (!o) return have.foreignRoutes.has(key) && !takesOver(w, have, key);
   return sameRoute(w, o);
 }
 
 export function neighborInSync(want: DesiredIndex, have: ObservedState, key: string): boolean {
   const w = want.neighbors.get(key);
   const o = have.neighbors.get(key);
-  if (!w) return !o?.permanent;
+  if (!w) return !o?.permanent || keptNeighbor(want, key, o.mac);
   return o?.permanent === true && o.mac === w.mac;
 }
 
@@ -102,6 +117,7 @@ export function neighborInSync(want: DesiredIndex, have: ObservedState, key: str
 export function fdbRemoteInSync(want: DesiredIndex, f: FdbEntry, present: boolean): boolean {
   const w = want.fdb.get(fdbMacKey(f.device, f.mac));
   const wanted = w !== undefined && w.dst === f.dst;
+  if (present && !w && keptFdb(want, f)) return true;
   return wanted === present;
 }
 
@@ -138,7 +154,7 @@ export function diffKeys(want: DesiredIndex, have: ObservedState, keys: DiffKeys
     const o = have.neighbors.get(key);
     if (n) {
       if (!o?.permanent || o.mac !== n.mac) setNeigh.push({ kind: "neighbor", op: "set", entry: n });
-    } else if (o?.permanent) {
+    } else if (o?.permanent && !keptNeighbor(want, key, o.mac)) {
       delNeigh.push({ kind: "neighbor", op: "del", entry: { ip: o.ip, mac: o.mac, device: o.device } });
     }
   }
@@ -148,6 +164,7 @@ export function diffKeys(want: DesiredIndex, have: ObservedState, keys: DiffKeys
     let kept = false;
     for (const o of have.fdbByMac.get(key)?.values() ?? []) {
       if (w && w.dst === o.dst) kept = true;
+      else if (!w && keptFdb(want, o)) continue;
       else delFdb.push({ kind: "fdb", op: "del", entry: o });
     }
     if (w && !kept) setFdb.push({ kind: "fdb", op: "set", entry: w });
@@ -160,7 +177,7 @@ export function diffKeys(want: DesiredIndex, have: ObservedState, keys: DiffKeys
       if (o) {
         if (!sameRoute(r, o)) setRoute.push({ kind: "route", op: "set", entry: r });
         clear.push(key);
-      } else if (have.foreignRoutes.has(key)) {
+      } else if (have.foreignRoutes.has(key) && !takesOver(r, have, key)) {
         conflicts.push(routeConflictNote(key));
         conflictKeys.push(key);
       } else {

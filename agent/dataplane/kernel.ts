@@ -533,13 +533,19 @@ export class KernelDataplane {
     if (!c) return;
     const added = m.type === C.RTM_NEWROUTE;
     if (c.owned) {
-      if (added) observeRoute(this.have, c.key, c.entry);
-      else forgetRoute(this.have, c.key);
+      if (added) {
+        observeRoute(this.have, c.key, c.entry);
+        // ours replaced an identical foreign route (taken over): that one is gone
+        this.have.foreignRoutes.delete(c.key);
+        this.have.foreignEntries.delete(c.key);
+      } else forgetRoute(this.have, c.key);
     } else if (added) {
       this.have.foreignRoutes.add(c.key);
+      this.have.foreignEntries.set(c.key, c.entry);
       forgetRoute(this.have, c.key); // ours was replaced by someone else's
     } else {
       this.have.foreignRoutes.delete(c.key);
+      this.have.foreignEntries.delete(c.key);
     }
     // a foreign route coming or going in a wanted slot changes the conflicts: look again
     if (!routeInSync(this.want, this.have, c.key) || (!c.owned && this.want.routes.has(c.key))) {

@@ -89,6 +89,8 @@ export interface ObservedState {
   routes: Map<string, RouteEntry>;
   /** routeKeys held by routes we do not own (main table). */
   foreignRoutes: Set<string>;
+  /** What those routes are, where known: one identical to ours is taken over, not a conflict. */
+  foreignEntries: Map<string, RouteEntry>;
   /** Neighbor entries on devices we manage, by neighborKey. */
   neighbors: Map<string, ObservedNeighbor>;
   /** Permanent FDB entries with a remote on devices we manage, by fdbKey. */
@@ -112,6 +114,7 @@ export function emptyObserved(): ObservedState {
   return {
     routes: new Map(),
     foreignRoutes: new Set(),
+    foreignEntries: new Map(),
     neighbors: new Map(),
     fdb: new Map(),
     fdbByMac: new Map(),

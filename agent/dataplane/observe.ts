@@ -39,7 +39,8 @@ const RTM_F_CLONED = 0x200;
 
 export type RouteClass =
   | { owned: true; key: string; entry: RouteEntry }
-  | { owned: false; key: string }
+  /** Someone else's route: its slot is taken; `entry` says what it is (an identical one is taken over). */
+  | { owned: false; key: string; entry: RouteEntry }
   | undefined;
 
 /**
@@ -55,7 +56,6 @@ export function classifyRoute(
   if (r.flags & RTM_F_CLONED) return undefined;
   const metric = r.family === AF_INET6 && r.priority === IP6_DEFAULT_METRIC ? 0 : r.priority;
   const key = routeKey(r.dst, metric);
-  if (r.protocol !== RTPROT_WEFT) return { owned: false, key };
   const entry: RouteEntry = {
     dst: r.dst,
     type: r.type === RTN_UNICAST ? "unicast" : r.type === RTN_BLACKHOLE ? "blackhole" : "other",
@@ -68,7 +68,7 @@ export function classifyRoute(
   if (r.onlink || nh?.onlink) entry.onlink = true;
   if (metric) entry.metric = metric;
   if (r.nhid !== undefined) entry.nhid = r.nhid;
-  return { owned: true, key, entry };
+  return { owned: r.protocol === RTPROT_WEFT, key, entry };
 }
 
 /** Nexthop objects: ours by protocol; groups and others only hold their ids. */
@@ -124,7 +124,10 @@ export function buildObserved(
     const c = classifyRoute(r, names, out.nexthops);
     if (!c) continue;
     if (c.owned) observeRoute(out, c.key, c.entry);
-    else out.foreignRoutes.add(c.key);
+    else {
+      out.foreignRoutes.add(c.key);
+      out.foreignEntries.set(c.key, c.entry);
+    }
   }
   for (const n of neighbors) {
     const c = classifyNeighbor(n, names, managed);

@@ -24,6 +24,7 @@ import {
   type IntentContext,
   intentContext,
   isVxlan,
+  keepOf,
   neighborConflict,
   OWN_BLOCK,
   ownBlockRoutes,
@@ -264,6 +265,22 @@ export class DesiredTracker implements DesiredSource {
   setOptions(o: Omit<TrackerOptions, "node" | "ownBlocks">): void {
     this.opts = { node: this.opts.node, ownBlocks: this.opts.ownBlocks, ...o };
     this.refresh();
+  }
+
+  /**
+   * The intents made from flanneld's leases (labelled weft.dev/flannel-lease), in scope or not:
+   * their VTEP entries are never deleted even where they are not planned (DesiredIndex.keep).
+   */
+  setKept(intents: readonly RouteIntentSpec[]): void {
+    const next = keepOf(intents);
+    const old = this.index.keep ?? { neighbors: new Map<string, string>(), fdb: new Map<string, string>() };
+    if (sameValue([...old.neighbors], [...next.neighbors]) && sameValue([...old.fdb], [...next.fdb])) return;
+    // an entry no longer kept may now be one to delete: look at those keys again
+    for (const k of new Set([...old.neighbors.keys(), ...next.neighbors.keys()]))
+      if (old.neighbors.get(k) !== next.neighbors.get(k)) this.changes.neighbors.add(k);
+    for (const k of new Set([...old.fdb.keys(), ...next.fdb.keys()]))
+      if (old.fdb.get(k) !== next.fdb.get(k)) this.changes.fdb.add(k);
+    this.index.keep = next;
   }
 
   takeChanges(): DesiredChanges {

@@ -1,4 +1,11 @@
-import { API_VERSION, blockName, type IPAMBlock, withPoolDefaults } from "../../api/index.js";
+import type * as k8s from "@kubernetes/client-node";
+import {
+  API_VERSION,
+  blockName,
+  type IPAMBlock,
+  underlayAddresses,
+  withPoolDefaults,
+} from "../../api/index.js";
 import { AlreadyExistsError, ConflictError } from "../../datastore/index.js";
 import type { Assigner } from "../../ipam/client/index.js";
 import {
@@ -17,6 +24,7 @@ import {
   beingDeleted,
   type Controller,
   ControllerBuilder,
+  changed,
   generationChanged,
   labelsChanged,
   matching,
@@ -29,6 +37,8 @@ import type { ControllerContext } from "../context.js";
 import { inPools } from "./pools.js";
 
 const log = createLogger("ipam-node");
+
+const ipv4Underlay = (n: k8s.V1Node) => underlayAddresses(n)[4];
 
 /** IPv4 VXLAN pools: where a node's VTEP address comes from. */
 function vtepPools(pools: readonly PoolRef[]): PoolRef[] {
@@ -50,19 +60,27 @@ export function nodeController(
   poolFilter?: (name: string) => boolean,
 ): Controller {
   const { nodes, blocks, pools } = ctx.informers;
-  return (
-    new ControllerBuilder("ipam-node", { workers: 4 })
-      .for(nodes, { predicate: or(resync, labelsChanged, beingDeleted) })
-      // A node that is gone comes back here whenever its blocks change (GC freed a pod address).
-      .watches(blocks, (b) => b.spec.affinity, {
-        predicate: and(matching(inPools(poolFilter)), {
-          create: () => false,
-          update: (_o, b) => Boolean(b.spec.affinity) && !nodes.get(b.spec.affinity as string),
-        }),
-      })
-      .watches(pools, () => nodes.keys(), { predicate: generationChanged })
-      .complete(new NodeReconciler(ctx, assigner, poolFilter))
-  );
+  const controller = new ControllerBuilder("ipam-node", { workers: 4 })
+    // (an IPv4 address arriving too: in a Flannel network a node waits for it, see joined)
+    .for(nodes, { predicate: or(resync, labelsChanged, beingDeleted, changed(ipv4Underlay)) })
+    // A node that is gone comes back here whenever its blocks change (GC freed a pod address).
+    .watches(blocks, (b) => b.spec.affinity, {
+      predicate: and(matching(inPools(poolFilter)), {
+        create: () => false,
+        update: (_o, b) => Boolean(b.spec.affinity) && !nodes.get(b.spec.affinity as string),
+      }),
+    })
+    .watches(pools, () => nodes.keys(), { predicate: generationChanged })
+    .complete(new NodeReconciler(ctx, assigner, poolFilter));
+  // A Flannel lease appearing for a node's address is that node's subnet (adoption at join).
+  const { flannel } = ctx;
+  if (flannel)
+    controller.watch(() =>
+      flannel.onChange(({ nodes: changed }) => {
+        for (const n of changed) controller.enqueue(n);
+      }),
+    );
+  return controller;
 }
 
 export class NodeReconciler implements Reconciler {
@@ -81,19 +99,40 @@ export class NodeReconciler implements Reconciler {
     const node = ctx.informers.nodes.get(name);
     if (!node && (await ctx.nodeExists?.(name))) return; // another shard's node (label-filtered cache)
     if (!node || node.metadata?.deletionTimestamp) return this.released(name);
-    return this.joined(name, node.metadata?.labels ?? {});
+    return this.joined(name, node.metadata?.labels ?? {}, underlayAddresses(node)[4] !== undefined);
   }
 
-  private async joined(name: string, labels: Record<string, string>): Promise<ReconcileResult | undefined> {
+  private async joined(
+    name: string,
+    labels: Record<string, string>,
+    hasIPv4: boolean,
+  ): Promise<ReconcileResult | undefined> {
     const { ctx, assigner } = this;
     const cache = assigner.cache;
-    const view = poolView(ctx.informers.pools.list(), this.poolFilter);
+    const flannel = ctx.flannel;
+    const all = poolView(ctx.informers.pools.list(), this.poolFilter);
+    // Flannel: a node's subnet is the one a lease names for its address, so a node that has no
+    // address yet (registered before its status) waits; its address arriving is a Flannel change.
+    const view =
+      flannel && !hasIPv4
+        ? { ...all, usable: all.usable.filter((p) => !flannel.reservesFirstAddress(p.name)) }
+        : all;
     const ref = { name, labels };
+    // Flannel: a node keeps the subnet its lease names, and nobody gets another host's subnet.
+    const fixed = new Map<string, { cidr: string; annotations: Record<string, string> }>();
+    for (const p of view.usable) {
+      const s = flannel?.subnetFor(p.name, name);
+      if (s) fixed.set(p.name, s);
+    }
+    const claimed = cache.claimed();
     const plan = planJoin({
       pools: view.usable,
       node: ref,
       ownBlocks: cache.ofNode(name).map((b) => b.spec),
-      claimed: cache.claimed(),
+      claimed: flannel
+        ? { has: (c) => claimed.has(c) || view.usable.some((p) => flannel.unavailable(p.name, name)?.has(c)) }
+        : claimed,
+      fixedSubnets: new Map([...fixed].map(([pool, s]) => [pool, s.cidr])),
     });
     const vxlan = new Set(vtepPools(eligiblePools(view.usable, ref, 4).usable).map((p) => p.name));
     const handle = vtepHandle(name);
@@ -101,23 +140,34 @@ export class NodeReconciler implements Reconciler {
     let retry: ReconcileResult | undefined;
     for (const claim of plan.claims) {
       let spec = claim.block;
-      const withVtep = !hasVtep && vxlan.has(claim.pool);
+      // In the Flannel profile the subnet's first address is the VTEP's (flannel.1 holds it), so
+      // it is taken first in host-gw pools too: pods never get it.
+      const withVtep =
+        !hasVtep && (vxlan.has(claim.pool) || Boolean(flannel?.reservesFirstAddress(claim.pool)));
       if (withVtep) spec = assignInBlock(spec, [{ handle }]).spec;
+      const annotations = fixed.get(claim.pool)?.annotations;
       try {
         const created = await ctx.store.create("IPAMBlock", {
           apiVersion: API_VERSION,
           kind: "IPAMBlock",
-          metadata: { name: blockName(claim.cidr) },
+          // An adopted lease is recorded on the block; its MAC stays the node's VTEP MAC.
+          metadata: { name: blockName(claim.cidr), ...(annotations ? { annotations } : {}) },
           spec,
         });
         cache.upsert(created);
         if (withVtep) hasVtep = true;
-        log.info("claimed block at node join", {
-          node: name,
-          pool: claim.pool,
-          cidr: claim.cidr,
-          vtep: withVtep,
-        });
+        log.info(
+          fixed.has(claim.pool)
+            ? "adopted the node's Flannel subnet at node join"
+            : "claimed block at node join",
+          {
+            node: name,
+            pool: claim.pool,
+            cidr: claim.cidr,
+            vtep: withVtep,
+            ...annotations,
+          },
+        );
       } catch (err) {
         if (!(err instanceof AlreadyExistsError)) throw err;
         // Another node won this block; once the cache has it the next plan picks another.

@@ -32,6 +32,8 @@ export function desiredPoolStatus(
   blocks: readonly { spec: IPAMBlockSpec }[],
   now: string,
   filter?: (name: string) => boolean,
+  /** Conditions other parts add (the Flannel part's FlannelCompatible). */
+  extra: readonly CondInput[] = [],
 ): IPPoolStatus {
   const name = pool.metadata.name;
   const gen = pool.metadata.generation;
@@ -114,6 +116,7 @@ export function desiredPoolStatus(
           message: "no other pool overlaps this one",
         },
   );
+  conds.push(...extra);
   status.conditions = mergeConditions(pool.status?.conditions, conds, gen, now);
   return status;
 }
@@ -133,13 +136,22 @@ export function poolStatusController(
 ): Controller {
   const { pools, blocks } = ctx.informers;
   const ok = (name: string) => !poolFilter || poolFilter(name);
-  return new ControllerBuilder("ipam-pool", { workers: 2 })
+  const controller = new ControllerBuilder("ipam-pool", { workers: 2 })
     .watches(pools, () => pools.keys().filter(ok))
     .watches(blocks, (b) => b.spec.pool, {
       predicate: and(matching(inPools(poolFilter)), resourceVersionChanged),
       delayMs: statusDelayMs,
     })
     .complete(new PoolStatusReconciler(ctx, assigner, poolFilter));
+  // The pool's FlannelCompatible condition follows Flannel's config and leases.
+  const { flannel } = ctx;
+  if (flannel)
+    controller.watch(() =>
+      flannel.onChange(({ pools: changed }) => {
+        for (const p of changed) if (ok(p)) controller.enqueue(p);
+      }),
+    );
+  return controller;
 }
 
 export class PoolStatusReconciler implements Reconciler {
@@ -191,7 +203,14 @@ export class PoolStatusReconciler implements Reconciler {
   private async writeStatus(pool: IPPool, blocks: readonly { spec: IPAMBlockSpec }[]) {
     const ctx = this.ctx;
     const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-    const want = desiredPoolStatus(pool, ctx.informers.pools.list(), blocks, now, this.poolFilter);
+    const want = desiredPoolStatus(
+      pool,
+      ctx.informers.pools.list(),
+      blocks,
+      now,
+      this.poolFilter,
+      ctx.flannel?.poolConditions(pool.metadata.name),
+    );
     if (sameValue(pool.status ?? {}, want)) return;
     await ctx.store.applyStatus("IPPool", pool.metadata.name, want);
   }

@@ -131,4 +131,27 @@ describe("the underlay address of an intent", () => {
     assert.equal(none.wait.reason, "NoUnderlayAddress");
     assert.match(none.wait.message, /"nonsense" is not an IP address/);
   });
+
+  it("Flannel profile: the device, VNI and port of the profile, and the MAC the adopted lease named", () => {
+    const adopted: IPAMBlock = {
+      ...vxlanBlock,
+      metadata: { name: "b", annotations: { "weft.dev/vtep-mac": "c6:d2:32:6f:8f:44" } },
+    };
+    const flannel = { vxlan: () => ({ vni: 1, port: 8472, device: "flannel.1" }) };
+    const d = desiredIntent("n1", node("", "192.0.2.11"), [adopted], pools, flannel);
+    assert.ok("spec" in d);
+    assert.deepEqual(d.spec.vtep, {
+      ip: "10.244.1.0",
+      mac: "c6:d2:32:6f:8f:44",
+      vni: 1,
+      port: 8472,
+      device: "flannel.1",
+    });
+    assert.deepEqual(d.spec.neighbors, [{ ip: "10.244.1.0", mac: "c6:d2:32:6f:8f:44", device: "flannel.1" }]);
+    assert.equal(d.spec.routes[0]?.device, "flannel.1");
+    const plain = desiredIntent("n1", node("", "192.0.2.11"), [vxlanBlock], pools);
+    assert.ok("spec" in plain);
+    assert.equal(plain.spec.vtep?.device, undefined, "without the profile: weft.vxlan, unnamed");
+    assert.equal(plain.spec.neighbors[0]?.device, VXLAN_DEVICE);
+  });
 });

@@ -19,8 +19,8 @@ export interface IntentInput {
   node: string;
   underlayIP: string;
   blocks: NodeBlock[];
-  /** Present when the node has a VXLAN block: its VTEP address and MAC. */
-  vtep?: { ip: string; mac: string; vni: number; port: number };
+  /** Present when the node has a VXLAN block: its VTEP address and MAC (device: weft.vxlan when unset). */
+  vtep?: { ip: string; mac: string; vni: number; port: number; device?: string };
 }
 
 /**
@@ -37,10 +37,10 @@ export function computeRouteIntent(input: IntentInput): RouteIntentSpec {
   if (vxlanBlocks.length > 0) {
     if (!input.vtep) throw new Error(`node ${input.node} has VXLAN blocks but no VTEP address`);
     const { ip, mac } = input.vtep;
-    for (const b of vxlanBlocks)
-      routes.push({ dst: b.cidr, gateway: ip, device: VXLAN_DEVICE, onlink: true });
-    neighbors.push({ ip, mac, device: VXLAN_DEVICE });
-    fdb.push({ mac, dst: input.underlayIP, device: VXLAN_DEVICE });
+    const device = input.vtep.device ?? VXLAN_DEVICE;
+    for (const b of vxlanBlocks) routes.push({ dst: b.cidr, gateway: ip, device, onlink: true });
+    neighbors.push({ ip, mac, device });
+    fdb.push({ mac, dst: input.underlayIP, device });
   }
   for (const b of blocks) {
     if (b.encapsulation === "HostGW") routes.push({ dst: b.cidr, gateway: input.underlayIP });

@@ -1,5 +1,6 @@
 import type * as k8s from "@kubernetes/client-node";
 import {
+  ANNOTATIONS,
   API_VERSION,
   type IPAMBlock,
   type IPPool,
@@ -25,7 +26,7 @@ import {
   type Reconciler,
   resync,
 } from "../../runtime/index.js";
-import type { ControllerContext } from "../context.js";
+import type { ControllerContext, FlannelProfile } from "../context.js";
 import { computeRouteIntent, intentUnderlayIP, type NodeBlock } from "./compute.js";
 import { type IntentWait, intentStatus } from "./status.js";
 
@@ -46,16 +47,20 @@ export function desiredIntent(
   node: k8s.V1Node,
   blocks: IPAMBlock[],
   pools: IPPool[],
+  flannel?: Pick<FlannelProfile, "vxlan">,
 ): { spec: RouteIntentSpec; blocks: number; problems: string[] } | { wait: IntentWait } {
-  const poolByName = new Map(pools.map((p) => [p.metadata.name, withPoolDefaults(p)]));
+  const poolByName = new Map(pools.map((p) => [p.metadata.name, p]));
   const own: NodeBlock[] = [];
-  let vxlan: { vni: number; port: number } | undefined;
+  let vxlan: { vni: number; port: number; device?: string } | undefined;
+  // A node that adopted a Flannel lease keeps that lease's VTEP MAC (flanneld's device has it).
+  let mac: string | undefined;
   for (const b of blocks) {
     const pool = poolByName.get(b.spec.pool);
     if (!pool) continue;
-    const { encapsulation, vxlan: v } = pool.spec;
+    const { encapsulation, vxlan: v } = withPoolDefaults(pool).spec;
     own.push({ cidr: b.spec.cidr, encapsulation });
-    if (encapsulation === "VXLAN" && !vxlan) vxlan = { vni: v.vni, port: v.port };
+    if (encapsulation === "VXLAN" && !vxlan) vxlan = flannel?.vxlan(pool) ?? { vni: v.vni, port: v.port };
+    mac ??= b.metadata.annotations?.[ANNOTATIONS.vtepMAC];
   }
   const underlay = underlayAddresses(node);
   const underlayIP = intentUnderlayIP(underlay, own);
@@ -76,7 +81,7 @@ export function desiredIntent(
       return {
         wait: { reason: "WaitingForVTEP", message: "waiting for the node's VTEP address to be reserved" },
       };
-    vtep = { ip, mac: vtepMAC(nodeName), ...vxlan };
+    vtep = { ip, mac: mac ?? vtepMAC(nodeName), ...vxlan };
   }
   return {
     spec: computeRouteIntent({ node: nodeName, underlayIP, blocks: own, ...(vtep ? { vtep } : {}) }),
@@ -93,17 +98,24 @@ export function routeIntentController(ctx: ControllerContext): Controller {
   const { nodes, blocks, pools, intents } = ctx.informers;
   const reconciler = new RouteIntentReconciler(ctx);
   intents.on({ delete: (i) => reconciler.forget(i.metadata.name) });
-  return (
-    new ControllerBuilder("routeintent", { workers: 4 })
-      // The underlay goes into the spec, the labels onto the intent (agents' --node-selector).
-      .for(nodes, { predicate: or(resync, changed(underlayAddresses), labelsChanged) })
-      // Status writes and pod addresses leave the generation alone and change no intent.
-      .watches(blocks, (b) => b.spec.affinity, { predicate: or(resync, generationChanged) })
-      .watches(pools, () => nodes.keys(), { predicate: generationChanged })
-      // Our own create arriving: a reconcile skipped while the cache was behind it runs again.
-      .watches(intents, (i) => i.metadata.name)
-      .complete(reconciler)
-  );
+  const controller = new ControllerBuilder("routeintent", { workers: 4 })
+    // The underlay goes into the spec, the labels onto the intent (agents' --node-selector).
+    .for(nodes, { predicate: or(resync, changed(underlayAddresses), labelsChanged) })
+    // Status writes and pod addresses leave the generation alone and change no intent.
+    .watches(blocks, (b) => b.spec.affinity, { predicate: or(resync, generationChanged) })
+    .watches(pools, () => nodes.keys(), { predicate: generationChanged })
+    // Our own create arriving: a reconcile skipped while the cache was behind it runs again.
+    .watches(intents, (i) => i.metadata.name)
+    .complete(reconciler);
+  // A node flanneld stops running (its weft-agent took over) becomes this reconciler's again.
+  const { flannel } = ctx;
+  if (flannel)
+    controller.watch(() =>
+      flannel.onChange(({ nodes: changed }) => {
+        for (const n of changed) controller.enqueue(n);
+      }),
+    );
+  return controller;
 }
 
 export class RouteIntentReconciler implements Reconciler {
@@ -123,6 +135,8 @@ export class RouteIntentReconciler implements Reconciler {
   async reconcile(nodeName: string): Promise<ReconcileResult | undefined> {
     const ctx = this.ctx;
     const { nodes, blocks, pools, intents } = ctx.informers;
+    // The intents of nodes flanneld runs follow their leases: the Flannel part writes those.
+    if (ctx.flannel?.ownsIntent(nodeName)) return;
     const node = nodes.get(nodeName);
     const existing = intents.get(nodeName);
     if (!node || node.metadata?.deletionTimestamp) {
@@ -138,7 +152,7 @@ export class RouteIntentReconciler implements Reconciler {
     const mine = this.written.get(nodeName);
     if (mine && isBehind(existing, mine)) return; // the watch brings our write, and this node again
     const own = blocks.list().filter((b) => b.spec.affinity === nodeName);
-    const desired = desiredIntent(nodeName, node, own, pools.list());
+    const desired = desiredIntent(nodeName, node, own, pools.list(), ctx.flannel);
     try {
       if ("wait" in desired) {
         log.debug("RouteIntent not complete yet", { node: nodeName, reason: desired.wait.message });

@@ -17,9 +17,10 @@ import { Informer } from "../../runtime/informer.js";
 import { type ListWatch, storeListWatch } from "../../runtime/listwatch.js";
 
 /**
- * Flannel-compatible leases against a real TLS etcd: Flannel's byte layout, adoption of leases
- * flanneld left (each node keeps its subnet, the bytes stay), and recovery of lost keys and of a
- * lost etcd lease. Nodes come from a fixed list (the component only reads them).
+ * Flannel-compatible leases against a real TLS etcd: Flannel's byte layout; leases flanneld holds
+ * are its nodes' subnets (each node keeps its subnet, the key stays on flanneld's etcd lease, byte
+ * for byte, and becomes a RouteIntent); recovery of Weft's lost keys and of its lost etcd lease.
+ * Nodes come from a fixed list (the component only reads them).
  */
 const fixture = (f: string) => readFileSync(join(repoRoot, "test", "fixtures", "flannel", f), "utf8");
 const FP = `/flannel-${process.pid}/network`;
@@ -75,7 +76,7 @@ after(async () => {
   await etcd?.stop();
 });
 
-it("adopts flanneld's leases (each node keeps its subnet, bytes unchanged) and leases new nodes in Flannel's format", async () => {
+it("leaves flanneld's leases alone (each node keeps its subnet and gets a RouteIntent) and leases new nodes in Flannel's format", async () => {
   // What flanneld left in etcd: node-a's documented lease, node-b's, both on flanneld's own lease.
   const flanneldLease = (await etcd.etcdctl(["lease", "grant", "3600"])).match(
     /lease ([0-9a-f]+) granted/,
@@ -109,6 +110,7 @@ it("adopts flanneld's leases (each node keeps its subnet, bytes unchanged) and l
   ]);
   // As weft-controller starts them: the lease mirror first, then IPAM's node join.
   leases = new FlannelLeases(store.client, ctx, { prefix: FP, renewEveryMs: 200, resyncMs: 500 });
+  ctx.flannel = leases;
   await leases.start();
   nodeReconciler = nodeController(ctx, ipamAssigner(ctx));
   nodeReconciler.start();
@@ -132,18 +134,27 @@ it("adopts flanneld's leases (each node keeps its subnet, bytes unchanged) and l
   const get = async (key: string) =>
     (await etcd.etcdctl(["get", key, "--print-value-only"])).replace(/\n$/, "");
   assert.equal(await get(`${FP}/config`), fixture("config.json"), "config byte for byte");
-  assert.equal(await get(`${FP}/subnets/10.5.52.0-24`), aValue, "adopted lease not overwritten");
+  assert.equal(await get(`${FP}/subnets/10.5.52.0-24`), aValue, "flanneld's lease not overwritten");
   assert.equal(await get(`${FP}/subnets/10.5.7.0-24`), bValue);
   assert.equal(await get(`${FP}/subnets/10.5.99.0-24`), foreign, "a lease of another PublicIP stays");
   assert.equal(await get(`${FP}/subnets/${c[0]!.replace("/", "-")}`), fixture("subnets-node-c.weft.json"));
 
-  // Every lease of a Weft node now hangs on Weft's 24 h lease (flanneld's may lapse).
+  // Only the Weft node's lease hangs on Weft's 24 h lease; flanneld's stay on flanneld's.
   const ttl = await etcd.etcdctl(["lease", "timetolive", BigInt(leases.lease!).toString(16), "--keys"]);
   assert.match(ttl, /granted with TTL\(86400s\)/);
-  for (const k of ["10.5.52.0-24", "10.5.7.0-24", c[0]!.replace("/", "-")]) assert.match(ttl, new RegExp(k));
-  assert.doesNotMatch(ttl, /10\.5\.99\.0-24/);
-  assert.equal(leases.status().get("node-a")?.state, "Adopted");
+  assert.match(ttl, new RegExp(c[0]!.replace("/", "-")));
+  for (const k of ["10.5.52.0-24", "10.5.7.0-24", "10.5.99.0-24"]) assert.doesNotMatch(ttl, new RegExp(k));
+  const theirs = await etcd.etcdctl(["lease", "timetolive", flanneldLease, "--keys"]);
+  for (const k of ["10.5.52.0-24", "10.5.7.0-24"]) assert.match(theirs, new RegExp(k));
   assert.equal(leases.status().get("node-c")?.state, "Leased");
+  // flanneld's nodes are routed to from their leases: PublicIP and VtepMAC
+  const ri = await waitFor("node-a's RouteIntent from its lease", () => store.get("RouteIntent", "node-a"));
+  assert.equal(ri.spec.underlayIP, "192.168.64.3");
+  assert.equal(ri.spec.vtep?.mac, "c6:d2:32:6f:8f:44");
+  assert.deepEqual(
+    ri.spec.routes.map((r) => r.dst),
+    ["10.5.52.0/24"],
+  );
 });
 
 it("re-creates a deleted lease key, and everything after the etcd lease itself is lost", async () => {
