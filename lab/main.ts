@@ -17,14 +17,32 @@ import {
   TestEtcd,
 } from "../devenv/index.js";
 import { errorMessage } from "../lib/index.js";
-import { DATASTORES, type Datastore, hints, labPool, MODES } from "./plan.js";
+import {
+  choiceProblem,
+  DATASTORES,
+  type Datastore,
+  familiesOf,
+  hints,
+  type LabChoice,
+  labPools,
+  MODES,
+  podFamilies,
+  STACKS,
+  type Stack,
+  TOPOLOGIES,
+  type Topology,
+} from "./plan.js";
 
 /**
  * `make lab`: a whole Weft cluster network on this machine: kube-apiserver + etcd, the CRDs, a
- * default pool, weft-controller, three nodes (network namespaces on an underlay bridge) each with
- * its weft-agent, two pods per node created through weft-cni, and a connectivity matrix.
- * DATASTORE=etcd adds an etcd of its own (TLS) holding the weft.dev objects. Everything it starts
- * is recorded in .weft/lab/ so `make lab-down` removes exactly that, by pid and by name.
+ * default pool per family, weft-controller, three nodes (network namespaces on an underlay
+ * bridge, behind a router with an "outside" host) each with its weft-agent, two pods per node
+ * created through weft-cni, and a connectivity matrix per family. The lab owns its apiserver:
+ * the controller and agents are not scoped to a label, so whatever a user applies there is
+ * Weft's. DATASTORE=etcd adds an etcd of its own (TLS) holding the weft.dev objects;
+ * STACK=dual|ipv6 gives the underlay both families and the pods IPv6 (too); TOPOLOGY=two-subnets
+ * puts the nodes on two subnets joined by the router (CrossSubnet VXLAN). Everything it starts is
+ * recorded in .weft/lab/ so `make lab-down` removes exactly that, by pid and by name.
  */
 const LAB_ID = "weft-lab";
 const labDir = join(repoRoot, ".weft", "lab");
@@ -41,6 +59,8 @@ interface LabNetworkState {
   id: string;
   mode: Mode;
   datastore: Datastore;
+  stack: Stack;
+  topology: Topology;
   pids: number[];
   /** The lab's own etcd (DATASTORE=etcd), stopped by pid on lab-down. */
   etcdPid?: number;
@@ -90,7 +110,8 @@ async function ensureControlPlane() {
   return cp;
 }
 
-async function up(mode: Mode, datastore: Datastore): Promise<void> {
+async function up(choice: LabChoice): Promise<void> {
+  const { mode, datastore, stack, topology } = choice;
   requireRoot("make lab");
   const started = Date.now();
   await removeNetwork();
@@ -105,6 +126,8 @@ async function up(mode: Mode, datastore: Datastore): Promise<void> {
           id: LAB_ID,
           mode,
           datastore,
+          stack,
+          topology,
           pids,
           ...(etcd ? { etcdPid: etcd.pid } : {}),
         } satisfies LabNetworkState,
@@ -124,14 +147,23 @@ async function up(mode: Mode, datastore: Datastore): Promise<void> {
     cp,
     ...(mode === "bgp-rr" ? { routeReflectors: 2 } : {}),
     ...(etcd ? { datastore: "etcd" as const, etcd } : {}),
+    scoped: false,
+    topology: {
+      stack: stack === "ipv4" ? "ipv4" : "dual",
+      subnets: topology === "two-subnets" ? 2 : 1,
+      outside: true,
+    },
+    podFamilies: podFamilies(stack),
   });
   const record = () => {
     pids.splice(0, pids.length, ...net.topo.pids);
     save();
   };
   try {
-    await net.createPool(labPool(net, mode, datastore));
-    console.log(`creating ${NODES} nodes (network namespaces on an underlay bridge) with their agents ...`);
+    for (const pool of labPools(net, choice)) await net.createPool(pool);
+    const where =
+      topology === "two-subnets" ? "two underlay subnets joined by a router" : "an underlay bridge";
+    console.log(`creating ${NODES} nodes (network namespaces on ${where}) with their agents ...`);
     await net.up(NODES);
     record();
     await net.waitConverged(120_000);
@@ -158,14 +190,25 @@ async function up(mode: Mode, datastore: Datastore): Promise<void> {
         `\n${await kubectl(kubeconfigPath, ["get", "ippools,ipamblocks,routeintents,nodenetworkstatuses"])}`,
       );
     }
-    const result = await net.connectivity();
-    console.log(formatConnectivity(result));
+    let failed = false;
+    for (const family of familiesOf(stack)) {
+      const result = await net.connectivity(family);
+      console.log(`${formatConnectivity(result, family)}\n`);
+      if (result.ok !== result.total) failed = true;
+    }
+    const outside = net.topo.outside;
+    const pods = [...net.topo.pods.values()];
+    const reach = await Promise.all(pods.map((p) => net.topo.ping(p, outside.ip, 2)));
+    if (stack !== "ipv6")
+      console.log(
+        `outside host ${outside.ip} (behind the underlay router; pods masqueraded, natOutgoing): ${reach.filter(Boolean).length}/${pods.length} pods reach it`,
+      );
     const n1 = net.topo.nodes.get(net.nodeName(1))!;
     console.log(`
-Weft lab is up (mode ${mode}, datastore ${datastore}, ${((Date.now() - started) / 1000).toFixed(1)} s); it keeps running. Look around:
-${hints({ mode, datastore, kubeconfig: kubeconfigPath, runDir, node: n1, etcd }).join("\n")}
+Weft lab is up (mode ${mode}, datastore ${datastore}, stack ${stack}, ${topology}, ${((Date.now() - started) / 1000).toFixed(1)} s); it keeps running. Look around:
+${hints({ mode, datastore, stack, topology, outside, kubeconfig: kubeconfigPath, runDir, node: n1, etcd }).join("\n")}
 Stop it with: make lab-down`);
-    if (result.ok !== result.total) process.exitCode = 1;
+    if (failed) process.exitCode = 1;
     await net.detach();
   } catch (err) {
     record();
@@ -189,18 +232,28 @@ async function main(): Promise<void> {
     options: {
       mode: { type: "string", default: "vxlan" },
       datastore: { type: "string", default: "kubernetes" },
+      stack: { type: "string", default: "ipv4" },
+      topology: { type: "string", default: "one-subnet" },
     },
   });
   const mode = values.mode as Mode;
   const datastore = values.datastore as Datastore;
+  const stack = values.stack as Stack;
+  const topology = values.topology as Topology;
   if (!MODES.includes(mode)) throw new Error(`unknown MODE ${mode}; choose one of ${MODES.join(", ")}`);
   if (!DATASTORES.includes(datastore))
     throw new Error(`unknown DATASTORE ${datastore}; choose one of ${DATASTORES.join(", ")}`);
-  if (positionals[0] === "up") await up(mode, datastore);
+  if (!STACKS.includes(stack)) throw new Error(`unknown STACK ${stack}; choose one of ${STACKS.join(", ")}`);
+  if (!TOPOLOGIES.includes(topology))
+    throw new Error(`unknown TOPOLOGY ${topology}; choose one of ${TOPOLOGIES.join(", ")}`);
+  const choice = { mode, datastore, stack, topology };
+  const problem = choiceProblem(choice);
+  if (positionals[0] === "up" && problem) throw new Error(problem);
+  if (positionals[0] === "up") await up(choice);
   else if (positionals[0] === "down") await down();
   else
     throw new Error(
-      "usage: lab/main.js up|down [--mode vxlan|host-gw|bgp|bgp-rr] [--datastore kubernetes|etcd]",
+      "usage: lab/main.js up|down [--mode vxlan|host-gw|bgp|bgp-rr] [--datastore kubernetes|etcd] [--stack ipv4|dual|ipv6] [--topology one-subnet|two-subnets]",
     );
 }
 

@@ -49,9 +49,10 @@ export function bgpStatusController(ctx: ControllerContext, opts: BgpStatusOptio
         changed<k8s.V1Node>((n) => n.status?.addresses),
       ),
     })
-    .watches(pools, all, { predicate: generationChanged })
-    .watches(bgpPeers, all, { predicate: generationChanged })
-    .watches(bgpConfigs, all, { predicate: generationChanged })
+    // labels too: with a selector, a label added to a peer brings it into scope at once
+    .watches(pools, all, { predicate: or(generationChanged, labelsChanged) })
+    .watches(bgpPeers, all, { predicate: or(generationChanged, labelsChanged) })
+    .watches(bgpConfigs, all, { predicate: or(generationChanged, labelsChanged) })
     .complete(new BgpStatusReconciler(ctx, opts));
   controller.enqueue(KEY);
   return controller;

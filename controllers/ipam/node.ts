@@ -30,10 +30,10 @@ import { inPools } from "./pools.js";
 
 const log = createLogger("ipam-node");
 
-/** IPv4 VXLAN pools: where a node's VTEP address comes from. */
-function vtepPools(pools: readonly PoolRef[]): PoolRef[] {
+/** VXLAN pools of a family (VXLAN is the default encapsulation): where a node's VTEP address of that family comes from. */
+function vtepPools(pools: readonly PoolRef[], family: 4 | 6): PoolRef[] {
   return pools.filter(
-    (p) => familyOfValid(p.spec.cidr) === 4 && withPoolDefaults(p).spec.encapsulation === "VXLAN",
+    (p) => familyOfValid(p.spec.cidr) === family && withPoolDefaults(p).spec.encapsulation === "VXLAN",
   );
 }
 
@@ -60,7 +60,8 @@ export function nodeController(
           update: (_o, b) => Boolean(b.spec.affinity) && !nodes.get(b.spec.affinity as string),
         }),
       })
-      .watches(pools, () => nodes.keys(), { predicate: generationChanged })
+      // a label can bring a pool into this controller's --pool-selector
+      .watches(pools, () => nodes.keys(), { predicate: or(generationChanged, labelsChanged) })
       .complete(new NodeReconciler(ctx, assigner, poolFilter))
   );
 }
@@ -95,13 +96,18 @@ export class NodeReconciler implements Reconciler {
       ownBlocks: cache.ofNode(name).map((b) => b.spec),
       claimed: cache.claimed(),
     });
-    const vxlan = new Set(vtepPools(eligiblePools(view.usable, ref, 4).usable).map((p) => p.name));
+    // One VTEP address per family with a VXLAN pool, all under one handle (one device, one MAC).
+    const vxlan = new Map<string, 4 | 6>();
+    for (const family of [4, 6] as const)
+      for (const p of vtepPools(eligiblePools(view.usable, ref, family).usable, family))
+        vxlan.set(p.name, family);
     const handle = vtepHandle(name);
-    let hasVtep = assigner.holding(handle)?.addresses.some((a) => a.family === 4) ?? false;
+    const held = new Set(assigner.holding(handle)?.addresses.map((a) => a.family) ?? []);
     let retry: ReconcileResult | undefined;
     for (const claim of plan.claims) {
       let spec = claim.block;
-      const withVtep = !hasVtep && vxlan.has(claim.pool);
+      const family = vxlan.get(claim.pool);
+      const withVtep = family !== undefined && !held.has(family);
       if (withVtep) spec = assignInBlock(spec, [{ handle }]).spec;
       try {
         const created = await ctx.store.create("IPAMBlock", {
@@ -111,7 +117,7 @@ export class NodeReconciler implements Reconciler {
           spec,
         });
         cache.upsert(created);
-        if (withVtep) hasVtep = true;
+        if (withVtep) held.add(family);
         log.info("claimed block at node join", {
           node: name,
           pool: claim.pool,
@@ -128,12 +134,14 @@ export class NodeReconciler implements Reconciler {
     }
     if (retry) return retry;
     for (const e of plan.errors) log.warn("node join incomplete", { node: name, error: e.message });
-    if (!hasVtep && vxlan.size > 0) {
+    for (const family of [4, 6] as const) {
+      const pools = [...vxlan].filter(([, f]) => f === family).map(([p]) => p);
+      if (held.has(family) || pools.length === 0) continue;
       try {
-        const a = await assigner.assign({ node: name, handle, family: 4, pools: [...vxlan] });
+        const a = await assigner.assign({ node: name, handle, family, pools });
         log.info("reserved VTEP address", { node: name, ip: a.ips[0] });
       } catch (err) {
-        log.warn("could not reserve the node's VTEP address", { node: name, error: String(err) });
+        log.warn("could not reserve the node's VTEP address", { node: name, family, error: String(err) });
         return { requeueAfter: 30_000 };
       }
     }
