@@ -3,7 +3,7 @@
  * nftables table that does it. No I/O; nat-table.ts applies the script.
  */
 import type { IPPool } from "../../api/index.js";
-import { canonicalCIDR } from "../../netlink/index.js";
+import { formatCidr, tryParseCidr } from "../../net/index.js";
 
 /** The only table the agent creates, changes or deletes. Family inet: one table for IPv4 and IPv6. */
 export const NAT_TABLE = { family: "inet", name: "weft" } as const;
@@ -29,13 +29,10 @@ export function natPlan(pools: readonly IPPool[], ownPools: ReadonlySet<string>)
   const sources = { v4: [] as string[], v6: [] as string[] };
   const names: string[] = [];
   for (const p of [...pools].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))) {
-    let cidr: string;
-    try {
-      cidr = canonicalCIDR(p.spec.cidr);
-    } catch {
-      continue; // the apiserver refuses these; nothing of it reaches a rule
-    }
-    const fam = cidr.includes(":") ? "v6" : "v4";
+    const parsed = tryParseCidr(p.spec.cidr, false);
+    if (!parsed) continue; // the apiserver refuses these; nothing of it reaches a rule
+    const cidr = formatCidr(parsed);
+    const fam = parsed.family === 6 ? "v6" : "v4";
     if (!inside[fam].includes(cidr)) inside[fam].push(cidr);
     if (p.spec.natOutgoing === false || !ownPools.has(p.metadata.name)) continue;
     names.push(p.metadata.name);
