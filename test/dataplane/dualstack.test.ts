@@ -130,7 +130,7 @@ describe("dual stack across nodes: VXLAN, host-gw, BGP", { timeout: 600_000 }, (
         30_000,
         250,
       );
-      assert.match(ready.message, /annotation weft\.dev\/underlay-ip: "not-an-address" is not an IP address/);
+      assert.match(ready.message, /weft\.dev\/underlay-ip: "not-an-address" is not an IP address/);
       const after = await net.store.get("RouteIntent", n(2));
       assert.equal(after?.metadata.generation, before?.metadata.generation, "the intent keeps its last spec");
       assert.equal(await ip(["-n", node(1).ns, "route", "show", "proto", "87"]), routesBefore);
