@@ -48,9 +48,9 @@ RUN npx tsc -p tsconfig.build.json && node dist/cni/bundle.js && sh cni/native/b
 # ---- runtime ----
 FROM ${NODE_IMAGE} AS runtime
 # bird2: BGP for the agent; iproute2: `ip -batch` inside pod namespaces (nsenter is in util-linux,
-# which every Debian image has).
+# which every Debian image has); nftables: the agent's outgoing-NAT table (nft -f, one transaction).
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends bird2 iproute2 \
+  && apt-get install -y --no-install-recommends bird2 iproute2 nftables \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production \

@@ -12,11 +12,15 @@ DATASTORE ?= kubernetes
 NODES ?= netns
 FLANNEL_NODES ?= 0
 NODE_COUNT ?= 3
+# netns labs only: the families of the underlay and the pods, and one or two underlay subnets
+STACK ?= ipv4
+TOPOLOGY ?= one-subnet
 
 .PHONY: help deps tools tools-real-nodes tools-conformance build generate lint images test test-unit lab lab-down cluster-up cluster-down engine-up engine-down bench clean
 
 help:
-	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr)"
+	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr,"
+	@echo "                 STACK=ipv4|dual|ipv6, TOPOLOGY=one-subnet|two-subnets, DATASTORE=kubernetes|etcd)"
 	@echo "                 DATASTORE=etcd FLANNEL_NODES=1: plus a host running the real flanneld (mixed cluster)"
 	@echo "                 NODES=kubelet: on real kubelets, Weft installed with Helm (MODE=vxlan|host-gw|bgp, NODE_COUNT=3)"
 	@echo "make lab-down    remove everything the lab made"
@@ -86,7 +90,7 @@ lab: deps tools-real-nodes build
 	node dist/lab/kubelet.js up --mode $(MODE) --nodes $(NODE_COUNT)
 else
 lab: deps build
-	node dist/lab/main.js up --mode $(MODE) --datastore $(DATASTORE) --flannel-nodes $(FLANNEL_NODES)
+	node dist/lab/main.js up --mode $(MODE) --datastore $(DATASTORE) --stack $(STACK) --topology $(TOPOLOGY) --flannel-nodes $(FLANNEL_NODES)
 endif
 
 lab-down: node_modules/.weft-installed build

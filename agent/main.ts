@@ -11,6 +11,7 @@ import { BgpManager } from "./bgp/manager.js";
 import { IpamAddressAssigner } from "./cni/ipam-assigner.js";
 import { startCniServer } from "./cni/server.js";
 import { KernelDataplane } from "./dataplane/kernel.js";
+import { NatTable } from "./nat/table.js";
 import { NodeAgent } from "./node-agent.js";
 
 const HELP = `weft-agent: programs this node's kernel (VXLAN, host-gw routes, ARP, FDB) from RouteIntents.
@@ -22,7 +23,9 @@ const HELP = `weft-agent: programs this node's kernel (VXLAN, host-gw routes, AR
   --health-host ADDR           (default 0.0.0.0)
   --resync-ms N                full kernel resync period (default 60000)
   --cni-socket PATH            where weft-cni reaches this agent (default /var/run/weft/agent.sock; "" = off)
-  --pod-mtu N                  MTU of pod interfaces (default 1450: a 1500 underlay minus VXLAN's 50)
+  --pod-mtu N                  MTU of new pod interfaces (default: derived from the underlay, minus VXLAN's 50 when
+                               VXLAN is in use; followed when the underlay's MTU changes)
+  --nat true|false             outgoing NAT of natOutgoing pools in the nftables table "inet weft" (default true)
   --node-selector SEL          apply only the RouteIntents of nodes with these labels (default all)
   --run-dir DIR                state of this agent; BIRD runs from DIR/bird (default /var/run/weft)
 `;
@@ -37,7 +40,8 @@ async function main(): Promise<void> {
       "health-host": { type: "string", default: "0.0.0.0" },
       "resync-ms": { type: "string", default: "60000" },
       "cni-socket": { type: "string", default: "/var/run/weft/agent.sock" },
-      "pod-mtu": { type: "string", default: "1450" },
+      "pod-mtu": { type: "string", default: "" },
+      nat: { type: "string", default: "true" },
       "node-selector": { type: "string" },
       "run-dir": { type: "string", default: "/var/run/weft" },
       help: { type: "boolean", short: "h" },
@@ -63,12 +67,19 @@ async function main(): Promise<void> {
   const cache = new InformerCache(store, kc, { nodeSelector: values["node-selector"] });
   // BGP (BIRD) starts only once a BGP pool or a BGPPeer exists; it adds to the agent's status.
   let bgp: BgpManager | undefined;
-  const agent = new NodeAgent({
+  const nat =
+    values.nat === "false"
+      ? undefined
+      : new NatTable({ logger: log, onChange: () => void agent.writeStatus().catch(() => undefined) });
+  const podMTU = Number(values["pod-mtu"]) || undefined;
+  const agent: NodeAgent = new NodeAgent({
     node,
     store,
     cache,
     dataplane,
     logger: log,
+    ...(nat ? { nat } : {}),
+    ...(podMTU ? { podMTU } : {}),
     ...(values["node-selector"] ? { nodeSelector: parseSelector(values["node-selector"]) } : {}),
     decorateStatus: (s, gen) => bgp?.decorate(s, gen) ?? s,
   });
@@ -86,7 +97,7 @@ async function main(): Promise<void> {
   // The agent's readiness is its first kernel sync (above), not the manager's cache check.
   const manager = new Manager({ logger: log }).addCache(cache).add(agent).add(bgp);
   const socketPath = values["cni-socket"] as string;
-  if (socketPath) manager.add(cniServer(socketPath, node, store, kc, cache, Number(values["pod-mtu"]), log));
+  if (socketPath) manager.add(cniServer(socketPath, node, store, kc, cache, () => agent.podMTU(), log));
   const shutdown = new GracefulShutdown({ logger: log }).install();
   // Entries stay in the kernel on shutdown: the dataplane must outlive its agent.
   shutdown.add("agent", () => manager.stop());
@@ -102,7 +113,7 @@ function cniServer(
   store: Store,
   kc: k8s.KubeConfig,
   cache: InformerCache,
-  defaultMtu: number,
+  defaultMtu: () => number | undefined,
   log: Logger,
 ): Runnable {
   let server: { close(): Promise<void> | void } | undefined;

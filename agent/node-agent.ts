@@ -31,8 +31,10 @@ import {
   type Runnable,
   resync,
 } from "../runtime/index.js";
-import type { ApplyResult, KernelDataplane } from "./dataplane/kernel.js";
+import type { ApplyResult, KernelDataplane, UnderlayState } from "./dataplane/kernel.js";
 import { DesiredTracker } from "./dataplane/tracker.js";
+import { natPlan } from "./nat/rules.js";
+import type { NatTable } from "./nat/table.js";
 import { type KernelFeatures, nodeStatus, statusFingerprint } from "./status.js";
 
 export interface NodeAgentOptions {
@@ -47,6 +49,10 @@ export interface NodeAgentOptions {
   /** Status is rewritten at least this often even when nothing changed (default 60 s). */
   statusIntervalMs?: number;
   kernel?: KernelFeatures;
+  /** Outgoing NAT (natOutgoing pools); without it the agent leaves NAT alone. */
+  nat?: NatTable;
+  /** MTU of new pods; unset: derived from the underlay (the VXLAN device's MTU when there is one). */
+  podMTU?: number;
   /** Apply only the intents of nodes with these labels (one cluster network among several). */
   nodeSelector?: LabelSelector;
   /** Adds more to the status being written (the BGP manager's sessions and conditions). */
@@ -82,6 +88,7 @@ export class NodeAgent implements Runnable {
   private readonly statusIntervalMs: number;
   private firstApply: ApplyResult | undefined;
   private readonly kernel: KernelFeatures;
+  private underlay: UnderlayState | undefined;
 
   constructor(private readonly opts: NodeAgentOptions) {
     this.syncs = new SerialDebounce(
@@ -95,6 +102,15 @@ export class NodeAgent implements Runnable {
     this.kernel = opts.kernel ?? { ipip: existsSync("/sys/module/ipip") };
     this.statusIntervalMs = jittered(opts.statusIntervalMs ?? 60_000);
     this.tracker = new DesiredTracker({ node: opts.node, ipipSupported: this.kernel.ipip });
+    // The underlay's subnets decide CrossSubnet paths; its MTU is reported and given to new pods.
+    opts.dataplane.onUnderlay = (u) => {
+      this.underlay = u;
+      this.tracker.setOptions({
+        ipipSupported: this.kernel.ipip,
+        ...(u ? { underlaySubnets: u.addresses } : {}),
+      });
+      if (this.started) this.syncs.schedule();
+    };
     // One intent at a time: a change costs what it touches, not a recomputation of every node.
     this.inScope = (i: RouteIntent) => matchesSelector(opts.nodeSelector, i.metadata.labels);
     const upsert = (i: RouteIntent) =>
@@ -129,8 +145,10 @@ export class NodeAgent implements Runnable {
    */
   async start(): Promise<void> {
     await Promise.all([this.intents.waitForSync(), this.pools.waitForSync(), this.blocks.waitForSync()]);
+    this.opts.dataplane.setUnderlayIP(this.intents.get(this.opts.node)?.spec.underlayIP);
     await this.opts.dataplane.setDesired(this.desired());
     await this.opts.dataplane.start();
+    this.opts.nat?.start();
     this.started = true;
     await this.syncs.runNow();
     this.statusTimer = setInterval(() => void this.writeStatus().catch(() => undefined), 5_000);
@@ -141,6 +159,7 @@ export class NodeAgent implements Runnable {
   async stop(): Promise<void> {
     if (this.statusTimer) clearInterval(this.statusTimer);
     await this.syncs.stop();
+    await this.opts.nat?.stop();
     await this.opts.dataplane.stop();
   }
 
@@ -163,11 +182,29 @@ export class NodeAgent implements Runnable {
     return this.tracker;
   }
 
+  /**
+   * MTU for new pods: --pod-mtu, else the VXLAN device's (pods' packets may enter the tunnel), else
+   * the underlay's; 1450 (a 1500 underlay minus VXLAN) until the underlay is known.
+   */
+  podMTU(): number {
+    if (this.opts.podMTU) return this.opts.podMTU;
+    return this.opts.dataplane.status().vxlan?.mtu ?? this.underlay?.mtu ?? 1450;
+  }
+
   /** One pass: desired state from the caches, applied to the kernel, then status. */
   private async sync(): Promise<void> {
     const { node } = this.opts;
     const intents = this.intents.list();
+    this.opts.dataplane.setUnderlayIP(this.intents.get(node)?.spec.underlayIP);
     const tracker = this.desired();
+    const ownPools = new Set(
+      this.blocks
+        .list()
+        .filter((b) => b.spec.affinity === node)
+        .map((b) => b.spec.pool),
+    );
+    // NAT first and apart: its table is independent of routes, and a failure is reported, not fatal
+    await this.opts.nat?.set(natPlan(this.pools.list(), ownPools));
     const result = await this.opts.dataplane.setDesired(tracker);
     const problems = tracker.problems();
     this.firstApply ??= result;
@@ -225,11 +262,16 @@ export class NodeAgent implements Runnable {
       blocks.map((b) => poolOf.get(b.spec.pool)?.spec.encapsulation ?? POOL_DEFAULTS.encapsulation),
     );
     const anyVxlan = this.intents.list().some((i) => i.spec.encapsulation === "VXLAN") || encaps.has("VXLAN");
+    const dp = this.opts.dataplane.status();
+    const nat = this.opts.nat?.status();
     const base = nodeStatus({
       previous: this.written?.status,
       generation: this.written?.metadata.generation,
-      dataplane: this.opts.dataplane.status(),
+      dataplane: dp,
       appliedIntents: this.appliedIntents,
+      peerPaths: this.tracker.peerPaths(),
+      podMTU: this.podMTU(),
+      ...(nat ? { nat } : {}),
       problems: this.problems,
       vxlanWanted: anyVxlan,
       kernel: this.kernel,

@@ -53,6 +53,48 @@ describe("nodeStatus", () => {
     assert.equal(condition(s, "KernelSupport")?.message, "VXLAN (no IPIP in this kernel)");
   });
 
+  it("reports the underlay with the VXLAN and pod MTU, the CrossSubnet paths and the NAT table", () => {
+    const s = nodeStatus(
+      input({
+        dataplane: dataplane({
+          vxlan: { name: "weft.vxlan", index: 7, underlay: "eth0", mtu: 1350 },
+          underlay: { name: "eth0", index: 2, mtu: 1400, addresses: ["192.0.2.11/24"] },
+        }),
+        podMTU: 1350,
+        peerPaths: [{ node: "node-b", family: "IPv4", path: "Direct" }],
+        nat: {
+          applied: {
+            pools: ["default"],
+            sources: { v4: ["10.244.0.0/16"], v6: [] },
+            inside: { v4: ["10.244.0.0/16"], v6: [] },
+          },
+        },
+      }),
+    );
+    assert.deepEqual(s.underlay, {
+      device: "eth0",
+      mtu: 1400,
+      addresses: ["192.0.2.11/24"],
+      vxlanMTU: 1350,
+      podMTU: 1350,
+    });
+    assert.deepEqual(s.peerPaths, [{ node: "node-b", family: "IPv4", path: "Direct" }]);
+    assert.deepEqual(s.nat, { table: "inet weft", pools: ["default"] });
+    assert.equal(condition(s, "OutgoingNAT")?.reason, "Applied");
+    assert.equal(condition(s, "Ready")?.status, "True");
+  });
+
+  it("a NAT table that cannot be written is a condition and makes the node not Ready", () => {
+    const s = nodeStatus(input({ nat: { error: "nft -f -: /usr/sbin/nft not found: install nftables" } }));
+    assert.equal(condition(s, "OutgoingNAT")?.status, "False");
+    assert.match(condition(s, "OutgoingNAT")?.message ?? "", /install nftables/);
+    assert.equal(condition(s, "Ready")?.reason, "Degraded");
+    assert.match(condition(s, "Ready")?.message ?? "", /outgoing NAT: .*install nftables/);
+    assert.equal(s.nat, undefined);
+    const none = nodeStatus(input({ nat: {} }));
+    assert.equal(condition(none, "OutgoingNAT")?.reason, "NotNeeded");
+  });
+
   it("says why it is not Ready: converging, a failed action first, or a missing VXLAN device", () => {
     const converging = nodeStatus(input({ dataplane: dataplane({ converged: false, lastError: "EBUSY" }) }));
     assert.equal(condition(converging, "Ready")?.reason, "Converging");

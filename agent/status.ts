@@ -1,6 +1,8 @@
-import type { Condition, NodeNetworkStatusStatus } from "../api/index.js";
+import type { Condition, NodeNetworkStatusStatus, PeerPath } from "../api/index.js";
 import { canonicalJson, setCondition } from "../lib/index.js";
 import type { DataplaneStatus } from "./dataplane/kernel.js";
+import { NAT_TABLE_TEXT } from "./nat/rules.js";
+import type { NatState } from "./nat/table.js";
 
 export interface KernelFeatures {
   ipip: boolean;
@@ -15,6 +17,12 @@ export interface StatusInput {
   vxlanWanted: boolean;
   kernel: KernelFeatures;
   ipipWanted: boolean;
+  /** CrossSubnet decisions per peer and family. */
+  peerPaths?: PeerPath[];
+  /** MTU new pods get. */
+  podMTU?: number;
+  /** Outgoing NAT, when the agent manages it. */
+  nat?: NatState;
   now?: Date;
 }
 
@@ -54,35 +62,68 @@ export function nodeStatus(input: StatusInput): NodeNetworkStatusStatus {
       input.kernel.ipip ? "IPIP, VXLAN" : "VXLAN (no IPIP in this kernel)",
     );
 
+  const nat = input.nat;
+  if (nat?.error) set("OutgoingNAT", false, "Failed", nat.error.slice(0, 1000));
+  else if (nat?.applied)
+    set(
+      "OutgoingNAT",
+      true,
+      "Applied",
+      `table ${NAT_TABLE_TEXT} masquerades pools ${nat.applied.pools.join(", ")}`,
+    );
+  else if (nat) set("OutgoingNAT", true, "NotNeeded", "no pool of this node has natOutgoing");
+
+  // a NAT table that cannot be written is a dataplane that does not do what the pools say
+  const problems = nat?.error ? [...input.problems, `outgoing NAT: ${nat.error}`] : input.problems;
   const failures = dp.failed.length + dp.conflicts.length;
-  if (dp.converged && failures === 0 && input.problems.length === 0) {
+  if (dp.converged && failures === 0 && problems.length === 0) {
     set(
       "Ready",
       true,
       "Converged",
       `${dp.owned.routes} routes, ${dp.owned.neighbors} neighbors, ${dp.owned.fdb} FDB entries applied`,
     );
-  } else if (!dp.converged && failures === 0 && input.problems.length === 0) {
+  } else if (!dp.converged && failures === 0 && problems.length === 0) {
     set("Ready", false, "Converging", dp.lastError ?? "applying the desired state");
   } else {
-    const first =
-      [...dp.failed.map((f) => `${f.action}: ${f.code}`), ...dp.conflicts, ...input.problems][0] ?? "";
+    const first = [...dp.failed.map((f) => `${f.action}: ${f.code}`), ...dp.conflicts, ...problems][0] ?? "";
     set(
       "Ready",
       false,
       "Degraded",
-      `${failures + input.problems.length} problem(s); first: ${first}`.slice(0, 1000),
+      `${failures + problems.length} problem(s); first: ${first}`.slice(0, 1000),
     );
   }
 
   // Server-side apply turns a map emptied by its owner into null, which the schema refuses
   // (measured on the apiserver); an absent map is removed cleanly and reads as none applied.
-  const { appliedIntents: _previous, ...previous } = input.previous ?? {};
+  // (The same for the lists and objects below: absent when empty, never an empty value.)
+  const {
+    appliedIntents: _previous,
+    underlay: _u,
+    peerPaths: _p,
+    nat: _n,
+    ...previous
+  } = input.previous ?? {};
+  const u = dp.underlay;
   return {
     ...previous,
     observedGeneration: input.generation,
     conditions,
     ...(Object.keys(input.appliedIntents).length > 0 ? { appliedIntents: input.appliedIntents } : {}),
+    ...(u
+      ? {
+          underlay: {
+            device: u.name,
+            mtu: u.mtu,
+            ...(u.addresses.length ? { addresses: u.addresses } : {}),
+            ...(dp.vxlan?.mtu !== undefined ? { vxlanMTU: dp.vxlan.mtu } : {}),
+            podMTU: input.podMTU ?? dp.vxlan?.mtu ?? u.mtu,
+          },
+        }
+      : {}),
+    ...(input.peerPaths?.length ? { peerPaths: input.peerPaths } : {}),
+    ...(nat?.applied ? { nat: { table: NAT_TABLE_TEXT, pools: nat.applied.pools } } : {}),
     owned: { ...dp.owned },
     lastSyncTime: (now ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z"),
   };

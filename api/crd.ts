@@ -29,6 +29,8 @@ import {
   NodeNetworkStatusCRD,
   NodeNetworkStatusSpecSchema,
   NodeNetworkStatusStatusSchema,
+  PeerPathSchema,
+  UnderlayStatusSchema,
 } from "./nodenetworkstatus.js";
 import {
   IntentFDBSchema,
@@ -37,6 +39,7 @@ import {
   RouteIntentCRD,
   RouteIntentSpecSchema,
   RouteIntentStatusSchema,
+  VTEPSchema,
 } from "./routeintent.js";
 import type { KindCRD, SchemaNode } from "./schema.js";
 
@@ -67,9 +70,12 @@ export const TYPE_SCHEMAS: Record<string, SchemaNode> = {
   IntentRoute: IntentRouteSchema,
   IntentNeighbor: IntentNeighborSchema,
   IntentFDB: IntentFDBSchema,
+  VTEP: VTEPSchema,
   RouteIntentSpec: RouteIntentSpecSchema,
   RouteIntentStatus: RouteIntentStatusSchema,
   BGPSessionStatus: BGPSessionStatusSchema,
+  UnderlayStatus: UnderlayStatusSchema,
+  PeerPath: PeerPathSchema,
   NodeNetworkStatusSpec: NodeNetworkStatusSpecSchema,
   NodeNetworkStatusStatus: NodeNetworkStatusStatusSchema,
   BGPConfigurationSpec: BGPConfigurationSpecSchema,

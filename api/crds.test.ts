@@ -156,7 +156,7 @@ describe("crds/", () => {
     const shown = cols.filter((c) => !("priority" in c) || !c.priority).map((c) => `${c.name}=${c.jsonPath}`);
     assert.deepEqual(shown, [
       "CIDR=.spec.cidr",
-      "BlockSize=.spec.blockSize",
+      "BlockSize=.status.blockSize",
       "Encapsulation=.spec.encapsulation",
       "Used=.status.addresses.used",
       "Free=.status.addresses.free",

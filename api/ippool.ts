@@ -52,8 +52,16 @@ export interface IPPoolSpec {
      */
     mtu?: number;
   };
-  /** Masquerade traffic from pods of this pool to destinations outside all pools (default false). */
+  /**
+   * Masquerade traffic from pods of this pool to destinations outside every pool to the
+   * node's address (default true). Each agent does it in one nftables table of its own.
+   */
   natOutgoing?: boolean;
+  /**
+   * VXLAN and IPIP pools: nodes on the same underlay subnet route to each other directly,
+   * and only traffic between subnets is encapsulated (default false).
+   */
+  crossSubnet?: boolean;
   /** Label selector of the nodes that take addresses from this pool. Unset or empty: all nodes. */
   nodeSelector?: LabelSelector;
   /** A disabled pool gives out no new blocks or addresses; existing ones stay (default false). */
@@ -76,6 +84,8 @@ export interface IPPoolStatus {
   observedGeneration?: number;
   /** Ready, Overlapping and Exhausted, each with the generation it was observed at. */
   conditions?: Condition[];
+  /** The effective block size, spec.blockSize or the family default (26 or 122). */
+  blockSize?: number;
   /** How many blocks of the pool nodes hold, and how many it has. */
   blocks?: {
     /** Blocks claimed by nodes. */
@@ -107,6 +117,8 @@ export const POOL_DEFAULTS = {
   vni: 4096,
   vxlanPort: 4789,
   strictAffinity: true,
+  natOutgoing: true,
+  crossSubnet: false,
 };
 
 /** A blockSize CEL expression that falls back to the family default when blockSize is unset. */
@@ -156,6 +168,13 @@ export const IPPoolSpecSchema: TypeSchema<IPPoolSpec> = {
         cidr(self.cidr).ip().family() == 4 || self.vxlan.mtu >= 1280`,
       fieldPath: ".vxlan.mtu",
       message: "spec.vxlan.mtu must be at least 1280 for an IPv6 pool",
+    },
+    {
+      rule: cel`
+        !has(self.crossSubnet) || !self.crossSubnet || !has(self.encapsulation) ||
+        self.encapsulation == 'VXLAN' || self.encapsulation == 'IPIP'`,
+      fieldPath: ".crossSubnet",
+      message: "spec.crossSubnet applies to VXLAN and IPIP pools only (HostGW and BGP never encapsulate)",
     },
     {
       rule: cel`
@@ -211,6 +230,8 @@ export const IPPoolSpecSchema: TypeSchema<IPPoolSpec> = {
         mtu: { format: "int32", minimum: 576, maximum: 9216 },
       },
     },
+    natOutgoing: { default: POOL_DEFAULTS.natOutgoing },
+    crossSubnet: { default: POOL_DEFAULTS.crossSubnet },
     strictAffinity: { default: POOL_DEFAULTS.strictAffinity },
     maxBlocksPerNode: { format: "int32", minimum: 0, maximum: 1048576 },
   },
@@ -223,6 +244,7 @@ export const IPPoolStatusSchema: TypeSchema<IPPoolStatus> = {
   fields: {
     observedGeneration: CountSchema,
     conditions: ConditionsSchema,
+    blockSize: { format: "int32", minimum: 20, maximum: 128 },
     blocks: { fields: { used: CountSchema, total: DECIMAL } },
     addresses: { fields: { used: CountSchema, free: DECIMAL } },
   },
@@ -235,8 +257,9 @@ export const IPPoolCRD: KindCRD = {
     {
       name: "BlockSize",
       type: "integer",
-      jsonPath: ".spec.blockSize",
-      description: "Prefix length of the blocks nodes claim (empty means the default, 26 or 122).",
+      jsonPath: ".status.blockSize",
+      description:
+        "Prefix length of the blocks nodes claim (spec.blockSize or its family default, 26 or 122).",
     },
     {
       name: "Encapsulation",

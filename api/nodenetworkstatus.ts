@@ -40,6 +40,44 @@ export const BGPSessionStatusSchema: TypeSchema<BGPSessionStatus> = {
   },
 };
 
+/** The node's underlay as its agent finds it in the kernel, and the MTUs derived from it. */
+export interface UnderlayStatus {
+  /** Device holding the node's underlay address. */
+  device: string;
+  /** MTU of the underlay device. */
+  mtu: number;
+  /** The device's addresses with their prefix, such as 192.0.2.11/24: the subnets CrossSubnet compares. */
+  addresses?: string[];
+  /** MTU of the VXLAN device (the underlay's minus 50 unless a pool sets it); absent without one. */
+  vxlanMTU?: number;
+  /** MTU new pods on this node get. */
+  podMTU: number;
+}
+
+export const UnderlayStatusSchema: TypeSchema<UnderlayStatus> = {
+  fields: {
+    device: { maxLength: 15 },
+    mtu: { format: "int32", minimum: 0 },
+    addresses: { maxItems: 64, listType: "atomic", items: { maxLength: 43 } },
+    vxlanMTU: { format: "int32", minimum: 0 },
+    podMTU: { format: "int32", minimum: 0 },
+  },
+};
+
+/** CrossSubnet: how this node reaches one peer's pods of one family. */
+export interface PeerPath {
+  /** The peer node. */
+  node: string;
+  /** IPv4 or IPv6. */
+  family: "IPv4" | "IPv6";
+  /** Direct (via the peer's underlay address, same subnet) or VXLAN. */
+  path: "Direct" | "VXLAN";
+}
+
+export const PeerPathSchema: TypeSchema<PeerPath> = {
+  fields: { node: { maxLength: 253 } },
+};
+
 /** Names the node; everything else is status. */
 export interface NodeNetworkStatusSpec {
   /** Immutable. Name of the node this status belongs to. */
@@ -69,6 +107,17 @@ export interface NodeNetworkStatusStatus {
   };
   /** BGP sessions of the node's BIRD, one per peer. */
   bgpSessions?: BGPSessionStatus[];
+  /** The node's underlay as its agent finds it in the kernel, and the MTUs derived from it. */
+  underlay?: UnderlayStatus;
+  /** CrossSubnet peers and the path chosen to each, per family. */
+  peerPaths?: PeerPath[];
+  /** Outgoing NAT on this node. */
+  nat?: {
+    /** The nftables table the agent owns, such as "inet weft". */
+    table: string;
+    /** Pools whose pods' traffic to destinations outside every pool is masqueraded. */
+    pools: string[];
+  };
   /** When the agent last finished a full sync of the kernel against the intents. */
   lastSyncTime?: string;
 }
@@ -80,6 +129,13 @@ export const NodeNetworkStatusStatusSchema: TypeSchema<NodeNetworkStatusStatus> 
     appliedIntents: { maxProperties: 100000, values: CountSchema },
     owned: { fields: { routes: CountSchema, neighbors: CountSchema, fdb: CountSchema } },
     bgpSessions: { maxItems: 10000, listType: "map", listMapKeys: ["peer"] },
+    peerPaths: { maxItems: 20000, listType: "map", listMapKeys: ["node", "family"] },
+    nat: {
+      fields: {
+        table: { maxLength: 64 },
+        pools: { maxItems: 1000, listType: "set", items: { maxLength: 253 } },
+      },
+    },
     lastSyncTime: { format: "date-time" },
   },
 };

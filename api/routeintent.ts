@@ -2,6 +2,7 @@ import type { Encapsulation } from "./ippool.js";
 import { type Condition, ConditionsSchema, CountSchema, type WeftObject } from "./meta.js";
 import {
   AGE_COLUMN,
+  cel,
   immutable,
   type KindCRD,
   ObjectNameSchema,
@@ -19,6 +20,11 @@ export interface IntentRoute {
   device?: string;
   /** Treat the gateway as directly reachable on the device (the VXLAN case). */
   onlink?: boolean;
+  /**
+   * CrossSubnet: the direct next hop, the node's underlay address of the route's family. A
+   * node on one of spec.underlaySubnets routes via it instead.
+   */
+  direct?: string;
 }
 
 /** An IPv4 or IPv6 address as text. */
@@ -27,6 +33,22 @@ const MAC: TypeSchema<string> = { maxLength: 17, pattern: PATTERNS.mac };
 const DEVICE: TypeSchema<string> = { minLength: 1, maxLength: 15, pattern: PATTERNS.device };
 
 export const IntentRouteSchema: TypeSchema<IntentRoute> = {
+  validations: [
+    {
+      rule: cel`
+        !has(self.gateway) || !isCIDR(self.dst) || !isIP(self.gateway) ||
+        ip(self.gateway).family() == cidr(self.dst).ip().family()`,
+      fieldPath: ".gateway",
+      message: "a route's gateway must be of the family of its dst (a route never mixes families)",
+    },
+    {
+      rule: cel`
+        !has(self.direct) || !isCIDR(self.dst) || !isIP(self.direct) ||
+        ip(self.direct).family() == cidr(self.dst).ip().family()`,
+      fieldPath: ".direct",
+      message: "a route's direct next hop must be of the family of its dst (a route never mixes families)",
+    },
+  ],
   fields: {
     dst: {
       minLength: 1,
@@ -43,6 +65,10 @@ export const IntentRouteSchema: TypeSchema<IntentRoute> = {
       validations: [{ rule: "isIP(self)", message: "gateway must be an IPv4 or IPv6 address" }],
     },
     device: { maxLength: 15, pattern: PATTERNS.device },
+    direct: {
+      maxLength: 39,
+      validations: [{ rule: "isIP(self)", message: "direct must be an IPv4 or IPv6 address" }],
+    },
   },
 };
 
@@ -82,31 +108,86 @@ export const IntentFDBSchema: TypeSchema<IntentFDB> = {
   },
 };
 
+/**
+ * The node's VXLAN tunnel endpoint: one device and MAC, an address per family of the node's
+ * VXLAN blocks.
+ */
+export interface VTEP {
+  /** IPv4 address of the node's VXLAN device, reserved in one of its IPv4 blocks. */
+  ip?: string;
+  /** IPv6 address of the node's VXLAN device, reserved in one of its IPv6 blocks. */
+  ipv6?: string;
+  /** MAC address of the node's VXLAN device (lower case, derived from the node name). */
+  mac: string;
+  /** VXLAN network identifier, 1-16777215. */
+  vni: number;
+  /** UDP port of the node's VXLAN device. */
+  port: number;
+  /**
+   * MTU of the node's VXLAN device when a VXLAN pool sets one (the smallest); unset, the
+   * underlay's MTU minus 50.
+   */
+  mtu?: number;
+  /**
+   * Name of the VXLAN device every node uses for this network. Unset: weft.vxlan. A pool
+   * mirrored as Flannel leases uses Flannel's name, flannel.<vni>, so weft-agent and flanneld
+   * share one device during a switch-over.
+   */
+  device?: string;
+}
+
+export const VTEPSchema: TypeSchema<VTEP> = {
+  validations: [
+    {
+      rule: "has(self.ip) || has(self.ipv6)",
+      reason: "FieldValueRequired",
+      message: "spec.vtep needs ip (IPv4), ipv6 or both",
+    },
+  ],
+  fields: {
+    ip: {
+      ...IP,
+      validations: [
+        { rule: "isIP(self) && ip(self).family() == 4", message: "spec.vtep.ip must be an IPv4 address" },
+      ],
+    },
+    ipv6: {
+      ...IP,
+      validations: [
+        { rule: "isIP(self) && ip(self).family() == 6", message: "spec.vtep.ipv6 must be an IPv6 address" },
+      ],
+    },
+    mac: MAC,
+    vni: { format: "int32", minimum: 1, maximum: 16777215 },
+    port: { format: "int32", minimum: 1, maximum: 65535 },
+    mtu: { format: "int32", minimum: 576, maximum: 9216 },
+    device: DEVICE,
+  },
+};
+
 /** What the other nodes program into their kernels to reach this node's pods. */
 export interface RouteIntentSpec {
   /** Immutable. Name of the node whose pods these entries reach. */
   node: string;
-  /** The node's address on the underlay network (the host-gw next hop, the VXLAN FDB destination). */
+  /**
+   * The node's address on the underlay network (the VXLAN FDB destination and the IPv4
+   * host-gw next hop; IPv4 when the node has one).
+   */
   underlayIP: string;
+  /**
+   * The node's IPv6 underlay address (dual-stack underlay): the next hop of its IPv6 host-gw
+   * and direct routes.
+   */
+  underlayIPv6?: string;
+  /**
+   * CrossSubnet only: the node's underlay subnets, one per family, as its agent reports them.
+   * A node whose own subnet is one of these uses the routes' direct next hops.
+   */
+  underlaySubnets?: string[];
   /** How traffic to this node's pods is carried (the encapsulation of the node's pool). */
   encapsulation: Encapsulation;
-  /** VXLAN only. The node's VXLAN tunnel endpoint. */
-  vtep?: {
-    /** Address of the node's VXLAN device, reserved in one of its blocks. */
-    ip: string;
-    /** MAC address of the node's VXLAN device (lower case, derived from the node name). */
-    mac: string;
-    /** VXLAN network identifier, 1-16777215. */
-    vni: number;
-    /** UDP port of the node's VXLAN device. */
-    port: number;
-    /**
-     * Name of the VXLAN device every node uses for this network. Unset: weft.vxlan. A pool
-     * mirrored as Flannel leases uses Flannel's name, flannel.<vni>, so weft-agent and flanneld
-     * share one device during a switch-over.
-     */
-    device?: string;
-  };
+  /** VXLAN only. The node's VXLAN tunnel endpoint, an address per family. */
+  vtep?: VTEP;
   /** Routes to the node's blocks, one per destination. */
   routes: IntentRoute[];
   /** Permanent neighbor (ARP/NDP) entries, the VTEP's address to its MAC. */
@@ -135,16 +216,26 @@ export const RouteIntentSpecSchema: TypeSchema<RouteIntentSpec> = {
         },
       ],
     },
-    vtep: {
-      fields: {
-        ip: {
-          ...IP,
-          validations: [{ rule: "isIP(self)", message: "spec.vtep.ip must be an IPv4 or IPv6 address" }],
+    underlayIPv6: {
+      maxLength: 39,
+      validations: [
+        {
+          rule: "isIP(self) && !ip(self).isUnspecified() && ip(self).family() == 6",
+          message: "spec.underlayIPv6 must be a unicast IPv6 address",
         },
-        mac: MAC,
-        vni: { format: "int32", minimum: 1, maximum: 16777215 },
-        port: { format: "int32", minimum: 1, maximum: 65535 },
-        device: DEVICE,
+      ],
+    },
+    underlaySubnets: {
+      maxItems: 2,
+      listType: "set",
+      items: {
+        maxLength: 43,
+        validations: [
+          {
+            rule: "isCIDR(self) && cidr(self).masked() == cidr(self)",
+            message: "every underlay subnet must be a CIDR without host bits",
+          },
+        ],
       },
     },
     routes: { default: [], maxItems: 4096, listType: "map", listMapKeys: ["dst"] },
@@ -198,6 +289,13 @@ export const RouteIntentCRD: KindCRD = {
       type: "string",
       jsonPath: ".spec.vtep.ip",
       description: "Address of the node's VXLAN endpoint.",
+    },
+    {
+      name: "VTEP-IPv6",
+      type: "string",
+      jsonPath: ".spec.vtep.ipv6",
+      priority: 1,
+      description: "IPv6 address of the node's VXLAN endpoint.",
     },
     {
       name: "MAC",

@@ -12,7 +12,10 @@ import type { ControlPlaneState } from "./controlplane.js";
 import type { EtcdServer } from "./etcd.js";
 import { cmdline, startDetached, stopPid, waitFor } from "./procs.js";
 import { nativeCniPlugin, repoRoot } from "./tools.js";
-import { ip, NetnsTopology, type TopoPod } from "./topology.js";
+import { ip, NetnsTopology, nsExec, type TopologyOptions, type TopoNode, type TopoPod } from "./topology.js";
+
+/** Port of the outside host's whoami server. */
+export const WHOAMI_PORT = 8080;
 
 export type Mode = "vxlan" | "host-gw" | "bgp" | "bgp-rr";
 export const ENCAPSULATION = { vxlan: "VXLAN", "host-gw": "HostGW", bgp: "BGP", "bgp-rr": "BGP" } as const;
@@ -38,6 +41,17 @@ export interface ClusterNetworkOptions {
   etcd?: EtcdServer;
   /** etcd datastore: key prefix of weft.dev objects (default /weft/v1alpha1). */
   etcdPrefix?: string;
+  /** Underlay stack, subnets and outside host (see TopologyOptions). */
+  topology?: TopologyOptions;
+  /** Families pods made through weft-cni get (default ["ipv4"]). */
+  podFamilies?: Array<"ipv4" | "ipv6">;
+  /**
+   * Scope the controller and agents to this cluster's label (default true), so several clusters
+   * share one apiserver. The lab owns its apiserver: unscoped, everything applied there is Weft's.
+   */
+  scoped?: boolean;
+  /** Extra agent flags (e.g. --nat=false). */
+  agentArgs?: string[];
 }
 
 /** Cluster id the harness gives its route reflectors. */
@@ -66,7 +80,7 @@ export class ClusterNetwork {
 
   constructor(readonly opts: ClusterNetworkOptions) {
     mkdirSync(opts.runDir, { recursive: true });
-    this.topo = new NetnsTopology(opts.id, opts.runDir);
+    this.topo = new NetnsTopology(opts.id, opts.runDir, opts.topology);
     this.kc = new k8s.KubeConfig();
     this.kc.loadFromFile(opts.cp.kubeconfig);
     withConnectionReuse(this.kc);
@@ -96,16 +110,20 @@ export class ClusterNetwork {
     return `${this.opts.id}-node-${i}`;
   }
 
-  /** An IPPool scoped to this cluster's nodes. */
+  private get scoped(): boolean {
+    return this.opts.scoped ?? true;
+  }
+
+  /** An IPPool scoped to this cluster's nodes (unscoped cluster: for every node). */
   pool(name: string, cidr: string, mode: Mode, extra: Partial<IPPool["spec"]> = {}): IPPool {
     return {
       apiVersion: "weft.dev/v1alpha1",
       kind: "IPPool",
-      metadata: { name, labels: this.labels },
+      metadata: { name, ...(this.scoped ? { labels: this.labels } : {}) },
       spec: {
         cidr,
         encapsulation: ENCAPSULATION[mode],
-        nodeSelector: { matchLabels: this.labels },
+        ...(this.scoped ? { nodeSelector: { matchLabels: this.labels } } : {}),
         ...extra,
       },
     };
@@ -128,14 +146,15 @@ export class ClusterNetwork {
       await this.topo.bridgePort("etcd", this.opts.etcd.port, dist("devenv/forward.js"));
     let k = 0;
     for (const node of this.topo.nodes.values())
-      await this.createNodeObject(node.name, node.underlayIP, k++ < (this.opts.routeReflectors ?? 0));
+      await this.createNodeObject(node, k++ < (this.opts.routeReflectors ?? 0));
     if (opts.components === false) return;
     this.startController();
     for (const node of this.topo.nodes.values()) this.startAgent(node.name);
   }
 
-  /** The Node object of a host in this cluster, with its InternalIP (as a kubelet registers it). */
-  async createNodeObject(name: string, underlayIP: string, reflector = false): Promise<void> {
+  /** The Node object of a host in this cluster, with its InternalIP(s) (as a kubelet registers it). */
+  async createNodeObject(node: TopoNode, reflector = false): Promise<void> {
+    const { name, underlayIP, underlayIPv6 } = node;
     const annotations = reflector ? { [ANNOTATIONS.routeReflectorClusterID]: RR_CLUSTER_ID } : undefined;
     const created = await this.core.createNode({
       body: {
@@ -151,6 +170,7 @@ export class ClusterNetwork {
         status: {
           addresses: [
             { type: "InternalIP", address: underlayIP },
+            ...(underlayIPv6 ? [{ type: "InternalIP", address: underlayIPv6 }] : []),
             { type: "Hostname", address: name },
           ],
         },
@@ -168,8 +188,7 @@ export class ClusterNetwork {
         "--health-port=0",
         "--health-host=127.0.0.1",
         "--leader-elect=false",
-        `--node-selector=${selector}`,
-        `--pool-selector=${selector}`,
+        ...(this.scoped ? [`--node-selector=${selector}`, `--pool-selector=${selector}`] : []),
         ...(this.opts.controllerArgs ?? []),
       ],
       join(this.opts.runDir, "controller.log"),
@@ -195,7 +214,8 @@ export class ClusterNetwork {
         "--health-host=127.0.0.1",
         `--run-dir=${join(this.opts.runDir, name)}`,
         `--cni-socket=${this.cniSocket(name)}`,
-        `--node-selector=${CLUSTER_LABEL}=${this.opts.id}`,
+        ...(this.scoped ? [`--node-selector=${CLUSTER_LABEL}=${this.opts.id}`] : []),
+        ...(this.opts.agentArgs ?? []),
       ],
       join(this.opts.runDir, `agent-${name}.log`),
       this.componentEnv(),
@@ -213,7 +233,7 @@ export class ClusterNetwork {
     const name = this.nodeName(this.topo.nodes.size + 1);
     const node = await this.topo.addNode(name);
     this.topo.bridgeNode(name);
-    await this.createNodeObject(name, node.underlayIP, opts.reflector ?? false);
+    await this.createNodeObject(node, opts.reflector ?? false);
     this.startAgent(name);
     return name;
   }
@@ -371,13 +391,12 @@ export class ClusterNetwork {
             this.topo.nodes.has(b.spec.affinity),
           );
           for (const node of this.topo.nodes.values()) {
-            const learned = new Set(
-              (
-                JSON.parse(
-                  await ip(["-n", node.ns, "-json", "route", "show", "proto", String(ROUTE_PROTOCOL_BGP)]),
-                ) as Array<{ dst: string }>
-              ).map((r) => r.dst),
-            );
+            const learned = new Set<string>();
+            for (const fam of ["-4", "-6"])
+              for (const r of JSON.parse(
+                await ip(["-n", node.ns, fam, "-json", "route", "show", "proto", String(ROUTE_PROTOCOL_BGP)]),
+              ) as Array<{ dst: string }>)
+                learned.add(r.dst);
             if (blocks.some((b) => b.spec.affinity !== node.name && !learned.has(b.spec.cidr)))
               return undefined;
           }
@@ -456,13 +475,15 @@ export class ClusterNetwork {
     await ip(["netns", "add", ns]);
     const containerID = createHash("sha256").update(`${this.opts.id}/${namespace}/${podName}`).digest("hex");
     const result = await this.cni("ADD", node.ns, containerID, ns, namespace, podName);
-    const ipText = (result.ips as Array<{ address: string }> | undefined)?.[0]?.address?.split("/")[0];
+    const ips = ((result.ips as Array<{ address: string }> | undefined) ?? [])
+      .map((i) => i.address.split("/")[0]!)
+      .sort((a, b) => Number(a.includes(":")) - Number(b.includes(":")));
     const hostVeth = (result.interfaces as Array<{ name: string; sandbox?: string }> | undefined)?.find(
       (i) => !i.sandbox,
     )?.name;
-    if (!ipText || !hostVeth)
+    if (!ips[0] || !hostVeth)
       throw new Error(`weft-cni ADD for ${podName} returned no address: ${JSON.stringify(result)}`);
-    const pod: TopoPod = { name: podName, ns, node, ip: ipText, hostVeth, containerID };
+    const pod: TopoPod = { name: podName, ns, node, ip: ips[0], ips, hostVeth, containerID };
     this.topo.pods.set(podName, pod);
     return pod;
   }
@@ -491,7 +512,7 @@ export class ClusterNetwork {
       name: "weft",
       type: "weft",
       agentSocket: this.cniSocket(node?.name ?? ""),
-      families: ["ipv4"],
+      families: this.opts.podFamilies ?? ["ipv4"],
     };
     const env = {
       PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -520,9 +541,16 @@ export class ClusterNetwork {
     return out.trim() ? (JSON.parse(out) as Record<string, unknown>) : {};
   }
 
-  /** Every pod pings every other pod once; returns the matrix and the number of pairs that answered. */
-  async connectivity(): Promise<{ ok: number; total: number; matrix: Map<string, Map<string, boolean>> }> {
+  /**
+   * Every pod pings every other pod once (at its address of `family`, default the first); returns
+   * the matrix and the number of pairs that answered.
+   */
+  async connectivity(
+    family?: 4 | 6,
+  ): Promise<{ ok: number; total: number; matrix: Map<string, Map<string, boolean>> }> {
     const pods = [...this.topo.pods.values()];
+    const target = (p: TopoPod) =>
+      family === undefined ? p.ip : (p.ips ?? [p.ip]).find((a) => a.includes(":") === (family === 6));
     const matrix = new Map<string, Map<string, boolean>>();
     let ok = 0;
     let total = 0;
@@ -531,7 +559,10 @@ export class ClusterNetwork {
       const results = await Promise.all(
         pods
           .filter((p) => p !== from)
-          .map(async (to) => [to.name, await this.topo.ping(from, to.ip, 2)] as const),
+          .map(async (to) => {
+            const dst = target(to);
+            return [to.name, dst !== undefined && (await this.topo.ping(from, dst, 2))] as const;
+          }),
       );
       for (const [to, up] of results) {
         row.set(to, up);
@@ -549,12 +580,38 @@ export class ClusterNetwork {
    */
   async waitConnectivity(
     timeoutMs = 30_000,
+    family?: 4 | 6,
   ): Promise<{ ok: number; total: number; matrix: Map<string, Map<string, boolean>> }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const result = await this.connectivity();
+      const result = await this.connectivity(family);
       if (result.ok === result.total || Date.now() > deadline) return result;
     }
+  }
+
+  /**
+   * Starts a server on the outside host (topology.outside) that answers each TCP connection with
+   * the address it came from: what the outside world sees of a pod.
+   */
+  startWhoami(port = WHOAMI_PORT): void {
+    const { ns } = this.topo.outside;
+    this.topo.pids.push(
+      startDetached(
+        "ip",
+        ["netns", "exec", ns, process.execPath, dist("devenv/whoami.js"), "serve", String(port)],
+        join(this.opts.runDir, "whoami.log"),
+      ).pid,
+    );
+  }
+
+  /** The address the outside host saw a connection from `pod` come from (family 4 or 6). */
+  async whoami(pod: TopoPod, family: 4 | 6 = 4, port = WHOAMI_PORT): Promise<string> {
+    const o = this.topo.outside;
+    const host = family === 4 ? o.ip : o.ipv6;
+    if (!host) throw new Error("the outside host has no IPv6 address (topology stack ipv4)");
+    return (
+      await nsExec(pod.ns, process.execPath, [dist("devenv/whoami.js"), "ask", host, String(port)])
+    ).trim();
   }
 
   /** Lets go of in-process watches (the processes and namespaces keep running): the lab exits after this. */
@@ -600,7 +657,7 @@ export class ClusterNetwork {
           await this.store.delete(kind, n).catch(() => undefined);
       }
       const pools = (await this.store.list("IPPool")).items.filter(
-        (p) => p.metadata.labels?.[CLUSTER_LABEL] === this.opts.id,
+        (p) => !this.scoped || p.metadata.labels?.[CLUSTER_LABEL] === this.opts.id,
       );
       const poolNames = new Set(pools.map((p) => p.metadata.name));
       for (const b of (await this.store.list("IPAMBlock")).items) {
@@ -628,11 +685,14 @@ export class ClusterNetwork {
 }
 
 /** Renders a connectivity matrix and the closing line the lab and CI logs show. */
-export function formatConnectivity(result: {
-  ok: number;
-  total: number;
-  matrix: Map<string, Map<string, boolean>>;
-}): string {
+export function formatConnectivity(
+  result: {
+    ok: number;
+    total: number;
+    matrix: Map<string, Map<string, boolean>>;
+  },
+  family?: 4 | 6,
+): string {
   const names = [...result.matrix.keys()];
   const width = Math.max(...names.map((n) => n.length), 4);
   const lines = [`${"".padEnd(width)}  ${names.map((n) => n.padEnd(width)).join(" ")}`];
@@ -642,7 +702,7 @@ export function formatConnectivity(result: {
       `${from.padEnd(width)}  ${names.map((to) => (to === from ? "-" : row.get(to) ? "ok" : "FAIL").padEnd(width)).join(" ")}`,
     );
   }
-  lines.push(`connectivity: ${result.ok}/${result.total} pairs ok`);
+  lines.push(`connectivity${family ? ` (IPv${family})` : ""}: ${result.ok}/${result.total} pairs ok`);
   return lines.join("\n");
 }
 

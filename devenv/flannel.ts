@@ -200,7 +200,7 @@ export async function joinFlannelNode(
   net.topo.bridgeNode(name);
   const flanneld = startFlanneld(net.topo, node, etcd, net.opts.runDir, prefix);
   const subnet = await flanneldSubnet(flanneld);
-  await net.createNodeObject(name, node.underlayIP);
+  await net.createNodeObject(node);
   const made: TopoPod[] = [];
   for (let p = 0; p < pods; p++)
     made.push(await addFlannelPod(net.topo, node, `${name}-pod-${"abcdefgh"[p]}`, subnet, 2 + p));

@@ -7,12 +7,6 @@ const execFileP = promisify(execFile);
 
 export const chartDir = join(repoRoot, "charts", "weft");
 
-/**
- * Kubernetes version `helm template` renders for. A helm built with `go install` reports v1.20
- * (its version is not stamped), below the chart's kubeVersion; the test apiserver is 1.32.
- */
-export const KUBE_VERSION = "1.32.0";
-
 export interface HelmResult {
   code: number;
   stdout: string;
@@ -52,7 +46,11 @@ export function setArgs(values: Record<string, string | number | boolean>): stri
   ]);
 }
 
-/** `helm template` of the chart (charts/weft unless `chart` names a copy); throws with helm's message when it fails. */
+/**
+ * `helm template` of the chart (charts/weft unless `chart` names a copy); throws with helm's
+ * message when it fails. No --kube-version: install-tools.sh builds helm with its Kubernetes
+ * version stamped in, as helm's own release builds are, so this fails if that is ever lost.
+ */
 export async function helmTemplate(
   release: string,
   namespace: string,
@@ -60,17 +58,7 @@ export async function helmTemplate(
   extra: string[] = [],
   chart = chartDir,
 ): Promise<string> {
-  const r = await helm([
-    "template",
-    release,
-    chart,
-    "--namespace",
-    namespace,
-    "--kube-version",
-    KUBE_VERSION,
-    ...setArgs(values),
-    ...extra,
-  ]);
+  const r = await helm(["template", release, chart, "--namespace", namespace, ...setArgs(values), ...extra]);
   if (r.code !== 0) throw new Error(`helm template failed: ${r.stderr}`);
   return r.stdout;
 }

@@ -86,7 +86,18 @@ build "$here/k8s" kubectl -ldflags "$k8s_ldflags" k8s.io/kubernetes/cmd/kubectl
 CGO_ENABLED=0 build "$here/etcd" etcd -ldflags "-s -w" go.etcd.io/etcd/server/v3
 CGO_ENABLED=0 build "$here/etcd" etcdctl -ldflags "-s -w" go.etcd.io/etcd/etcdctl/v3
 build "$here/tools" cnitool -ldflags "-s -w" github.com/containernetworking/cni/cnitool
-build "$here/tools" helm -ldflags "-s -w" helm.sh/helm/v3/cmd/helm
+# helm's own Makefile stamps the Kubernetes version its client-go speaks (major+1 . minor of
+# k8s.io/client-go v0.X.Y) into chartutil and the linter; without it helm assumes Kubernetes 1.20
+# and refuses charts with a kubeVersion constraint unless given --kube-version.
+client_go=$(awk '$1=="k8s.io/client-go" {print $2}' "$here/tools/go.mod" | sed 's/^v//')
+helm_k8s_major=$(( $(echo "$client_go" | cut -d. -f1) + 1 ))
+helm_k8s_minor=$(echo "$client_go" | cut -d. -f2)
+helm_ver=$(awk '$1=="helm.sh/helm/v3" {print $2}' "$here/tools/go.mod")
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_ver"
+for pkg in chartutil lint/rules; do
+  helm_ldflags+=" -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMajor=$helm_k8s_major -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMinor=$helm_k8s_minor"
+done
+stamp_extra="$helm_ldflags" build "$here/tools" helm -ldflags "$helm_ldflags" helm.sh/helm/v3/cmd/helm
 # flanneld, the peer of the Flannel interop tests and of `make lab FLANNEL_NODES=n`: built as
 # upstream documents it (go install of the module at a tag, with flannel's own go.mod and its
 # replace-free dependency set), so the stamp is the version.

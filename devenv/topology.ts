@@ -44,13 +44,20 @@ export interface TopoNode {
   name: string;
   ns: string;
   underlayIP: string;
+  /** Set when the underlay is dual-stack. */
+  underlayIPv6?: string;
+  /** Which underlay subnet (bridge) the node sits on: 0 or 1. */
+  subnet: number;
 }
 
 export interface TopoPod {
   name: string;
   ns: string;
   node: TopoNode;
+  /** The pod's first address (IPv4 when it has one). */
   ip: string;
+  /** Every address of the pod, IPv4 first. */
+  ips?: string[];
   hostVeth: string;
   /** Set for pods made through weft-cni. */
   containerID?: string;
@@ -69,11 +76,40 @@ export function hostVethName(sandboxId: string): string {
   return `weft${createHash("sha256").update(sandboxId).digest("hex").slice(0, 11)}`;
 }
 
+export interface TopologyOptions {
+  /** IPv4 underlay, or IPv4 and IPv6 on every underlay link (default ipv4). */
+  stack?: "ipv4" | "dual";
+  /**
+   * One underlay subnet (a bridge), or two joined by the underlay namespace acting as a router;
+   * with two, nodes alternate between them (odd nodes on the first). Default 1.
+   */
+  subnets?: 1 | 2;
+  /**
+   * An "outside" host behind the router (198.51.100.10, 2001:db8:0:100::10 with a dual stack):
+   * the underlay namespace routes between the node subnets and it, nodes route to it by default.
+   */
+  outside?: boolean;
+}
+
+/** The underlay's address plan (documentation ranges; they exist only inside these namespaces). */
+export const UNDERLAY = {
+  subnets: [
+    { v4: "192.0.2", v6: "2001:db8:0:1" },
+    { v4: "203.0.113", v6: "2001:db8:0:2" },
+  ],
+  outside: { v4: "198.51.100", v6: "2001:db8:0:100" },
+  /** Host part of the router on every subnet; nodes are 10 + their index, the outside host 10. */
+  router: 1,
+} as const;
+
 /**
- * A cluster network in network namespaces: an underlay namespace holding a bridge, one namespace
- * per node attached to it, pods as namespaces behind veths. Every name starts with `prefix`, so a
- * test (with its pid in the prefix) or the lab can remove exactly what it made. Underlay addresses
- * come from 192.0.2.0/24 (TEST-NET-1) and exist only inside these namespaces.
+ * A cluster network in network namespaces: an underlay namespace holding a bridge per underlay
+ * subnet, one namespace per node attached to one of them, pods as namespaces behind veths. Every
+ * name starts with `prefix`, so a test (with its pid in the prefix) or the lab can remove exactly
+ * what it made. Underlay addresses come from the documentation ranges (192.0.2.0/24,
+ * 203.0.113.0/24, 198.51.100.0/24, 2001:db8::/32) and exist only inside these namespaces; with
+ * two subnets or an outside host the underlay namespace routes between them, and it has no route
+ * anywhere else.
  */
 export class NetnsTopology {
   readonly underlayNs: string;
@@ -82,13 +118,38 @@ export class NetnsTopology {
   readonly pids: number[] = [];
   /** Host ports bridged into the node namespaces, so a joining node gets them too. */
   readonly bridges: PortBridge[] = [];
+  readonly options: Required<TopologyOptions>;
   private hosts = 0;
 
   constructor(
     readonly prefix: string,
     readonly runDir: string,
+    options: TopologyOptions = {},
   ) {
     this.underlayNs = `${prefix}-underlay`;
+    this.options = {
+      stack: options.stack ?? "ipv4",
+      subnets: options.subnets ?? 1,
+      outside: options.outside ?? false,
+    };
+  }
+
+  get dual(): boolean {
+    return this.options.stack === "dual";
+  }
+
+  /** Whether the underlay namespace routes (between two subnets, or to the outside host). */
+  get routed(): boolean {
+    return this.options.subnets === 2 || this.options.outside;
+  }
+
+  /** The outside host's namespace and addresses (options.outside). */
+  get outside(): { ns: string; ip: string; ipv6?: string } {
+    return {
+      ns: `${this.prefix}-outside`,
+      ip: `${UNDERLAY.outside.v4}.10`,
+      ...(this.dual ? { ipv6: `${UNDERLAY.outside.v6}::10` } : {}),
+    };
   }
 
   /** Namespace of a node or pod: its name, prefixed unless it already carries the prefix. */
@@ -105,15 +166,53 @@ export class NetnsTopology {
   }
 
   async createUnderlay(): Promise<void> {
-    await ip(["netns", "add", this.underlayNs]);
-    await ip(["-n", this.underlayNs, "link", "set", "lo", "up"]);
-    await ip(["-n", this.underlayNs, "link", "add", "br0", "type", "bridge"]);
-    await ip(["-n", this.underlayNs, "link", "set", "br0", "up"]);
+    const u = this.underlayNs;
+    await ip(["netns", "add", u]);
+    await ip(["-n", u, "link", "set", "lo", "up"]);
+    for (let i = 0; i < this.options.subnets; i++) {
+      const br = `br${i}`;
+      await ip(["-n", u, "link", "add", br, "type", "bridge"]);
+      await ip(["-n", u, "link", "set", br, "up"]);
+      if (!this.routed) continue;
+      const net = UNDERLAY.subnets[i]!;
+      await ip(["-n", u, "addr", "add", `${net.v4}.${UNDERLAY.router}/24`, "dev", br]);
+      if (this.dual)
+        await ip(["-n", u, "addr", "add", `${net.v6}::${UNDERLAY.router}/64`, "dev", br, "nodad"]);
+    }
+    if (!this.routed) return;
+    await nsExec(u, "sysctl", ["-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
+    if (!this.options.outside) return;
+    const o = this.outside;
+    const net = UNDERLAY.outside;
+    await ip(["netns", "add", o.ns]);
+    await ip(["-n", o.ns, "link", "set", "lo", "up"]);
+    await ip(["-n", u, "link", "add", "out0", "type", "veth", "peer", "name", "eth0", "netns", o.ns]);
+    await ip(["-n", u, "addr", "add", `${net.v4}.${UNDERLAY.router}/24`, "dev", "out0"]);
+    await ip(["-n", o.ns, "addr", "add", `${o.ip}/24`, "dev", "eth0"]);
+    if (o.ipv6) {
+      await ip(["-n", u, "addr", "add", `${net.v6}::${UNDERLAY.router}/64`, "dev", "out0", "nodad"]);
+      await ip(["-n", o.ns, "addr", "add", `${o.ipv6}/64`, "dev", "eth0", "nodad"]);
+    }
+    await ip(["-n", u, "link", "set", "out0", "up"]);
+    await ip(["-n", o.ns, "link", "set", "eth0", "up"]);
+    // The outside host knows the router, never the pods: a reply to a pod address it has not seen
+    // masqueraded needs a route a test adds on purpose.
+    await ip(["-n", o.ns, "route", "add", "default", "via", `${net.v4}.${UNDERLAY.router}`]);
+    if (o.ipv6)
+      await ip(["-n", o.ns, "-6", "route", "add", "default", "via", `${net.v6}::${UNDERLAY.router}`]);
   }
 
   async addNode(name: string): Promise<TopoNode> {
     const index = this.nodes.size + 1;
-    const node: TopoNode = { name, ns: this.nsName(name), underlayIP: `192.0.2.${10 + index}` };
+    const subnet = this.options.subnets === 2 && index % 2 === 0 ? 1 : 0;
+    const net = UNDERLAY.subnets[subnet]!;
+    const node: TopoNode = {
+      name,
+      ns: this.nsName(name),
+      underlayIP: `${net.v4}.${10 + index}`,
+      ...(this.dual ? { underlayIPv6: `${net.v6}::${10 + index}` } : {}),
+      subnet,
+    };
     await ip(["netns", "add", node.ns]);
     await ip(["-n", node.ns, "link", "set", "lo", "up"]);
     await ip([
@@ -130,10 +229,23 @@ export class NetnsTopology {
       "netns",
       this.underlayNs,
     ]);
-    await ip(["-n", this.underlayNs, "link", "set", `port${index}`, "master", "br0", "up"]);
+    await ip(["-n", this.underlayNs, "link", "set", `port${index}`, "master", `br${subnet}`, "up"]);
     await ip(["-n", node.ns, "addr", "add", `${node.underlayIP}/24`, "dev", "eth0"]);
+    if (node.underlayIPv6)
+      await ip(["-n", node.ns, "addr", "add", `${node.underlayIPv6}/64`, "dev", "eth0", "nodad"]);
     await ip(["-n", node.ns, "link", "set", "eth0", "up"]);
-    await nsExec(node.ns, "sysctl", ["-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0"]);
+    // IPv6 forwarding too: an IPv6 pool may arrive on an IPv4 underlay (VXLAN carries it)
+    await nsExec(node.ns, "sysctl", [
+      "-qw",
+      "net.ipv4.ip_forward=1",
+      "net.ipv4.conf.all.rp_filter=0",
+      "net.ipv6.conf.all.forwarding=1",
+    ]);
+    if (this.routed) {
+      await ip(["-n", node.ns, "route", "add", "default", "via", `${net.v4}.${UNDERLAY.router}`]);
+      if (node.underlayIPv6)
+        await ip(["-n", node.ns, "-6", "route", "add", "default", "via", `${net.v6}::${UNDERLAY.router}`]);
+    }
     this.nodes.set(name, node);
     return node;
   }
@@ -276,6 +388,12 @@ export class NetnsTopology {
     await ip(["-n", node.ns, "route", "add", `${podIP}/32`, "dev", pod.hostVeth, "scope", "link"]);
     this.pods.set(podName, pod);
     return pod;
+  }
+
+  /** The underlay router's address on a node's subnet (a routed topology). */
+  routerFor(node: TopoNode, family: 4 | 6 = 4): string {
+    const net = UNDERLAY.subnets[node.subnet]!;
+    return family === 4 ? `${net.v4}.${UNDERLAY.router}` : `${net.v6}::${UNDERLAY.router}`;
   }
 
   /** One ping from a pod to an address; true when a reply came back. */

@@ -18,16 +18,34 @@ import {
   TestEtcd,
 } from "../devenv/index.js";
 import { errorMessage } from "../lib/index.js";
-import { DATASTORES, type Datastore, hints, labPool, MODES } from "./plan.js";
+import {
+  choiceProblem,
+  DATASTORES,
+  type Datastore,
+  familiesOf,
+  hints,
+  type LabChoice,
+  labPools,
+  MODES,
+  podFamilies,
+  STACKS,
+  type Stack,
+  TOPOLOGIES,
+  type Topology,
+} from "./plan.js";
 
 /**
  * `make lab`: a whole Weft cluster network on this machine: kube-apiserver + etcd, the CRDs, a
- * default pool, weft-controller, three nodes (network namespaces on an underlay bridge) each with
- * its weft-agent, two pods per node created through weft-cni, and a connectivity matrix.
- * DATASTORE=etcd adds an etcd of its own (TLS) holding the weft.dev objects; FLANNEL_NODES=n (etcd,
- * vxlan or host-gw) adds n hosts that run the real flanneld in the same network, each with two
- * pods wired the Flannel way (a mixed cluster). Everything it starts
- * is recorded in .weft/lab/ so `make lab-down` removes exactly that, by pid and by name.
+ * default pool per family, weft-controller, three nodes (network namespaces on an underlay
+ * bridge, behind a router with an "outside" host) each with its weft-agent, two pods per node
+ * created through weft-cni, and a connectivity matrix per family. The lab owns its apiserver:
+ * the controller and agents are not scoped to a label, so whatever a user applies there is
+ * Weft's. DATASTORE=etcd adds an etcd of its own (TLS) holding the weft.dev objects;
+ * FLANNEL_NODES=n (etcd, vxlan or host-gw) adds n hosts that run the real flanneld in the same
+ * network, each with two pods wired the Flannel way (a mixed cluster);
+ * STACK=dual|ipv6 gives the underlay both families and the pods IPv6 (too); TOPOLOGY=two-subnets
+ * puts the nodes on two subnets joined by the router (CrossSubnet VXLAN). Everything it starts is
+ * recorded in .weft/lab/ so `make lab-down` removes exactly that, by pid and by name.
  */
 const LAB_ID = "weft-lab";
 const labDir = join(repoRoot, ".weft", "lab");
@@ -44,6 +62,8 @@ interface LabNetworkState {
   id: string;
   mode: Mode;
   datastore: Datastore;
+  stack: Stack;
+  topology: Topology;
   pids: number[];
   /** The lab's own etcd (DATASTORE=etcd), stopped by pid on lab-down. */
   etcdPid?: number;
@@ -93,7 +113,8 @@ async function ensureControlPlane() {
   return cp;
 }
 
-async function up(mode: Mode, datastore: Datastore, flannelNodes: number): Promise<void> {
+async function up(choice: LabChoice, flannelNodes: number): Promise<void> {
+  const { mode, datastore, stack, topology } = choice;
   requireRoot("make lab");
   const started = Date.now();
   await removeNetwork();
@@ -108,6 +129,8 @@ async function up(mode: Mode, datastore: Datastore, flannelNodes: number): Promi
           id: LAB_ID,
           mode,
           datastore,
+          stack,
+          topology,
           pids,
           ...(etcd ? { etcdPid: etcd.pid } : {}),
         } satisfies LabNetworkState,
@@ -127,14 +150,23 @@ async function up(mode: Mode, datastore: Datastore, flannelNodes: number): Promi
     cp,
     ...(mode === "bgp-rr" ? { routeReflectors: 2 } : {}),
     ...(etcd ? { datastore: "etcd" as const, etcd } : {}),
+    scoped: false,
+    topology: {
+      stack: stack === "ipv4" ? "ipv4" : "dual",
+      subnets: topology === "two-subnets" ? 2 : 1,
+      outside: true,
+    },
+    podFamilies: podFamilies(stack),
   });
   const record = () => {
     pids.splice(0, pids.length, ...net.topo.pids);
     save();
   };
   try {
-    await net.createPool(labPool(net, mode, datastore));
-    console.log(`creating ${NODES} nodes (network namespaces on an underlay bridge) with their agents ...`);
+    for (const pool of labPools(net, choice)) await net.createPool(pool);
+    const where =
+      topology === "two-subnets" ? "two underlay subnets joined by a router" : "an underlay bridge";
+    console.log(`creating ${NODES} nodes (network namespaces on ${where}) with their agents ...`);
     await net.up(NODES);
     record();
     await net.waitConverged(120_000);
@@ -167,15 +199,27 @@ async function up(mode: Mode, datastore: Datastore, flannelNodes: number): Promi
         `\n${await kubectl(kubeconfigPath, ["get", "ippools,ipamblocks,routeintents,nodenetworkstatuses"])}`,
       );
     }
-    // flanneld's hosts are routed to once their lease is a RouteIntent every agent applied
-    const result = flannelNodes > 0 ? await net.waitConnectivity(60_000) : await net.connectivity();
-    console.log(formatConnectivity(result));
+    let failed = false;
+    for (const family of familiesOf(stack)) {
+      // flanneld's hosts are routed to once their lease is a RouteIntent every agent applied
+      const result =
+        flannelNodes > 0 ? await net.waitConnectivity(60_000, family) : await net.connectivity(family);
+      console.log(`${formatConnectivity(result, family)}\n`);
+      if (result.ok !== result.total) failed = true;
+    }
+    const outside = net.topo.outside;
+    const pods = [...net.topo.pods.values()];
+    const reach = await Promise.all(pods.map((p) => net.topo.ping(p, outside.ip, 2)));
+    if (stack !== "ipv6")
+      console.log(
+        `outside host ${outside.ip} (behind the underlay router; pods masqueraded, natOutgoing): ${reach.filter(Boolean).length}/${pods.length} pods reach it`,
+      );
     const n1 = net.topo.nodes.get(net.nodeName(1))!;
     console.log(`
-Weft lab is up (mode ${mode}, datastore ${datastore}, ${((Date.now() - started) / 1000).toFixed(1)} s); it keeps running. Look around:
-${hints({ mode, datastore, kubeconfig: kubeconfigPath, runDir, node: n1, etcd }).join("\n")}
+Weft lab is up (mode ${mode}, datastore ${datastore}, stack ${stack}, ${topology}, ${((Date.now() - started) / 1000).toFixed(1)} s); it keeps running. Look around:
+${hints({ mode, datastore, stack, topology, outside, kubeconfig: kubeconfigPath, runDir, node: n1, etcd }).join("\n")}
 Stop it with: make lab-down`);
-    if (result.ok !== result.total) process.exitCode = 1;
+    if (failed) process.exitCode = 1;
     await net.detach();
   } catch (err) {
     record();
@@ -200,23 +244,35 @@ async function main(): Promise<void> {
       mode: { type: "string", default: "vxlan" },
       datastore: { type: "string", default: "kubernetes" },
       "flannel-nodes": { type: "string", default: "0" },
+      stack: { type: "string", default: "ipv4" },
+      topology: { type: "string", default: "one-subnet" },
     },
   });
   const mode = values.mode as Mode;
   const datastore = values.datastore as Datastore;
+  const stack = values.stack as Stack;
+  const topology = values.topology as Topology;
   if (!MODES.includes(mode)) throw new Error(`unknown MODE ${mode}; choose one of ${MODES.join(", ")}`);
   if (!DATASTORES.includes(datastore))
     throw new Error(`unknown DATASTORE ${datastore}; choose one of ${DATASTORES.join(", ")}`);
+  if (!STACKS.includes(stack)) throw new Error(`unknown STACK ${stack}; choose one of ${STACKS.join(", ")}`);
+  if (!TOPOLOGIES.includes(topology))
+    throw new Error(`unknown TOPOLOGY ${topology}; choose one of ${TOPOLOGIES.join(", ")}`);
   const flannelNodes = Number(values["flannel-nodes"]);
   if (!Number.isInteger(flannelNodes) || flannelNodes < 0)
     throw new Error(`FLANNEL_NODES must be a whole number, not ${values["flannel-nodes"]}`);
   if (flannelNodes > 0 && (datastore !== "etcd" || (mode !== "vxlan" && mode !== "host-gw")))
     throw new Error("FLANNEL_NODES needs DATASTORE=etcd and MODE=vxlan or host-gw (Flannel's own backends)");
-  if (positionals[0] === "up") await up(mode, datastore, flannelNodes);
+  if (flannelNodes > 0 && stack !== "ipv4")
+    throw new Error("FLANNEL_NODES needs STACK=ipv4 (Flannel's IPv4 network)");
+  const choice = { mode, datastore, stack, topology };
+  const problem = choiceProblem(choice);
+  if (positionals[0] === "up" && problem) throw new Error(problem);
+  if (positionals[0] === "up") await up(choice, flannelNodes);
   else if (positionals[0] === "down") await down();
   else
     throw new Error(
-      "usage: lab/main.js up|down [--mode vxlan|host-gw|bgp|bgp-rr] [--datastore kubernetes|etcd] [--flannel-nodes N]",
+      "usage: lab/main.js up|down [--mode vxlan|host-gw|bgp|bgp-rr] [--datastore kubernetes|etcd] [--stack ipv4|dual|ipv6] [--topology one-subnet|two-subnets] [--flannel-nodes N]",
     );
 }
 

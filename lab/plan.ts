@@ -16,21 +16,66 @@ import {
 export const MODES: readonly Mode[] = ["vxlan", "host-gw", "bgp", "bgp-rr"];
 export const DATASTORES = ["kubernetes", "etcd"] as const;
 export type Datastore = (typeof DATASTORES)[number];
+/** Pod address families: IPv4, both, or IPv6 only (the underlay is dual-stack for the last two). */
+export const STACKS = ["ipv4", "dual", "ipv6"] as const;
+export type Stack = (typeof STACKS)[number];
+/** One underlay subnet, or two joined by a router (CrossSubnet: direct inside one, VXLAN across). */
+export const TOPOLOGIES = ["one-subnet", "two-subnets"] as const;
+export type Topology = (typeof TOPOLOGIES)[number];
 
 export const LAB_CIDR = "10.244.0.0/16";
+export const LAB_CIDR_V6 = "fd00:10:244::/56";
+
+export interface LabChoice {
+  mode: Mode;
+  datastore: Datastore;
+  stack: Stack;
+  topology: Topology;
+}
+
+/** Why a combination cannot work, or undefined. */
+export function choiceProblem(c: LabChoice): string | undefined {
+  if (c.topology === "two-subnets" && c.mode !== "vxlan")
+    return `TOPOLOGY=two-subnets needs MODE=vxlan (CrossSubnet: direct routes inside a subnet, VXLAN across); ${c.mode} routes across the router only if the router learns the pods' routes`;
+  return undefined;
+}
+
+/** The families of the lab's pods. */
+export function podFamilies(stack: Stack): Array<"ipv4" | "ipv6"> {
+  return stack === "ipv4" ? ["ipv4"] : stack === "ipv6" ? ["ipv6"] : ["ipv4", "ipv6"];
+}
+
+export const familiesOf = (stack: Stack): Array<4 | 6> =>
+  stack === "ipv4" ? [4] : stack === "ipv6" ? [6] : [4, 6];
 
 /**
- * The lab's pool. On etcd, VXLAN and host-gw run the Flannel way (one /24 per node, NodeSubnet),
- * so the controller also writes Flannel's leases under /coreos.com/network for Flannel tooling.
+ * The lab's pools, one per family of the stack. On etcd, VXLAN and host-gw IPv4 run the Flannel
+ * way (one /24 per node, NodeSubnet), so the controller also writes Flannel's leases under
+ * /coreos.com/network for Flannel tooling. With two underlay subnets the VXLAN pools are
+ * CrossSubnet.
  */
-export function labPool(net: ClusterNetwork, mode: Mode, datastore: Datastore): IPPool {
-  const flannelLike = datastore === "etcd" && (mode === "vxlan" || mode === "host-gw");
-  return net.pool("default", LAB_CIDR, mode, flannelLike ? { allocation: "NodeSubnet", blockSize: 24 } : {});
+export function labPools(net: ClusterNetwork, c: LabChoice): IPPool[] {
+  const flannelLike = c.datastore === "etcd" && (c.mode === "vxlan" || c.mode === "host-gw");
+  const cross = c.topology === "two-subnets" ? { crossSubnet: true } : {};
+  const pools: IPPool[] = [];
+  if (c.stack !== "ipv6")
+    pools.push(
+      net.pool("default", LAB_CIDR, c.mode, {
+        ...(flannelLike ? { allocation: "NodeSubnet", blockSize: 24 } : {}),
+        ...cross,
+      }),
+    );
+  if (c.stack !== "ipv4") pools.push(net.pool("default-ipv6", LAB_CIDR_V6, c.mode, cross));
+  return pools;
 }
 
 export interface HintContext {
   mode: Mode;
   datastore: Datastore;
+  stack?: Stack;
+  topology?: Topology;
+  /** The outside host's namespace and address. */
+  outside?: { ns: string; ip: string };
   kubeconfig: string;
   runDir: string;
   /** The node the examples look at. */
@@ -61,9 +106,25 @@ export function hints(c: HintContext): string[] {
     add("kubectl get weft");
     add(`kubectl get routeintent ${node.name} -o yaml`, `how other nodes reach ${node.name}`);
     add("kubectl get ipamblocks -o yaml", "each pod's address with its namespace/name");
-    add("kubectl wait --for=condition=Ready ippool/default");
+    add(`kubectl wait --for=condition=Ready ippool/${c.stack === "ipv6" ? "default-ipv6" : "default"}`);
+    add(
+      `kubectl get nodenetworkstatus ${node.name} -o jsonpath='{.status.underlay}{"\\n"}{.status.nat}{"\\n"}'`,
+      "underlay MTU, pod MTU, outgoing NAT",
+    );
+    if (c.topology === "two-subnets")
+      add(
+        `kubectl get nodenetworkstatus ${node.name} -o jsonpath='{.status.peerPaths}'`,
+        "Direct inside its subnet, VXLAN across",
+      );
   }
   const inNode = (cmd: string) => `ip netns exec ${node.ns} ${cmd}`;
+  if (c.stack !== "ipv4") add(inNode("ip -6 route"), "IPv6 routes");
+  if (c.outside)
+    add(
+      `ip netns exec ${c.outside.ns} ip addr show eth0`,
+      `the outside host (${c.outside.ip}): pods reach it masqueraded`,
+    );
+  add(`ip netns exec ${node.ns} nft list table inet weft`, "the agent's one NAT table (natOutgoing)");
   switch (c.mode) {
     case "vxlan":
       add(inNode("ip route"), "a node's kernel state");

@@ -142,3 +142,6 @@ export const IFA_LOCAL = 2;
 
 export const NLA_F_NESTED = 0x8000;
 export const NLA_TYPE_MASK = 0x3fff;
+
+/** ifa_flags: skip duplicate address detection (the address is usable at once). */
+export const IFA_F_NODAD = 0x02;

@@ -386,6 +386,8 @@ export interface AddressSpec {
   /** `10.244.1.0/32` */
   cidr: string;
   scope?: number;
+  /** ifa_flags, such as IFA_F_NODAD (an IPv6 address usable at once, without duplicate detection). */
+  flags?: number;
 }
 
 /** struct ifaddrmsg + IFA_LOCAL + IFA_ADDRESS. The prefix may have host bits (an interface address). */
@@ -397,6 +399,7 @@ export function writeAddress(w: NlWriter, op: Op, a: AddressSpec, seq: number, a
   const at = w.struct(IFADDRMSG_LEN);
   w.u8At(at, ip.family);
   w.u8At(at + 1, len);
+  w.u8At(at + 2, a.flags ?? 0);
   w.u8At(at + 3, a.scope ?? RT_SCOPE_UNIVERSE);
   w.u32At(at + 4, a.index);
   w.attr(IFA_LOCAL, ip.bytes);

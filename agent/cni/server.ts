@@ -19,7 +19,8 @@ export interface CniServerOptions {
   assigner: AddressAssigner;
   hostNet?: HostNet;
   podNetns?: PodNetns;
-  defaultMtu?: number;
+  /** A number, or asked per pod (the agent follows the underlay's MTU). */
+  defaultMtu?: number | (() => number | undefined);
   defaultFamilies?: FamilyName[];
   log?: Logger;
 }

@@ -26,7 +26,8 @@ export interface PodNetworkOptions {
   hostNet: HostNet;
   podNetns: PodNetns;
   /** pod MTU when the network configuration sets none (VXLAN: underlay MTU - 50) */
-  defaultMtu?: number;
+  /** A number, or asked per pod (the agent follows the underlay's MTU). */
+  defaultMtu?: number | (() => number | undefined);
   defaultFamilies?: FamilyName[];
   log?: Logger;
 }
@@ -59,7 +60,8 @@ export class PodNetworkService {
   }
 
   private wiring(req: AgentRequest, ips: string[]): PodWiring {
-    const mtu = req.config.mtu ?? this.o.defaultMtu;
+    const d = this.o.defaultMtu;
+    const mtu = req.config.mtu ?? (typeof d === "function" ? d() : d);
     return {
       containerId: req.containerId,
       netns: req.netns,

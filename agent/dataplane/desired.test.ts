@@ -46,7 +46,7 @@ describe("computeDesired", () => {
       port: 4789,
       localIP: "192.168.0.1",
       mac: "02:00:00:00:00:01",
-      address: "10.244.1.0/32",
+      addresses: ["10.244.1.0/32"],
     });
     assert.deepEqual(desired.routes, [
       { dst: "10.244.1.0/26", type: "blackhole" },
@@ -61,6 +61,69 @@ describe("computeDesired", () => {
       { mac: "02:00:00:00:00:02", dst: "192.168.0.2", device: DEV },
       { mac: "02:00:00:00:00:03", dst: "192.168.0.3", device: DEV },
     ]);
+  });
+
+  it("dual stack over VXLAN: IPv6 routes via the IPv6 VTEP with an NDP entry, same device, MAC and FDB", () => {
+    const dual = (node: string, n: number): RouteIntentSpec => {
+      const base = vxlanIntent(node, n);
+      const v6 = `fd00:10:244:${n}::`;
+      return {
+        ...base,
+        vtep: { ...base.vtep!, ipv6: v6 },
+        routes: [...base.routes, { dst: `${v6}/122`, gateway: v6, device: DEV, onlink: true }],
+        neighbors: [...base.neighbors, { ip: v6, mac: base.vtep!.mac, device: DEV }],
+      };
+    };
+    const { desired, problems } = computeDesired({ node: "a", intents: [dual("a", 1), dual("b", 2)] });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(desired.vxlan?.addresses, ["10.244.1.0/32", "fd00:10:244:1::/128"]);
+    assert.deepEqual(desired.routes, [
+      { dst: "10.244.2.0/26", type: "unicast", gateway: "10.244.2.0", device: DEV, onlink: true },
+      { dst: "fd00:10:244:2::/122", type: "unicast", gateway: "fd00:10:244:2::", device: DEV, onlink: true },
+    ]);
+    assert.deepEqual(
+      desired.neighbors.map((n) => `${n.ip} ${n.mac}`),
+      ["10.244.2.0 02:00:00:00:00:02", "fd00:10:244:2:: 02:00:00:00:00:02"],
+    );
+    assert.deepEqual(desired.fdb, [{ mac: "02:00:00:00:00:02", dst: "192.168.0.2", device: DEV }]);
+  });
+
+  it("refuses a route that mixes families, naming the intent; its other routes still apply", () => {
+    const bad = vxlanIntent("b", 2);
+    bad.routes.push({ dst: "fd00:10:244:2::/122", gateway: "10.244.2.0", device: DEV, onlink: true });
+    const { desired, problems } = computeDesired({ node: "a", intents: [vxlanIntent("a", 1), bad] });
+    assert.deepEqual(
+      desired.routes.map((r) => r.dst),
+      ["10.244.2.0/26"],
+    );
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^RouteIntent b: route .*fd00:10:244:2::\/122.*different families/);
+  });
+
+  it("CrossSubnet: a peer on this node's underlay subnet directly, others through VXLAN", () => {
+    const cross = (node: string, n: number, underlayIP: string): RouteIntentSpec => {
+      const base = vxlanIntent(node, n);
+      return {
+        ...base,
+        underlayIP,
+        routes: base.routes.map((r) => ({ ...r, direct: underlayIP })),
+        fdb: [{ ...base.fdb[0]!, dst: underlayIP }],
+      };
+    };
+    const intents = [cross("a", 1, "192.0.2.11"), cross("b", 2, "192.0.2.12"), cross("c", 3, "203.0.113.13")];
+    const { desired, problems } = computeDesired({
+      node: "a",
+      intents,
+      underlaySubnets: ["192.0.2.11/24"],
+    });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(desired.routes, [
+      { dst: "10.244.2.0/26", type: "unicast", gateway: "192.0.2.12" },
+      { dst: "10.244.3.0/26", type: "unicast", gateway: "10.244.3.0", device: DEV, onlink: true },
+    ]);
+    // without knowing its own subnet a node takes the tunnel, which always works
+    const unknown = computeDesired({ node: "a", intents });
+    assert.ok(unknown.desired.routes.every((r) => r.device === DEV));
   });
 
   it("host-gw: routes via the underlay, and no VXLAN device", () => {

@@ -6,7 +6,7 @@
 import type { RouteIntentSpec } from "../../api/index.js";
 import { errorMessage } from "../../lib/index.js";
 import { canonicalIP, FAMILY_BITS, familyOfValid } from "../../net/index.js";
-import { canonicalCIDR, canonicalMAC } from "../../netlink/index.js";
+import { canonicalCIDR, canonicalMAC, formatCIDR, ipToBytes } from "../../netlink/index.js";
 import {
   DEFAULT_VXLAN,
   type DesiredState,
@@ -32,6 +32,11 @@ export interface DesiredInput {
   vxlan?: Partial<VxlanDeviceConfig>;
   /** Whether the kernel has IPIP (these machines' kernels do not). */
   ipipSupported?: boolean;
+  /**
+   * This node's underlay subnets (canonical, from its kernel): a CrossSubnet route of a peer whose
+   * direct next hop lies in one of them goes there directly instead of through the tunnel.
+   */
+  underlaySubnets?: readonly string[];
 }
 
 export interface DesiredResult {
@@ -131,20 +136,61 @@ export interface IntentContext {
   /** Whether a local VXLAN device is wanted (neighbors and FDB entries need one). */
   vxlan: boolean;
   ipipSupported: boolean;
+  /** This node's underlay subnets, parsed (CrossSubnet decisions). */
+  subnets: readonly Subnet[];
 }
 
 export function intentContext(
-  input: Pick<DesiredInput, "vxlan" | "ipipSupported">,
+  input: Pick<DesiredInput, "vxlan" | "ipipSupported" | "underlaySubnets">,
   vxlan: VxlanDeviceConfig | undefined,
 ): IntentContext {
   return {
     device: vxlan?.name ?? input.vxlan?.name ?? DEFAULT_VXLAN.name,
     vxlan: vxlan !== undefined,
     ipipSupported: Boolean(input.ipipSupported),
+    subnets: (input.underlaySubnets ?? []).flatMap((c) => {
+      const s = parseSubnet(c);
+      return s ? [s] : [];
+    }),
   };
 }
 
-export const contextKey = (c: IntentContext) => `${c.device}|${c.vxlan ? 1 : 0}|${c.ipipSupported ? 1 : 0}`;
+export const contextKey = (c: IntentContext) =>
+  `${c.device}|${c.vxlan ? 1 : 0}|${c.ipipSupported ? 1 : 0}|${c.subnets.map((s) => s.text).join(",")}`;
+
+/** A subnet as bytes and prefix, to test membership without string games. */
+export interface Subnet {
+  text: string;
+  bytes: Buffer;
+  prefix: number;
+}
+
+/** The network of an interface address (`192.0.2.11/24` -> 192.0.2.0/24); undefined if unparsable. */
+export function parseSubnet(cidr: string): Subnet | undefined {
+  const slash = cidr.indexOf("/");
+  const prefix = Number(cidr.slice(slash + 1));
+  if (slash < 0 || !/^\d+$/.test(cidr.slice(slash + 1))) return undefined;
+  try {
+    const bytes = Buffer.from(ipToBytes(cidr.slice(0, slash)).bytes);
+    if (prefix > bytes.length * 8) return undefined;
+    for (let bit = prefix; bit < bytes.length * 8; bit++)
+      bytes[bit >> 3] = bytes[bit >> 3]! & ~(0x80 >> (bit & 7));
+    return { text: formatCIDR(bytes, prefix), bytes, prefix };
+  } catch {
+    return undefined;
+  }
+}
+
+export function subnetContains(s: Subnet, ip: string): boolean {
+  const b = ipToBytes(ip).bytes;
+  if (b.length !== s.bytes.length) return false;
+  for (let bit = 0; bit < s.prefix; bit += 8) {
+    const left = s.prefix - bit;
+    const mask = left >= 8 ? 0xff : (0xff << (8 - left)) & 0xff;
+    if (((b[bit / 8]! ^ s.bytes[bit / 8]!) & mask) !== 0) return false;
+  }
+  return true;
+}
 
 /**
  * One remote intent's valid entries, in intent order, and what was wrong with the rest. Entries
@@ -155,6 +201,8 @@ export interface Contribution {
   neighbors: NeighborEntry[];
   fdb: FdbEntry[];
   problems: string[];
+  /** CrossSubnet: the path taken to this peer, per family of its CrossSubnet routes. */
+  paths?: Array<{ family: "IPv4" | "IPv6"; path: "Direct" | "VXLAN" }>;
 }
 
 /**
@@ -189,15 +237,31 @@ function computeContribution(intent: RouteIntentSpec, ctx: IntentContext): Contr
     return out;
   }
 
+  const paths = new Map<"IPv4" | "IPv6", "Direct" | "VXLAN">();
   for (const r of intent.routes ?? []) {
-    const entry = safe(() => routeFrom(r), problems, `${who}: route ${JSON.stringify(r)}`);
+    let entry = safe(() => routeFrom(r), problems, `${who}: route ${JSON.stringify(r)}`);
     if (!entry) continue;
     if (entry.device !== undefined && entry.device !== device && vx) {
       problems.push(`${who}: route ${entry.dst} names device ${entry.device}, not ${device}; skipped`);
       continue;
     }
+    if (r.direct !== undefined) {
+      const direct = safe(
+        () => directFrom(entry!.dst, r.direct!),
+        problems,
+        `${who}: route ${entry.dst} direct ${JSON.stringify(r.direct)}`,
+      );
+      if (!direct) continue;
+      const family = direct.includes(":") ? "IPv6" : "IPv4";
+      const near = ctx.subnets.some((s) => subnetContains(s, direct));
+      // one decision per peer and family: every block of a peer goes the same way
+      const path = paths.get(family) ?? (near ? "Direct" : "VXLAN");
+      paths.set(family, path);
+      if (path === "Direct") entry = { dst: entry.dst, type: "unicast", gateway: direct };
+    }
     out.routes.push(entry);
   }
+  if (paths.size) out.paths = [...paths].map(([family, path]) => ({ family, path }));
 
   for (const n of intent.neighbors ?? []) {
     const entry = safe(
@@ -256,6 +320,14 @@ function routeFrom(r: RouteIntentSpec["routes"][number]): RouteEntry {
   };
 }
 
+/** The direct next hop of a CrossSubnet route: an address of the route's own family. */
+function directFrom(dst: string, direct: string): string {
+  const ip = canonicalIP(direct);
+  if (ipToBytes(ip).family !== ipToBytes(dst.split("/")[0]!).family)
+    throw new Error("direct next hop and destination are of different families");
+  return ip;
+}
+
 /**
  * The local VXLAN device is wanted when this node or any other node uses VXLAN. Its VNI and port
  * come from this node's VTEP, else from the first remote VTEP in node order (all nodes of a pool
@@ -287,16 +359,26 @@ export function vxlanConfig(
   if (ownVtep) {
     try {
       cfg.mac = canonicalMAC(ownVtep.mac);
-      const ip = canonicalIP(ownVtep.ip);
-      cfg.address = `${ip}/${FAMILY_BITS[familyOfValid(ip)]}`;
+      const addresses: string[] = [];
+      for (const [raw, family] of [
+        [ownVtep.ip, 4],
+        [ownVtep.ipv6, 6],
+      ] as const) {
+        if (raw === undefined) continue;
+        const ip = canonicalIP(raw);
+        if (familyOfValid(ip) !== family) throw new Error(`VTEP address ${ip} is not IPv${family}`);
+        addresses.push(`${ip}/${FAMILY_BITS[family]}`);
+      }
+      if (addresses.length) cfg.addresses = addresses;
     } catch (err) {
       problems.push(`own VTEP: ${errorMessage(err)}`);
     }
   }
+  if (ownVtep?.mtu !== undefined) cfg.mtu = ownVtep.mtu;
   if (o.mtu !== undefined) cfg.mtu = o.mtu;
   if (o.underlayDevice !== undefined) cfg.underlayDevice = o.underlayDevice;
   if (o.mac !== undefined) cfg.mac = canonicalMAC(o.mac);
-  if (o.address !== undefined) cfg.address = o.address;
+  if (o.addresses !== undefined) cfg.addresses = o.addresses;
   return cfg;
 }
 

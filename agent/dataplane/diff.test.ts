@@ -367,11 +367,31 @@ describe("VXLAN device plan", () => {
       cidr,
       ip: cidr.split("/")[0]!,
     });
-    assert.deepEqual(planAddresses("10.244.1.0/32", []), { add: "10.244.1.0/32", del: [] });
-    assert.deepEqual(planAddresses("10.244.1.0/32", [a("10.244.1.0/32"), a("fe80::1/64", 253)]), { del: [] });
-    assert.deepEqual(planAddresses("10.244.1.0/32", [a("10.9.9.9/32")]), {
-      add: "10.244.1.0/32",
+    assert.deepEqual(planAddresses(["10.244.1.0/32"], []), { add: ["10.244.1.0/32"], del: [] });
+    assert.deepEqual(planAddresses(["10.244.1.0/32"], [a("10.244.1.0/32"), a("fe80::1/64", 253)]), {
+      add: [],
+      del: [],
+    });
+    assert.deepEqual(planAddresses(["10.244.1.0/32"], [a("10.9.9.9/32")]), {
+      add: ["10.244.1.0/32"],
       del: ["10.9.9.9/32"],
+    });
+  });
+
+  it("keeps one VTEP address per family: an IPv6 one beside the IPv4 one", () => {
+    const a = (cidr: string) => ({
+      family: 10,
+      prefixLen: 128,
+      index: 4,
+      scope: 0,
+      cidr,
+      ip: cidr.split("/")[0]!,
+    });
+    const want = ["10.244.1.0/32", "fd00:10:244::/128"];
+    assert.deepEqual(planAddresses(want, [a("10.244.1.0/32")]), { add: ["fd00:10:244::/128"], del: [] });
+    assert.deepEqual(planAddresses(["10.244.1.0/32"], [a("10.244.1.0/32"), a("fd00:10:244::/128")]), {
+      add: [],
+      del: ["fd00:10:244::/128"],
     });
   });
 });

@@ -84,6 +84,15 @@ export interface KernelDataplaneOptions {
   logger?: Logger;
 }
 
+/** The device holding the node's underlay address, as the kernel has it. */
+export interface UnderlayState {
+  name: string;
+  index: number;
+  mtu: number;
+  /** Its global addresses with their prefix, sorted (`192.0.2.11/24`). */
+  addresses: string[];
+}
+
 export interface ApplyResult {
   reason: "desired" | "repair" | "resync";
   actions: number;
@@ -99,6 +108,7 @@ export interface DataplaneStatus {
   owned: { routes: number; neighbors: number; fdb: number };
   desired: { routes: number; neighbors: number; fdb: number };
   vxlan?: { name: string; index: number; underlay: string; mtu?: number };
+  underlay?: UnderlayState;
   conflicts: string[];
   failed: ActionFailure[];
   lastError?: string;
@@ -118,6 +128,11 @@ export class KernelDataplane {
   private readonly opts: Required<Omit<KernelDataplaneOptions, "logger" | "bulk">> & {
     bulk: BulkOptions;
   };
+  /** Told when the underlay device (the one holding setUnderlayIP's address), its MTU or addresses change. */
+  onUnderlay: ((u: UnderlayState | undefined) => void) | undefined;
+  private underlayIP: string | undefined;
+  private underlay: UnderlayState | undefined;
+  private underlayTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger | undefined;
   private rtnl: Rtnl | undefined;
   private bulk: BulkSender | undefined;
@@ -195,6 +210,7 @@ export class KernelDataplane {
         C.RTNLGRP_LINK,
         C.RTNLGRP_NEIGH,
         C.RTNLGRP_IPV4_IFADDR,
+        C.RTNLGRP_IPV6_IFADDR,
         C.RTNLGRP_IPV4_ROUTE,
         C.RTNLGRP_IPV6_ROUTE,
         C.RTNLGRP_NEXTHOP,
@@ -217,9 +233,9 @@ export class KernelDataplane {
 
   async stop(): Promise<void> {
     this.running = false;
-    for (const t of [this.repairTimer, this.deviceTimer]) if (t) clearTimeout(t);
+    for (const t of [this.repairTimer, this.deviceTimer, this.underlayTimer]) if (t) clearTimeout(t);
     if (this.resyncTimer) clearInterval(this.resyncTimer);
-    this.repairTimer = this.deviceTimer = this.resyncTimer = undefined;
+    this.repairTimer = this.deviceTimer = this.resyncTimer = this.underlayTimer = undefined;
     await this.ops.idle();
     this.sub?.close();
     this.bulk?.close();
@@ -262,6 +278,16 @@ export class KernelDataplane {
     return this.converge("desired", false);
   }
 
+  /**
+   * The node's underlay address: the device holding it is watched (MTU, addresses) and reported
+   * through onUnderlay and status(), with or without a VXLAN device.
+   */
+  setUnderlayIP(ip: string | undefined): void {
+    if (ip === this.underlayIP) return;
+    this.underlayIP = ip;
+    this.scheduleUnderlayRefresh();
+  }
+
   /** Full dump, device check and diff (what start does, and the periodic backstop). */
   resync(): Promise<ApplyResult> {
     if (!this.running) return Promise.resolve(this.noop("resync"));
@@ -286,6 +312,7 @@ export class KernelDataplane {
             },
           }
         : {}),
+      ...(this.underlay ? { underlay: { ...this.underlay, addresses: [...this.underlay.addresses] } } : {}),
       conflicts: [...this.conflicts.values()],
       failed: this.lastFailed,
       ...(this.lastError ? { lastError: this.lastError } : {}),
@@ -419,6 +446,7 @@ export class KernelDataplane {
       const fdb = await rtnl.neighbors(AF_BRIDGE);
       const nexthops = await rtnl.nexthops();
       this.have = buildObserved(routes, neighbors, fdb, this.names, this.managed, nexthops);
+      await this.refreshUnderlay(links);
     } catch (err) {
       this.eventBuffer = undefined;
       this.lastError = errorMessage(err);
@@ -442,13 +470,56 @@ export class KernelDataplane {
     const plan = planVxlan(cfg, link, this.vxlan.underlay);
     const underlay = await rtnl.link(this.vxlan.underlay.name);
     const addrs = link ? (await rtnl.addresses()).filter((a) => a.index === link.index) : [];
-    const ap = planAddresses(cfg.address, addrs);
+    const ap = planAddresses(cfg.addresses, addrs);
     const sameUnderlay =
       underlay?.index === this.vxlan.underlay.index && underlay.mtu === this.vxlan.underlay.mtu;
-    if (plan.op === "none" && link?.index === this.vxlan.index && sameUnderlay && !ap.add && !ap.del.length) {
+    if (
+      plan.op === "none" &&
+      link?.index === this.vxlan.index &&
+      sameUnderlay &&
+      !ap.add.length &&
+      !ap.del.length
+    ) {
       return this.noop("repair");
     }
     return this.fullResync("repair");
+  }
+
+  /** Looks up the device holding the underlay address again (its MTU and addresses); `links` if dumped already. */
+  private async refreshUnderlay(links?: Array<{ index: number; name: string; mtu?: number }>): Promise<void> {
+    const rtnl = this.rtnl;
+    const ip = this.underlayIP;
+    let next: UnderlayState | undefined;
+    if (rtnl && ip) {
+      const addrs = await rtnl.addresses();
+      const holder = addrs.find((a) => a.ip === ip);
+      if (holder) {
+        const link = (links ?? (await rtnl.links())).find((l) => l.index === holder.index);
+        if (link) {
+          next = {
+            name: link.name,
+            index: link.index,
+            mtu: link.mtu ?? 1500,
+            addresses: addrs
+              .filter((a) => a.index === link.index && a.scope === 0)
+              .map((a) => a.cidr)
+              .sort(),
+          };
+        }
+      }
+    }
+    if (JSON.stringify(next) === JSON.stringify(this.underlay)) return;
+    this.underlay = next;
+    this.log?.info("underlay", next ? { ...next } : { missing: ip ?? "no underlay address known" });
+    this.onUnderlay?.(next);
+  }
+
+  private scheduleUnderlayRefresh(): void {
+    if (this.underlayTimer || !this.running) return;
+    this.underlayTimer = setTimeout(() => {
+      this.underlayTimer = undefined;
+      void this.enqueue(() => this.refreshUnderlay()).catch(() => undefined);
+    }, this.opts.repairDelayMs);
   }
 
   private scheduleRepair(): void {
@@ -600,6 +671,9 @@ export class KernelDataplane {
     const l = decodeLink(m.body);
     const deleted = m.type === C.RTM_DELLINK;
     this.learnLinkName(l.index, l.name, deleted);
+    const u = this.underlay;
+    if (!replay && u && l.index === u.index && (l.mtu !== u.mtu || deleted || l.name !== u.name))
+      this.scheduleUnderlayRefresh();
     const v = this.vxlan;
     if (replay || !v) return;
     if (l.index === v.index || l.name === v.name) {
@@ -627,13 +701,17 @@ export class KernelDataplane {
   }
 
   private onAddress(m: RawMessage, replay: boolean): void {
-    const v = this.vxlan;
-    if (replay || !v) return;
+    if (replay) return;
     const a = decodeAddress(m.body);
-    if (a.index !== v.index || a.scope !== 0) return;
-    const want = this.want.vxlan?.address;
+    if (a.scope !== 0) return;
+    // the underlay's addresses are its subnets (CrossSubnet); a missing one may just have come
+    if (this.underlayIP && (!this.underlay || a.index === this.underlay.index))
+      this.scheduleUnderlayRefresh();
+    const v = this.vxlan;
+    if (!v || a.index !== v.index) return;
+    const want = this.want.vxlan?.addresses ?? [];
     const added = m.type === C.RTM_NEWADDR;
-    if ((added && a.cidr !== want) || (!added && a.cidr === want)) this.scheduleDeviceCheck(false);
+    if (added !== want.includes(a.cidr)) this.scheduleDeviceCheck(false);
   }
 }
 

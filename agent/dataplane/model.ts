@@ -23,8 +23,8 @@ export interface VxlanDeviceConfig {
   localIP: string;
   /** The device's MAC (the node's VTEP MAC); kernel-chosen when absent. */
   mac?: string;
-  /** The VTEP address on the device, `10.244.1.0/32`. */
-  address?: string;
+  /** The VTEP addresses on the device, one per family: `10.244.1.0/32`, `fd00:10:244::/128`. */
+  addresses?: string[];
   /** Explicit MTU; otherwise the underlay device's MTU - 50. */
   mtu?: number;
   /** Underlay device by name; otherwise the device holding localIP. */

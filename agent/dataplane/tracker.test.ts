@@ -184,6 +184,40 @@ describe("DesiredTracker", () => {
     );
   });
 
+  it("reports the CrossSubnet path per peer and switches it when its own subnet changes", () => {
+    const cross = (node: string, n: number, underlayIP: string): RouteIntentSpec => ({
+      node,
+      underlayIP,
+      encapsulation: "VXLAN",
+      vtep: { ip: `10.244.${n}.0`, mac: `02:00:00:00:00:0${n}`, vni: 4096, port: 4789 },
+      routes: [
+        {
+          dst: `10.244.${n}.0/26`,
+          gateway: `10.244.${n}.0`,
+          device: "weft.vxlan",
+          onlink: true,
+          direct: underlayIP,
+        },
+      ],
+      neighbors: [{ ip: `10.244.${n}.0`, mac: `02:00:00:00:00:0${n}`, device: "weft.vxlan" }],
+      fdb: [{ mac: `02:00:00:00:00:0${n}`, dst: underlayIP, device: "weft.vxlan" }],
+    });
+    const t = new DesiredTracker({ node: "a", underlaySubnets: ["192.0.2.11/24"] });
+    t.setIntents([cross("a", 1, "192.0.2.11"), cross("b", 2, "192.0.2.12"), cross("c", 3, "203.0.113.13")]);
+    assert.deepEqual(t.peerPaths(), [
+      { node: "b", family: "IPv4", path: "Direct" },
+      { node: "c", family: "IPv4", path: "VXLAN" },
+    ]);
+    assert.equal(t.index.routes.get("10.244.2.0/26")?.gateway, "192.0.2.12");
+    t.takeChanges();
+    t.setOptions({ underlaySubnets: ["203.0.113.11/24"] });
+    assert.deepEqual(
+      t.peerPaths().map((p) => p.path),
+      ["VXLAN", "Direct"],
+    );
+    assert.deepEqual([...t.takeChanges().routes].sort(), ["10.244.2.0/26", "10.244.3.0/26"]);
+  });
+
   it("setIntents compares by identity: an unchanged list reports nothing", () => {
     const b = new Both();
     const specs = NODES.map((n) => fc.sample(arbIntent(n), 1)[0]!);

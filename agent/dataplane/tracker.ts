@@ -158,6 +158,8 @@ export class DesiredTracker implements DesiredSource {
   private readonly remotes = new Map<string, Tracked>();
   /** Remote intents with problems of their own (not conflicts): problems() reads only these. */
   private readonly problemIntents = new Set<string>();
+  /** Remote intents with CrossSubnet routes (a path decision to report). */
+  private readonly pathIntents = new Set<string>();
   /** Names of remote VXLAN intents, and the first of them in node order (undefined: recompute). */
   private readonly vxlanRemotes = new Set<string>();
   private firstVxlan: string | undefined | null = null;
@@ -241,6 +243,7 @@ export class DesiredTracker implements DesiredSource {
     this.unclaim(old);
     this.remotes.delete(node);
     this.problemIntents.delete(node);
+    this.pathIntents.delete(node);
     if (this.vxlanRemotes.delete(node) && node === this.firstVxlan) this.firstVxlan = null;
     this.refresh();
   }
@@ -321,6 +324,15 @@ export class DesiredTracker implements DesiredSource {
     return out;
   }
 
+  /** CrossSubnet: the path chosen to each peer with CrossSubnet routes, per family, in node order. */
+  peerPaths(): Array<{ node: string; family: "IPv4" | "IPv6"; path: "Direct" | "VXLAN" }> {
+    const out: Array<{ node: string; family: "IPv4" | "IPv6"; path: "Direct" | "VXLAN" }> = [];
+    for (const node of [...this.pathIntents].sort()) {
+      for (const p of this.remotes.get(node)?.contribution.paths ?? []) out.push({ node, ...p });
+    }
+    return out;
+  }
+
   /** The whole desired state as arrays (tests, debugging; O(entries)). */
   toState(): DesiredState {
     return {
@@ -337,6 +349,8 @@ export class DesiredTracker implements DesiredSource {
     const node = spec.node;
     if (contribution.problems.length) this.problemIntents.add(node);
     else this.problemIntents.delete(node);
+    if (contribution.paths) this.pathIntents.add(node);
+    else this.pathIntents.delete(node);
     contribution.routes.forEach((entry, pos) => {
       const c = { own: false, node, pos, entry };
       const k = routeKey(entry.dst);

@@ -11,6 +11,7 @@ import {
   encodeLinkChange,
   encodeLinkDelete,
   encodeVxlanLink,
+  IFA_F_NODAD,
   type LinkChange,
   type LinkInfo,
   type Rtnl,
@@ -83,15 +84,16 @@ export function planVxlan(
   return why.length ? { op: "update", reason: why.join(", "), change } : { op: "none" };
 }
 
-/** The device's global addresses against the one VTEP address it should carry. */
+/** The device's global addresses against the VTEP addresses (one per family) it should carry. */
 export function planAddresses(
-  want: string | undefined,
+  want: readonly string[] | undefined,
   have: readonly AddressInfo[],
-): { add?: string; del: string[] } {
+): { add: string[]; del: string[] } {
+  const wanted = new Set(want ?? []);
   const global = have.filter((a) => a.scope === 0);
-  const del = global.filter((a) => a.cidr !== want).map((a) => a.cidr);
-  const add = want && !global.some((a) => a.cidr === want) ? want : undefined;
-  return add ? { add, del } : { del };
+  const del = global.filter((a) => !wanted.has(a.cidr)).map((a) => a.cidr);
+  const add = [...wanted].filter((w) => !global.some((a) => a.cidr === w));
+  return { add, del };
 }
 
 export interface EnsureResult {
@@ -137,14 +139,16 @@ export async function ensureVxlan(rtnl: Rtnl, cfg: VxlanDeviceConfig): Promise<E
   if (!link) throw new Error(`${cfg.name} missing after creation`);
 
   const addrs = (await rtnl.addresses()).filter((a) => a.index === link.index);
-  const ap = planAddresses(cfg.address, addrs);
+  const ap = planAddresses(cfg.addresses, addrs);
   for (const cidr of ap.del) {
     changes.push(`remove address ${cidr} from ${cfg.name}`);
     await rtnl.request(encodeAddress("del", { index: link.index, cidr }), `remove ${cidr}`);
   }
-  if (ap.add) {
-    changes.push(`add address ${ap.add} to ${cfg.name}`);
-    await rtnl.request(encodeAddress("set", { index: link.index, cidr: ap.add }), `add ${ap.add}`);
+  for (const cidr of ap.add) {
+    changes.push(`add address ${cidr} to ${cfg.name}`);
+    // an IPv6 VTEP must answer at once: duplicate detection would hold it tentative for a second
+    const flags = cidr.includes(":") ? IFA_F_NODAD : 0;
+    await rtnl.request(encodeAddress("set", { index: link.index, cidr, flags }), `add ${cidr}`);
   }
   return { link, underlay, created, changes };
 }

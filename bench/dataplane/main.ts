@@ -8,14 +8,24 @@
  * the in-process cost of computing the desired state of 10k intents, full and incremental.
  * Other engineers share this 2-CPU machine: the load average is printed with the numbers.
  *
- *   node dist/bench/dataplane/main.js [--nodes 10000] [--rounds 3] [--changes 60] [--legacy-changes 5]
+ * With --nat both namespaces first get the agent's outgoing-NAT table (nftables, inet weft) for a
+ * pool covering every block, as a node with natOutgoing pools has it.
+ *
+ *   node dist/bench/dataplane/main.js [--nodes 10000] [--rounds 3] [--changes 60] [--legacy-changes 5] [--nat]
  *
  * Prints a readable report and, last, one JSON line with the results. Needs root and iproute2.
  */
 import { execFileSync } from "node:child_process";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { type ApplyResult, computeDesired, type DesiredState, DesiredTracker } from "../../agent/index.js";
+import {
+  type ApplyResult,
+  computeDesired,
+  type DesiredState,
+  DesiredTracker,
+  NatTable,
+  natPlan,
+} from "../../agent/index.js";
 import { POOL_DEFAULTS, type RouteIntentSpec, VXLAN_DEVICE } from "../../api/index.js";
 import { Driver, Netns, requireRootAndIproute2 } from "../../devenv/index.js";
 
@@ -28,8 +38,10 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "3" },
     changes: { type: "string", default: "60" },
     "legacy-changes": { type: "string", default: "5" },
+    nat: { type: "boolean", default: false },
   },
 });
+const NAT = values.nat === true;
 const NODES = Number(values.nodes);
 const ROUNDS = Number(values.rounds);
 const CHANGES = Number(values.changes);
@@ -76,11 +88,24 @@ function desiredOf(intents: RouteIntentSpec[]): DesiredState {
   return r.desired;
 }
 
-function underlay(ns: Netns): void {
+async function underlay(ns: Netns): Promise<void> {
   ns.ip("link", "add", "u0", "type", "veth", "peer", "name", "u1");
   ns.ip("addr", "add", `${LOCAL}/12`, "dev", "u0");
   ns.ip("link", "set", "u0", "up");
   ns.ip("link", "set", "u1", "up");
+  if (!NAT) return;
+  // the table an agent writes for a natOutgoing pool holding every block of this benchmark
+  const pool = {
+    apiVersion: "weft.dev/v1alpha1" as const,
+    kind: "IPPool" as const,
+    metadata: { name: "bench" },
+    spec: { cidr: "10.0.0.0/8" },
+  };
+  const table = new NatTable({ nft: ["ip", "netns", "exec", ns.name, "nft"] });
+  await table.set(natPlan([pool], new Set(["bench"])));
+  const state = table.status();
+  await table.stop();
+  if (!state.applied) throw new Error(`NAT table not written: ${state.error}`);
 }
 
 /** What both sides must have ended with, read with iproute2 (counts of our kinds of entries). */
@@ -104,7 +129,7 @@ async function weftRound(remotes: RouteIntentSpec[], vxlan: DesiredState["vxlan"
   const ns = new Netns(`bw${Date.now() % 100000}`);
   const drv = new Driver(ns);
   try {
-    underlay(ns);
+    await underlay(ns);
     // the device is created at start (like an agent coming up on a fresh node), not timed
     await drv.call<ApplyResult>("start", {
       desired: { vxlan, routes: [], neighbors: [], fdb: [] },
@@ -170,10 +195,10 @@ function timedBatch(tool: string, ns: Netns, lines: string[]): number {
   return (Number(m[1]) + Number(m[2])) * 1000;
 }
 
-function ipRound(desired: DesiredState) {
+async function ipRound(desired: DesiredState) {
   const ns = new Netns(`bi${Date.now() % 100000}`);
   try {
-    underlay(ns);
+    await underlay(ns);
     const v = desired.vxlan!;
     ns.ip(
       "link",
@@ -195,7 +220,7 @@ function ipRound(desired: DesiredState) {
       "u0",
       "nolearning",
     );
-    ns.ip("addr", "add", v.address!, "dev", DEV);
+    ns.ip("addr", "add", v.addresses![0]!, "dev", DEV);
     ns.ip("link", "set", DEV, "up");
     const neigh = desired.neighbors.map(
       (n) => `neigh replace ${n.ip} lladdr ${n.mac} dev ${n.device} nud permanent`,
@@ -291,7 +316,7 @@ async function main(): Promise<void> {
     legacy.push(desiredOf(changed));
   }
   console.log(
-    `# ${NODES} remote nodes: ${desired.routes.length} routes, ${desired.neighbors.length} neighbors, ${desired.fdb.length} FDB entries; load average ${loadBefore} (${cpus().length} CPUs)`,
+    `# ${NODES} remote nodes${NAT ? " (outgoing-NAT table present)" : ""}: ${desired.routes.length} routes, ${desired.neighbors.length} neighbors, ${desired.fdb.length} FDB entries; load average ${loadBefore} (${cpus().length} CPUs)`,
   );
   const costs = desiredCosts(remotes);
   console.log(
@@ -300,14 +325,14 @@ async function main(): Promise<void> {
   );
 
   const weft: Awaited<ReturnType<typeof weftRound>>[] = [];
-  const ip: ReturnType<typeof ipRound>[] = [];
+  const ip: Awaited<ReturnType<typeof ipRound>>[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     // alternate who goes first so neither always gets the warm caches
     if (r % 2 === 0) {
       weft.push(await weftRound(remotes, desired.vxlan, legacy));
-      ip.push(ipRound(desired));
+      ip.push(await ipRound(desired));
     } else {
-      ip.push(ipRound(desired));
+      ip.push(await ipRound(desired));
       weft.push(await weftRound(remotes, desired.vxlan, legacy));
     }
     const w = weft[weft.length - 1]!;
@@ -331,6 +356,7 @@ async function main(): Promise<void> {
   const result = {
     bench: "dataplane",
     nodes: NODES,
+    natTable: NAT,
     entries: weft[0]!.counts,
     rounds: ROUNDS,
     weftMs: r1(weftMs),

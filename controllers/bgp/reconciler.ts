@@ -76,9 +76,10 @@ export function bgpStatusController(ctx: ControllerContext, opts: BgpStatusOptio
         changed<k8s.V1Node>((n) => n.status?.conditions?.find((c) => c.type === "Ready")?.status),
       ),
     })
-    .watches(pools, all, { predicate: generationChanged })
-    .watches(bgpPeers, all, { predicate: generationChanged })
-    .watches(bgpConfigs, all, { predicate: generationChanged })
+    // labels too: with a selector, a label added to a peer brings it into scope at once
+    .watches(pools, all, { predicate: or(generationChanged, labelsChanged) })
+    .watches(bgpPeers, all, { predicate: or(generationChanged, labelsChanged) })
+    .watches(bgpConfigs, all, { predicate: or(generationChanged, labelsChanged) })
     .watches(nodeStatuses, all, {
       predicate: changed<NodeNetworkStatus>((s) => s.status?.bgpSessions?.map((x) => [x.peerIP, x.state])),
     })

@@ -252,9 +252,10 @@ export function planFlannel(input: FlannelInput): FlannelPlan {
       if (r) r.problem = "vxlan lease without a VtepMAC";
       continue;
     }
-    const spec = computeRouteIntent({
+    // Flannel networks are IPv4: the lease's PublicIP is the host's IPv4 underlay address.
+    const { spec } = computeRouteIntent({
       node: name,
-      underlayIP: ip,
+      underlay: { 4: ip },
       blocks: [{ cidr: a.cidr, encapsulation: ENCAP[flannelBackendType(pool)!] }],
       ...(plan.vxlan
         ? {

@@ -10,6 +10,7 @@ import {
   ControllerBuilder,
   createOrDelete,
   generationChanged,
+  labelsChanged,
   matching,
   or,
   type ReconcileResult,
@@ -87,8 +88,9 @@ export function blockStatusController(
         predicate: createOrDelete,
         delayMs,
       })
+      // a label can bring a pool (and its blocks) into this controller's --pool-selector
       .watches(pools, (p) => names(blocks.list().filter((b) => b.spec.pool === p.metadata.name)), {
-        predicate: createOrDelete,
+        predicate: or(createOrDelete, labelsChanged),
         delayMs,
       })
       .complete(new BlockStatusReconciler(ctx, poolFilter))

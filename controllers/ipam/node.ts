@@ -40,10 +40,10 @@ const log = createLogger("ipam-node");
 
 const ipv4Underlay = (n: k8s.V1Node) => underlayAddresses(n)[4];
 
-/** IPv4 VXLAN pools: where a node's VTEP address comes from. */
-function vtepPools(pools: readonly PoolRef[]): PoolRef[] {
+/** VXLAN pools of a family (VXLAN is the default encapsulation): where a node's VTEP address of that family comes from. */
+function vtepPools(pools: readonly PoolRef[], family: 4 | 6): PoolRef[] {
   return pools.filter(
-    (p) => familyOfValid(p.spec.cidr) === 4 && withPoolDefaults(p).spec.encapsulation === "VXLAN",
+    (p) => familyOfValid(p.spec.cidr) === family && withPoolDefaults(p).spec.encapsulation === "VXLAN",
   );
 }
 
@@ -70,7 +70,8 @@ export function nodeController(
         update: (_o, b) => Boolean(b.spec.affinity) && !nodes.get(b.spec.affinity as string),
       }),
     })
-    .watches(pools, () => nodes.keys(), { predicate: generationChanged })
+    // a label can bring a pool into this controller's --pool-selector
+    .watches(pools, () => nodes.keys(), { predicate: or(generationChanged, labelsChanged) })
     .complete(new NodeReconciler(ctx, assigner, poolFilter));
   // A Flannel lease appearing for a node's address is that node's subnet (adoption at join).
   const { flannel } = ctx;
@@ -134,16 +135,20 @@ export class NodeReconciler implements Reconciler {
         : claimed,
       fixedSubnets: new Map([...fixed].map(([pool, s]) => [pool, s.cidr])),
     });
-    const vxlan = new Set(vtepPools(eligiblePools(view.usable, ref, 4).usable).map((p) => p.name));
+    // One VTEP address per family with a VXLAN pool, all under one handle (one device, one MAC).
+    const vxlan = new Map<string, 4 | 6>();
+    for (const family of [4, 6] as const)
+      for (const p of vtepPools(eligiblePools(view.usable, ref, family).usable, family))
+        vxlan.set(p.name, family);
     const handle = vtepHandle(name);
-    let hasVtep = assigner.holding(handle)?.addresses.some((a) => a.family === 4) ?? false;
+    const held = new Set(assigner.holding(handle)?.addresses.map((a) => a.family) ?? []);
     let retry: ReconcileResult | undefined;
     for (const claim of plan.claims) {
       let spec = claim.block;
       // In the Flannel profile the subnet's first address is the VTEP's (flannel.1 holds it), so
       // it is taken first in host-gw pools too: pods never get it.
-      const withVtep =
-        !hasVtep && (vxlan.has(claim.pool) || Boolean(flannel?.reservesFirstAddress(claim.pool)));
+      const family = vxlan.get(claim.pool) ?? (flannel?.reservesFirstAddress(claim.pool) ? 4 : undefined);
+      const withVtep = family !== undefined && !held.has(family);
       if (withVtep) spec = assignInBlock(spec, [{ handle }]).spec;
       const annotations = fixed.get(claim.pool)?.annotations;
       try {
@@ -155,7 +160,7 @@ export class NodeReconciler implements Reconciler {
           spec,
         });
         cache.upsert(created);
-        if (withVtep) hasVtep = true;
+        if (withVtep) held.add(family);
         log.info(
           fixed.has(claim.pool)
             ? "adopted the node's Flannel subnet at node join"
@@ -178,12 +183,14 @@ export class NodeReconciler implements Reconciler {
     }
     if (retry) return retry;
     for (const e of plan.errors) log.warn("node join incomplete", { node: name, error: e.message });
-    if (!hasVtep && vxlan.size > 0) {
+    for (const family of [4, 6] as const) {
+      const pools = [...vxlan].filter(([, f]) => f === family).map(([p]) => p);
+      if (held.has(family) || pools.length === 0) continue;
       try {
-        const a = await assigner.assign({ node: name, handle, family: 4, pools: [...vxlan] });
+        const a = await assigner.assign({ node: name, handle, family, pools });
         log.info("reserved VTEP address", { node: name, ip: a.ips[0] });
       } catch (err) {
-        log.warn("could not reserve the node's VTEP address", { node: name, error: String(err) });
+        log.warn("could not reserve the node's VTEP address", { node: name, family, error: String(err) });
         return { requeueAfter: 30_000 };
       }
     }

@@ -55,6 +55,8 @@ export function desiredPoolStatus(
       parsed,
       blocks.map((b) => b.spec),
     );
+    // the family default the CRD cannot apply, shown by `kubectl get ippools` (BLOCKSIZE)
+    status.blockSize = parsed.blockSize;
     status.blocks = { used: u.blocksUsed, total: u.blocksTotal.toString() };
     status.addresses = { used: u.addressesUsed, free: u.addressesFree.toString() };
     const deleting = Boolean(pool.metadata.deletionTimestamp);

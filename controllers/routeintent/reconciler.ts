@@ -4,6 +4,7 @@ import {
   API_VERSION,
   type IPAMBlock,
   type IPPool,
+  type NodeNetworkStatus,
   type RouteIntent,
   type RouteIntentSpec,
   type RouteIntentStatus,
@@ -14,7 +15,7 @@ import {
 import { ConflictError, NotFoundError } from "../../datastore/index.js";
 import { findHandle, vtepHandle } from "../../ipam/index.js";
 import { canonicalJson, createLogger, sameValue } from "../../lib/index.js";
-import { familyOfValid } from "../../net/index.js";
+import { type Family, familyOfValid } from "../../net/index.js";
 import {
   type Controller,
   ControllerBuilder,
@@ -27,18 +28,28 @@ import {
   resync,
 } from "../../runtime/index.js";
 import type { ControllerContext, FlannelProfile } from "../context.js";
-import { computeRouteIntent, intentUnderlayIP, type NodeBlock } from "./compute.js";
+import { computeRouteIntent, type NodeBlock } from "./compute.js";
 import { type IntentWait, intentStatus } from "./status.js";
+import { underlaySubnets } from "./underlay.js";
 
 const log = createLogger("routeintent");
 
-/** The VTEP of a node: the IPv4 address its IPAM reserved under `vtep.<node>` in one of its blocks. */
-function findVtep(node: string, blocks: IPAMBlock[]): string | undefined {
+/** The VTEP addresses of a node: what its IPAM reserved under `vtep.<node>`, one per family. */
+function findVtep(node: string, blocks: IPAMBlock[]): Partial<Record<Family, string>> {
   const found = findHandle(
     blocks.map((b) => b.spec),
     vtepHandle(node),
   );
-  return found.find((a) => familyOfValid(a.ip) === 4)?.ip;
+  const v4 = found.find((a) => familyOfValid(a.ip) === 4)?.ip;
+  const v6 = found.find((a) => familyOfValid(a.ip) === 6)?.ip;
+  return { ...(v4 ? { 4: v4 } : {}), ...(v6 ? { 6: v6 } : {}) };
+}
+
+export interface DesiredIntent {
+  spec: RouteIntentSpec;
+  blocks: number;
+  /** Blocks whose routes are left out, and why (the status names them). */
+  leftOut: string[];
 }
 
 /** What this node's RouteIntent should say, or why it cannot be written yet. */
@@ -47,47 +58,82 @@ export function desiredIntent(
   node: k8s.V1Node,
   blocks: IPAMBlock[],
   pools: IPPool[],
-  flannel?: Pick<FlannelProfile, "vxlan">,
-): { spec: RouteIntentSpec; blocks: number; problems: string[] } | { wait: IntentWait } {
-  const poolByName = new Map(pools.map((p) => [p.metadata.name, p]));
+  extra: {
+    /** The node's own status: its underlay subnets, for CrossSubnet. */
+    reported?: NodeNetworkStatus | undefined;
+    /** A pool mirrored as Flannel leases takes Flannel's VXLAN device, VNI and port. */
+    flannel?: Pick<FlannelProfile, "vxlan"> | undefined;
+  } = {},
+): DesiredIntent | { wait: IntentWait } {
+  const { reported, flannel } = extra;
+  const underlay = underlayAddresses(node);
+  // A garbled weft.dev/underlay-ip is never half-read: taking the family that parsed and the
+  // InternalIP for the other would route one family somewhere the operator did not say. The
+  // intent keeps its last spec until the annotation is fixed.
+  if (underlay.problems.length)
+    return {
+      wait: {
+        reason: "InvalidUnderlayAddress",
+        message: `Node ${nodeName}: ${underlay.problems.join("; ")}`,
+      },
+    };
+  if (!underlay[4] && !underlay[6])
+    return {
+      wait: {
+        reason: "NoUnderlayAddress",
+        message: "node has no InternalIP and no weft.dev/underlay-ip annotation",
+      },
+    };
+  const poolByName = new Map(pools.map((p) => [p.metadata.name, withPoolDefaults(p)]));
   const own: NodeBlock[] = [];
-  let vxlan: { vni: number; port: number; device?: string } | undefined;
+  let vxlan: { vni: number; port: number; mtu?: number; device?: string } | undefined;
+  const vxlanFamilies = new Set<Family>();
   // A node that adopted a Flannel lease keeps that lease's VTEP MAC (flanneld's device has it).
   let mac: string | undefined;
   for (const b of blocks) {
     const pool = poolByName.get(b.spec.pool);
     if (!pool) continue;
-    const { encapsulation, vxlan: v } = withPoolDefaults(pool).spec;
-    own.push({ cidr: b.spec.cidr, encapsulation });
-    if (encapsulation === "VXLAN" && !vxlan) vxlan = flannel?.vxlan(pool) ?? { vni: v.vni, port: v.port };
+    const { encapsulation, vxlan: v } = pool.spec;
+    own.push({
+      cidr: b.spec.cidr,
+      encapsulation,
+      name: b.metadata.name,
+      pool: pool.metadata.name,
+      ...(pool.spec.crossSubnet ? { crossSubnet: true } : {}),
+    });
+    if (encapsulation !== "VXLAN") continue;
+    vxlanFamilies.add(familyOfValid(b.spec.cidr));
+    vxlan ??= flannel?.vxlan(pool) ?? { vni: v.vni, port: v.port };
+    if (v.mtu !== undefined && (vxlan.mtu === undefined || v.mtu < vxlan.mtu)) vxlan.mtu = v.mtu;
     mac ??= b.metadata.annotations?.[ANNOTATIONS.vtepMAC];
   }
-  const underlay = underlayAddresses(node);
-  const underlayIP = intentUnderlayIP(underlay, own);
-  if (!underlayIP)
-    return {
-      wait: {
-        reason: "NoUnderlayAddress",
-        message: [
-          "node has no InternalIP and no usable weft.dev/underlay-ip annotation",
-          ...underlay.problems,
-        ].join("; "),
-      },
-    };
   let vtep: RouteIntentSpec["vtep"];
   if (vxlan) {
-    const ip = findVtep(nodeName, blocks);
-    if (!ip)
+    const ips = findVtep(nodeName, blocks);
+    const missing = [...vxlanFamilies].filter((f) => !ips[f]);
+    if (missing.length)
       return {
-        wait: { reason: "WaitingForVTEP", message: "waiting for the node's VTEP address to be reserved" },
+        wait: {
+          reason: "WaitingForVTEP",
+          message: `waiting for the node's ${missing.map((f) => `IPv${f}`).join(" and ")} VTEP address to be reserved`,
+        },
       };
-    vtep = { ip, mac: mac ?? vtepMAC(nodeName), ...vxlan };
+    vtep = {
+      ...(ips[4] ? { ip: ips[4] } : {}),
+      ...(ips[6] ? { ipv6: ips[6] } : {}),
+      mac: mac ?? vtepMAC(nodeName),
+      ...vxlan,
+    };
   }
-  return {
-    spec: computeRouteIntent({ node: nodeName, underlayIP, blocks: own, ...(vtep ? { vtep } : {}) }),
-    blocks: own.length,
-    problems: underlay.problems,
-  };
+  const subnets = underlaySubnets(underlay, reported?.status?.underlay?.addresses);
+  const { spec, leftOut } = computeRouteIntent({
+    node: nodeName,
+    underlay,
+    blocks: own,
+    ...(vtep ? { vtep } : {}),
+    ...(subnets.length ? { underlaySubnets: subnets } : {}),
+  });
+  return { spec, blocks: own.length, leftOut };
 }
 
 /**
@@ -103,7 +149,7 @@ export function routeIntentController(ctx: ControllerContext): Controller {
     .for(nodes, { predicate: or(resync, changed(underlayAddresses), labelsChanged) })
     // Status writes and pod addresses leave the generation alone and change no intent.
     .watches(blocks, (b) => b.spec.affinity, { predicate: or(resync, generationChanged) })
-    .watches(pools, () => nodes.keys(), { predicate: generationChanged })
+    .watches(pools, () => nodes.keys(), { predicate: or(generationChanged, labelsChanged) })
     // Our own create arriving: a reconcile skipped while the cache was behind it runs again.
     .watches(intents, (i) => i.metadata.name)
     .complete(reconciler);
@@ -152,7 +198,13 @@ export class RouteIntentReconciler implements Reconciler {
     const mine = this.written.get(nodeName);
     if (mine && isBehind(existing, mine)) return; // the watch brings our write, and this node again
     const own = blocks.list().filter((b) => b.spec.affinity === nodeName);
-    const desired = desiredIntent(nodeName, node, own, pools.list(), ctx.flannel);
+    const allPools = pools.list();
+    // CrossSubnet intents carry the node's underlay subnets, which only its agent knows (from its
+    // kernel): read from its NodeNetworkStatus, for those nodes only (a watch of every status
+    // would bring every agent's heartbeat here).
+    const crossSubnet = usesCrossSubnet(own, allPools);
+    const reported = crossSubnet ? await ctx.store.get("NodeNetworkStatus", nodeName) : undefined;
+    const desired = desiredIntent(nodeName, node, own, allPools, { reported, flannel: ctx.flannel });
     try {
       if ("wait" in desired) {
         log.debug("RouteIntent not complete yet", { node: nodeName, reason: desired.wait.message });
@@ -189,7 +241,9 @@ export class RouteIntentReconciler implements Reconciler {
           generation: current.metadata.generation,
         });
       }
-      await this.writeStatus(current, undefined, desired.problems);
+      await this.writeStatus(current, desired.leftOut);
+      // the agent reports its subnets once it runs; look again until they are in the intent
+      if (crossSubnet && !desired.spec.underlaySubnets) return { requeueAfter: 10_000 };
     } catch (err) {
       // Deleted or replaced under us: the informer delivers the change and requeues this node.
       if (err instanceof ConflictError || err instanceof NotFoundError) return { requeueAfter: 200 };
@@ -198,13 +252,9 @@ export class RouteIntentReconciler implements Reconciler {
     return;
   }
 
-  private async writeStatus(
-    intent: RouteIntent,
-    wait: IntentWait | undefined,
-    problems?: string[],
-  ): Promise<void> {
+  private async writeStatus(intent: RouteIntent, problem: IntentWait | string[]): Promise<void> {
     const name = intent.metadata.name;
-    const status = intentStatus(intent, wait, new Date(), problems);
+    const status = intentStatus(intent, problem, new Date());
     if (sameValue(intent.status, status)) return;
     const key = statusKey(status);
     const mine = this.written.get(name);
@@ -241,4 +291,15 @@ function ownerRef(node: k8s.V1Node) {
   const uid = node.metadata?.uid;
   const name = node.metadata?.name;
   return uid && name ? [{ apiVersion: "v1", kind: "Node", name, uid }] : undefined;
+}
+
+/** Whether one of the node's blocks belongs to a CrossSubnet VXLAN pool. */
+function usesCrossSubnet(blocks: IPAMBlock[], pools: IPPool[]): boolean {
+  const cross = new Set(
+    pools
+      .map(withPoolDefaults)
+      .filter((p) => p.spec.crossSubnet && p.spec.encapsulation === "VXLAN")
+      .map((p) => p.metadata.name),
+  );
+  return cross.size > 0 && blocks.some((b) => cross.has(b.spec.pool));
 }

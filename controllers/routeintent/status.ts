@@ -3,7 +3,7 @@ import { setCondition } from "../../lib/index.js";
 
 /** Why a node's intent cannot be complete yet; the reason is the Ready condition's reason. */
 export interface IntentWait {
-  reason: "NoUnderlayAddress" | "WaitingForVTEP";
+  reason: "NoUnderlayAddress" | "InvalidUnderlayAddress" | "WaitingForVTEP";
   message: string;
 }
 
@@ -19,29 +19,32 @@ export function describeIntent(spec: RouteIntentSpec): string {
 }
 
 /**
- * The status the controller publishes for an intent: Ready when the spec is what the node's blocks
- * and pools imply (wait absent), not Ready with the reason otherwise. observedGeneration is the
- * generation of the spec the controller wrote, so `kubectl wait` and GitOps health checks can tell
- * a current intent from one still being rewritten. Problems that did not stop the intent (a bad
- * entry in the node's weft.dev/underlay-ip annotation) are added to the message.
+ * The status the controller publishes for an intent: Ready when the spec is everything the node's
+ * blocks and pools imply; not Ready with the reason when it cannot be written yet (`problem` is an
+ * IntentWait: the intent keeps its last spec) or when blocks had to be left out of it (`problem`
+ * names each). observedGeneration is the generation of the spec the controller wrote, so
+ * `kubectl wait` and GitOps health checks can tell a current intent from one still being rewritten.
  */
 export function intentStatus(
   intent: RouteIntent,
-  wait: IntentWait | undefined,
+  problem: IntentWait | string[] | undefined,
   now: Date,
-  problems: readonly string[] = [],
 ): RouteIntentStatus {
   const generation = intent.metadata.generation;
+  const leftOut = Array.isArray(problem) ? problem : [];
+  const wait = Array.isArray(problem) ? undefined : problem;
   const conditions = setCondition(
     intent.status?.conditions,
     wait
       ? { type: "Ready", status: false, reason: wait.reason, message: wait.message }
-      : {
-          type: "Ready",
-          status: true,
-          reason: "Published",
-          message: [describeIntent(intent.spec), ...problems].join("; "),
-        },
+      : leftOut.length
+        ? {
+            type: "Ready",
+            status: false,
+            reason: "RoutesLeftOut",
+            message: `${describeIntent(intent.spec)}; left out: ${leftOut.join("; ")}`.slice(0, 4000),
+          }
+        : { type: "Ready", status: true, reason: "Published", message: describeIntent(intent.spec) },
     generation,
     now,
   );

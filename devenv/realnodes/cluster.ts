@@ -371,26 +371,28 @@ export class RealCluster {
     this.save();
 
     // Service addresses are routed towards the hub so that a lookup succeeds before kube-proxy's
-    // DNAT; pod traffic to the hub (apiserver, CoreDNS) leaves with the node's address, since the
-    // hub is no node and has no routes to pods.
+    // DNAT. Pod traffic to the hub (apiserver, CoreDNS) must leave with the node's address, since
+    // the hub is no node and has no routes to pods: with Weft that is its outgoing NAT (natOutgoing
+    // pools); with the reference plugins, which have none here, the node masquerades it itself.
     await ip(["-n", ns, "route", "add", SERVICE_CIDR, "via", HUB_IP]);
-    await run("ip", [
-      "netns",
-      "exec",
-      ns,
-      "iptables",
-      "-t",
-      "nat",
-      "-A",
-      "POSTROUTING",
-      "-d",
-      `${HUB_IP}/32`,
-      "!",
-      "-s",
-      UNDERLAY_CIDR,
-      "-j",
-      "MASQUERADE",
-    ]);
+    if (this.opts.referenceCni)
+      await run("ip", [
+        "netns",
+        "exec",
+        ns,
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-d",
+        `${HUB_IP}/32`,
+        "!",
+        "-s",
+        UNDERLAY_CIDR,
+        "-j",
+        "MASQUERADE",
+      ]);
 
     const cgroups = new NodeCgroups(node.cgroupRoot);
     cgroups.create();

@@ -107,15 +107,16 @@ describe("cluster network: controller + agents in namespaces", { timeout: 300_00
     const [victim] = (await routes(ns)).filter((x) => x.protocol === WEFT_PROTO && x.dev === "weft.vxlan");
     assert.ok(victim);
     const vtep2 = (await net.store.get("RouteIntent", n(2)))!.spec.vtep!;
+    const vtep2ip = vtep2.ip!;
     const t0 = Date.now();
     await ip(["-n", ns, "route", "del", victim.dst, "proto", WEFT_PROTO]);
-    await ip(["-n", ns, "neigh", "del", vtep2.ip, "dev", "weft.vxlan"]);
+    await ip(["-n", ns, "neigh", "del", vtep2ip, "dev", "weft.vxlan"]);
     await nsExec(ns, "bridge", ["fdb", "del", vtep2.mac, "dev", "weft.vxlan", "dst", "192.0.2.12"]);
     await waitFor(
       "the deleted entries to come back",
       async () => {
         const back = (await routes(ns)).some((x) => x.dst === victim.dst && x.protocol === WEFT_PROTO);
-        const neigh = (await ip(["-n", ns, "neigh", "show", vtep2.ip, "dev", "weft.vxlan"])).includes(
+        const neigh = (await ip(["-n", ns, "neigh", "show", vtep2ip, "dev", "weft.vxlan"])).includes(
           vtep2.mac,
         );
         const fdb = (await nsExec(ns, "bridge", ["fdb", "show", "dev", "weft.vxlan"])).includes(

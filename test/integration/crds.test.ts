@@ -142,6 +142,7 @@ describe("weft.dev CRDs on the real apiserver", () => {
           observedGeneration: 1,
         },
       ],
+      blockSize: 26,
       blocks: { used: 1, total: "1024" },
       addresses: { used: 5, free: "65531" },
     };
@@ -169,11 +170,11 @@ describe("weft.dev CRDs on the real apiserver", () => {
         "--subresource=status",
         "--type=merge",
         "-p",
-        JSON.stringify({ status, spec: { natOutgoing: true } }),
+        JSON.stringify({ status, spec: { natOutgoing: false } }),
       ]);
       const obj = await get();
       assert.deepEqual(obj.status, status);
-      assert.equal(obj.spec.natOutgoing, undefined);
+      assert.equal(obj.spec.natOutgoing, true, "the schema's default, untouched by a status write");
       assert.equal(obj.metadata.generation, 1);
     });
 
@@ -200,11 +201,12 @@ describe("weft.dev CRDs on the real apiserver", () => {
         name,
         "--type=merge",
         "-p",
-        JSON.stringify({ spec: { natOutgoing: true } }),
+        JSON.stringify({ spec: { natOutgoing: false } }),
       ]);
       const obj = await get();
       assert.equal(obj.metadata.generation, 2);
       assert.equal(obj.spec.encapsulation, "VXLAN");
+      assert.equal(obj.spec.crossSubnet, false);
       assert.equal(obj.spec.allocation, "Blocks");
       assert.equal(obj.spec.strictAffinity, true);
       assert.equal(obj.spec.blockSize, undefined);

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { after, before, test } from "node:test";
 import { formatConnectivity } from "../../devenv/clusternet.js";
-import { RealCluster, reapRealClusters } from "../../devenv/realnodes/cluster.js";
+import { HUB_IP, RealCluster, reapRealClusters } from "../../devenv/realnodes/cluster.js";
 import {
   checkDns,
   checkService,
@@ -93,6 +94,23 @@ test("every pod reaches the ClusterIP Service and resolves its name through clus
     assert.ok(await checkService(c, p, ip), `${p.name} (${p.node}) cannot reach Service ${ip}`);
     const dns = await checkDns(c, p, ip);
     assert.ok(dns.ok, `${p.name} (${p.node}) resolved the Service to '${dns.answer}', not ${ip}`);
+  }
+});
+
+test("pod traffic to the hub (apiserver, CoreDNS) left through Weft's outgoing NAT: each node holds the inet weft table and no rule of its own for the hub", async () => {
+  const c = cluster!;
+  assert.equal(c.state.nodes.length, 2);
+  for (const n of c.state.nodes) {
+    const table = execFileSync("ip", ["netns", "exec", n.ns, "nft", "list", "table", "inet", "weft"], {
+      encoding: "utf8",
+    });
+    assert.match(table, /10\.244\.0\.0\/16/, `${n.name}: the pool is not in Weft's NAT table`);
+    assert.match(table, /masquerade/, `${n.name}: no masquerade rule in Weft's NAT table`);
+    const iptables = execFileSync("ip", ["netns", "exec", n.ns, "iptables-save", "-t", "nat"], {
+      encoding: "utf8",
+    });
+    // kube-proxy's own KUBE-POSTROUTING rule masquerades only what it marked; none names the hub
+    assert.doesNotMatch(iptables, new RegExp(`-d ${HUB_IP}/32 .*-j MASQUERADE`), `${n.name}: a hub rule`);
   }
 });
 

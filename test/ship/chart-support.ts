@@ -1,6 +1,6 @@
 import { parseAllDocuments } from "yaml";
 
-export { chartDir, type HelmResult, helm, helmTemplate, KUBE_VERSION, setArgs } from "../../devenv/helm.js";
+export { chartDir, type HelmResult, helm, helmTemplate, setArgs } from "../../devenv/helm.js";
 
 export interface K8sObject {
   apiVersion: string;

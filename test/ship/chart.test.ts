@@ -118,8 +118,6 @@ describe("chart", () => {
         "template",
         "weft",
         chartDir,
-        "--kube-version",
-        "1.32.0",
         ...Object.entries(values).flatMap(([k, v]) => [
           typeof v === "string" ? "--set-string" : "--set",
           `${k}=${v}`,

@@ -26,16 +26,16 @@ describe("generated files", () => {
   test("a field renamed in api/ without regenerating is caught, in crds/ and the chart's copy", () => {
     const file = join(repoRoot, "api", "ippool.ts");
     const text = readFileSync(file, "utf8");
-    assert.match(text, /\bnatOutgoing\?: boolean;/);
+    assert.match(text, /\bnodeSelector\?: LabelSelector;/);
     const renamed = crdFiles({
-      overrides: { [file]: text.replace("natOutgoing?: boolean;", "masquerade?: boolean;") },
+      overrides: { [file]: text.replace("nodeSelector?: LabelSelector;", "nodeFilter?: LabelSelector;") },
     });
     assert.deepEqual(differences(renamed), [
       "crds/weft.dev_ippools.yaml differs from what api/ generates",
       "charts/weft/crds/weft.dev_ippools.yaml differs from what api/ generates",
     ]);
     const pools = renamed.find((f) => f.path === "crds/weft.dev_ippools.yaml")?.text ?? "";
-    assert.match(pools, /^ {16}masquerade:$/m);
-    assert.doesNotMatch(pools, /natOutgoing/);
+    assert.match(pools, /^ {16}nodeFilter:$/m);
+    assert.doesNotMatch(pools, /nodeSelector/);
   });
 });
