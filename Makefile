@@ -12,7 +12,7 @@ DATASTORE ?= kubernetes
 NODES ?= netns
 NODE_COUNT ?= 3
 
-.PHONY: help deps tools tools-real-nodes tools-conformance build generate lint images test test-unit lab lab-down cluster-up cluster-down engine-up engine-down bench clean
+.PHONY: help deps tools tools-real-nodes tools-conformance conformance build generate lint images test test-unit lab lab-down cluster-up cluster-down engine-up engine-down bench clean
 
 help:
 	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr)"
@@ -23,6 +23,7 @@ help:
 	@echo "make engine-up   start the tests' container engine (podman API) for single test files"
 	@echo "make images      build the test container images (etcd, FRR); WEFT_CONTAINERS=off skips them"
 	@echo "make bench       run the benchmarks"
+	@echo "make conformance upstream [sig-network] specs against Weft on 3 real nodes (NODE_COUNT, MODE)"
 	@echo "make generate    write crds/, charts/weft/crds/ and deploy/weft.yaml from the types in api/"
 
 node_modules/.weft-installed: package.json package-lock.json
@@ -42,6 +43,11 @@ tools-real-nodes:
 # The upstream e2e suite (e2e.test, ginkgo) on top of the real-node tools.
 tools-conformance:
 	@devenv/install-tools.sh --conformance
+
+# Kubernetes' own [sig-network] specs (e2e.test) on real nodes with Weft installed by its chart;
+# what is skipped, and why, is test/conformance/skip-list.txt. Prints ginkgo's summary.
+conformance: deps tools-conformance build
+	node dist/test/conformance/run.js --nodes $(NODE_COUNT) --mode $(MODE)
 
 build: node_modules/.weft-installed
 	rm -rf dist

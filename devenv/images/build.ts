@@ -27,10 +27,13 @@ import {
   DEBIAN_TOOLS_IMAGE,
   DEBIAN_TOOLS_PACKAGES,
   dockerfileArg,
+  E2E_IMAGES,
+  type E2EImage,
   type NodeBase,
   nodeBaseFor,
   nodeBaseSetupScript,
   PAUSE_IMAGE,
+  REGRESSION_74839_IMAGE,
   SLIM_DPKG_OPTIONS,
   stamp,
   WEFT_REPOSITORY,
@@ -59,6 +62,8 @@ export interface ImageSet {
   pause: BuiltImage;
   agnhost: BuiltImage;
   weft: BuiltImage;
+  /** The other images upstream's [sig-network] specs run (busybox, jessie-dnsutils, ...). */
+  e2e: BuiltImage[];
   /** Every archive, in the order to import them. */
   all: BuiltImage[];
 }
@@ -267,6 +272,38 @@ async function agnhostImage(base: BuiltImage): Promise<BuiltImage> {
   });
 }
 
+/** A layer over `base`: what an e2e image adds to the Debian tools (its setup, command and ports). */
+async function derivedImage(
+  base: BuiltImage,
+  img: E2EImage,
+  files: Array<{ src: string; dest: string }> = [],
+): Promise<BuiltImage> {
+  const inputs = [
+    "derived-1",
+    base.archive,
+    JSON.stringify(img),
+    ...files.map((f) => `${f.dest} ${sha256File(f.src)}`),
+  ];
+  return cached(img.ref, stamp(inputs), async () => {
+    await ensureInStorage(base);
+    const ctr = (await buildah(["from", "--quiet", "--pull-never", base.ref])).trim();
+    try {
+      for (const f of files) await buildah(["add", "--quiet", ctr, f.src, f.dest]);
+      if (img.setup) await buildah(["run", "--isolation", "chroot", ctr, "--", "/bin/sh", "-c", img.setup]);
+      const config = [
+        ...(img.entrypoint ? ["--entrypoint", JSON.stringify(img.entrypoint)] : ["--entrypoint", ""]),
+        ...(img.cmd ? ["--cmd", JSON.stringify(img.cmd)] : []),
+        ...(img.ports ?? []).flatMap((p) => ["--port", String(p)]),
+      ];
+      await buildah(["config", ...config, ctr]);
+      await buildah(["commit", "--quiet", "--rm", ctr, img.ref]);
+    } catch (err) {
+      await buildah(["rm", ctr]).catch(() => undefined);
+      throw err;
+    }
+  });
+}
+
 /** The node:X-SUITE-slim the Dockerfile starts from, made from a Debian rootfs and the npm registry's Node.js. */
 async function nodeBaseImage(base: NodeBase): Promise<BuiltImage> {
   const rootfs = await debianRootfs([]);
@@ -374,7 +411,15 @@ export async function buildImages(): Promise<ImageSet> {
     const weft = await weftImage();
     const tools = await debianToolsImage();
     const agnhost = await agnhostImage(tools);
-    return { pause, agnhost, weft, all: [pause, agnhost, weft] };
+    const e2e: BuiltImage[] = [];
+    for (const img of E2E_IMAGES) e2e.push(await derivedImage(tools, img));
+    const regression = tool("regression-issue-74839");
+    e2e.push(
+      await derivedImage(tools, { ref: REGRESSION_74839_IMAGE, entrypoint: ["/regression-issue-74839"] }, [
+        { src: regression, dest: "/regression-issue-74839" },
+      ]),
+    );
+    return { pause, agnhost, weft, e2e, all: [pause, agnhost, weft, ...e2e] };
   });
 }
 
