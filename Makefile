@@ -67,7 +67,7 @@ lint: node_modules/.weft-installed
 images: deps build
 	node dist/devenv/containers/cli.js images
 
-test: deps tools-real-nodes build lint images
+test: deps tools-conformance build lint images
 	node dist/test/run-suite.js
 
 test-unit: node_modules/.weft-installed build

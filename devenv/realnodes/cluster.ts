@@ -5,6 +5,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -121,6 +122,28 @@ async function run(cmd: string, args: string[]): Promise<string> {
     const e = err as { stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(" ")}: ${e.stderr?.trim() || e.message}`);
   }
+}
+
+/** The reference conflist's name when it must win over an installed plugin's (10-weft.conflist). */
+const REFERENCE_FIRST = "00-reference.conflist";
+
+/** Debian's `bridge` + `host-local` (+ `portmap`) on bridge cni0 with the node's own 10.88.N.0/24. */
+function referenceConflist(index: number): string {
+  const conf = {
+    cniVersion: "1.0.0",
+    name: "reference",
+    plugins: [
+      {
+        type: "bridge",
+        bridge: "cni0",
+        isGateway: true,
+        ipMasq: false,
+        ipam: { type: "host-local", ranges: [[{ subnet: `10.88.${index}.0/24` }]] },
+      },
+      { type: "portmap", capabilities: { portMappings: true } },
+    ],
+  };
+  return JSON.stringify(conf, null, 2);
 }
 
 export class RealCluster {
@@ -486,28 +509,30 @@ export class RealCluster {
   }
 
   /**
+   * Puts Debian's `bridge` + `host-local` chain in front of whatever network the node has (its
+   * conflist sorts first, and containerd uses the first), or takes it away again: new sandboxes
+   * on the node get the reference network while it is there. Pods started under one network must
+   * be gone before the switch, since containerd tears a sandbox down with the current one.
+   */
+  useReferenceCni(nodeName: string, on: boolean): void {
+    const node = this.state.nodes.find((n) => n.name === nodeName);
+    if (!node) throw new Error(`no node ${nodeName}`);
+    const file = join(node.dir, "host", "etc/cni/net.d", REFERENCE_FIRST);
+    if (!on) {
+      rmSync(file, { force: true });
+      return;
+    }
+    const tmp = join(node.dir, `${REFERENCE_FIRST}.tmp`);
+    writeFileSync(tmp, referenceConflist(Number(node.ip.split(".")[3]) - 10));
+    renameSync(tmp, file);
+  }
+
+  /**
    * Debian's reference plugins as the node's network: a bridge with host-local addresses from a
    * /24 of its own (10.88.N.0/24); pods on different nodes cannot reach each other with it.
    */
   private writeReferenceCni(nodeDir: string, index: number): void {
-    const conf = {
-      cniVersion: "1.0.0",
-      name: "reference",
-      plugins: [
-        {
-          type: "bridge",
-          bridge: "cni0",
-          isGateway: true,
-          ipMasq: false,
-          ipam: { type: "host-local", ranges: [[{ subnet: `10.88.${index}.0/24` }]] },
-        },
-        { type: "portmap", capabilities: { portMappings: true } },
-      ],
-    };
-    writeFileSync(
-      join(nodeDir, "host", "etc/cni/net.d", "90-reference.conflist"),
-      JSON.stringify(conf, null, 2),
-    );
+    writeFileSync(join(nodeDir, "host", "etc/cni/net.d", "90-reference.conflist"), referenceConflist(index));
   }
 
   /** Waits until every node reports Ready; records each node's time from kubelet start. */
