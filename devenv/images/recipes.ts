@@ -3,8 +3,8 @@ import { createHash } from "node:crypto";
 /**
  * What the images of real-node clusters are made of, and the stamps that say when one must be
  * rebuilt. Nothing can be pulled on these machines, so every image is made here: from binaries
- * built from the Go module proxy, a Debian rootfs from the apt mirror (mmdebstrap), the Node.js
- * runtime from the npm registry, and Weft's own Dockerfile. No I/O here.
+ * built from the Go module proxy, a Debian rootfs from the apt mirror (mmdebstrap, debian.ts),
+ * the Node.js runtime from the npm registry, and Weft's own Dockerfile. No I/O here.
  */
 
 /**
@@ -26,12 +26,6 @@ export const DEBIAN_TOOLS_IMAGE = "localhost/weft-debian-tools:bookworm";
 export const WEFT_REPOSITORY = "localhost/weft";
 
 export const DEBIAN_SUITE = "bookworm";
-export const DEBIAN_MIRRORS = [
-  "deb http://deb.debian.org/debian bookworm main",
-  "deb http://deb.debian.org/debian bookworm-updates main",
-  "deb http://deb.debian.org/debian-security bookworm-security main",
-];
-
 /**
  * What debian:bookworm-slim leaves out (dpkg path filters). They stay in the image's dpkg
  * configuration, so packages installed later by a Dockerfile are slimmed the same way.
