@@ -34,6 +34,7 @@ import {
   kubeletConfig,
   kubeProxyArgs,
   nodePaths,
+  POD_CIDR,
   SERVICE_CIDR,
 } from "./config.js";
 import { NodeCgroups, NodeMountNamespace, startInNode } from "./host.js";
@@ -233,8 +234,10 @@ export class RealCluster {
     await ip(["-n", this.topo.underlayNs, "addr", "add", `${HUB_IP}/24`, "dev", "br0"]);
     this.save();
 
-    // the apiserver's way to kubelets, from its first start (a restart costs controllers ~40 s)
+    // the apiserver's way to kubelets, from its first start (a restart costs controllers ~40 s);
+    // pods and Services through the second proxy, started in the first node (startPodProxy)
     const egressSock = join(dir, "egress.sock");
+    const podsSock = join(dir, "egress-pods.sock");
     this.track(
       "egress-proxy",
       startDetached(
@@ -246,6 +249,8 @@ export class RealCluster {
           dist("devenv/realnodes/connect-proxy.js"),
           egressSock,
           UNDERLAY_CIDR,
+          `${POD_CIDR}=${podsSock}`,
+          `${SERVICE_CIDR}=${podsSock}`,
         ],
         join(dir, "egress-proxy.log"),
       ).pid,
@@ -370,7 +375,35 @@ export class RealCluster {
     for (const name of names) topoNodes.push(await this.topo.addNode(name));
     this.template ??= this.images.then((set) => templateRoot(set.all));
     await NodeMountNamespace.prepareDir(this.state.mountDir);
-    return Promise.all(topoNodes.map((n) => this.bootNode(n.name, n.ns, n.underlayIP)));
+    const booted = await Promise.all(topoNodes.map((n) => this.bootNode(n.name, n.ns, n.underlayIP)));
+    this.startPodProxy();
+    return booted;
+  }
+
+  /**
+   * The apiserver's way to pods and Services (its proxy subresources, e.g. `kubectl get --raw
+   * /api/v1/namespaces/N/pods/P:80/proxy/`): a CONNECT proxy in the first node's network
+   * namespace, where Weft's routes reach every pod and kube-proxy's rules every Service, as for
+   * an apiserver on a control-plane node. The underlay's proxy hands those ranges to it.
+   */
+  private startPodProxy(): void {
+    const node = this.state.nodes[0];
+    if (!node || this.state.pids.some((p) => p.what === "egress-pods-proxy")) return;
+    this.track(
+      "egress-pods-proxy",
+      startDetached(
+        "nsenter",
+        [
+          `--net=/run/netns/${node.ns}`,
+          "--",
+          process.execPath,
+          dist("devenv/realnodes/connect-proxy.js"),
+          join(this.state.dir, "egress-pods.sock"),
+          `${POD_CIDR},${SERVICE_CIDR}`,
+        ],
+        join(this.state.dir, "egress-pods-proxy.log"),
+      ).pid,
+    );
   }
 
   /** A node: mount namespace, cgroups, certificates, containerd with the images, kubelet, kube-proxy. */
