@@ -57,6 +57,8 @@ export interface E2EOptions {
   nodes: number;
   /** Whole-run limit for ginkgo (e.g. "2h"). */
   timeout: string;
+  /** Ends the run early: ginkgo and its e2e.test processes are stopped (the caller is shutting down). */
+  signal?: AbortSignal;
 }
 
 /** ginkgo's command line for the precompiled e2e.test, and the environment it needs. */
@@ -167,11 +169,22 @@ export async function runE2E(o: E2EOptions, echo: (line: string) => void = () =>
   const logFile = join(o.reportDir, "e2e.log");
   const log = createWriteStream(logFile);
   log.write(`$ ${cmd} ${args.map((a) => JSON.stringify(a)).join(" ")}\n`);
+  // its own process group: stopping the run stops ginkgo's e2e.test processes with it
   const child = spawn(cmd, args, {
     cwd: o.reportDir,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
+  const stopGroup = () => {
+    try {
+      if (child.pid) process.kill(-child.pid, "SIGTERM");
+    } catch {
+      /* ended already */
+    }
+  };
+  if (o.signal?.aborted) stopGroup();
+  o.signal?.addEventListener("abort", stopGroup, { once: true });
   let pending = "";
   const onData = (chunk: Buffer) => {
     log.write(chunk);
@@ -185,7 +198,7 @@ export async function runE2E(o: E2EOptions, echo: (line: string) => void = () =>
   const exitCode = await new Promise<number>((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-  });
+  }).finally(() => o.signal?.removeEventListener("abort", stopGroup));
   if (pending) echo(pending);
   await new Promise<void>((resolve) => log.end(resolve));
   const output = readFileSync(logFile, "utf8");

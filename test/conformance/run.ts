@@ -40,9 +40,12 @@ async function main(): Promise<number> {
   console.log(`conformance: a control plane and ${nodes} real nodes, Weft (mode ${mode}) from its chart ...`);
   const cluster = await RealCluster.start({ id: "weft-cf", nodes, ownerPid: process.pid });
   let stopping = false;
+  const abort = new AbortController();
   const stop = async () => {
     if (stopping) return;
     stopping = true;
+    // ginkgo first: its specs would otherwise go on against a cluster being torn down, and outlive us
+    abort.abort();
     await cluster.destroy().catch((err: unknown) => console.error(String(err)));
   };
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const)
@@ -63,6 +66,7 @@ async function main(): Promise<number> {
         reportDir,
         nodes,
         timeout: values.timeout ?? "4h",
+        signal: abort.signal,
       },
       (line) => {
         // progress: one line per finished spec keeps a long run readable
