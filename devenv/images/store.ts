@@ -23,15 +23,25 @@ const STORE_VERSION = "2";
 /** Stamps kept per repository, so that a run still using the previous one is not pulled from under it. */
 const KEEP = 2;
 
+/**
+ * Every run rewrites the shared configuration; a plain write would let a concurrent run's buildah
+ * read a truncated file ("The storage 'driver' option must be set"), so it is renamed into place.
+ */
+function writeAtomically(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
 function buildEnv(): NodeJS.ProcessEnv {
   mkdirSync(confDir, { recursive: true });
   const storage = join(confDir, "storage.conf");
   const registries = join(confDir, "registries.conf");
-  writeFileSync(
+  writeAtomically(
     storage,
     `[storage]\ndriver = "overlay"\ngraphroot = ${JSON.stringify(imageStore)}\nrunroot = ${JSON.stringify(runRoot)}\n`,
   );
-  writeFileSync(registries, REGISTRIES_CONF);
+  writeAtomically(registries, REGISTRIES_CONF);
   return {
     ...process.env,
     ...NO_REGISTRY_ENV,
