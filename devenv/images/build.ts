@@ -217,10 +217,10 @@ async function nodeBaseImage(base: NodeBase): Promise<StoredImage> {
  * .dockerignore leaves them out) with its content hash, sorted: a change to any of them, and
  * only to them, makes a new image.
  */
-function contextDigest(dockerfile: string): string[] {
+function contextDigest(dockerfile: string, root: string): string[] {
   const out: string[] = [];
   const add = (path: string) => {
-    const rel = relative(repoRoot, path);
+    const rel = relative(root, path);
     if (statSync(path).isDirectory()) {
       for (const name of readdirSync(path).sort())
         if (name !== "node_modules" && !name.endsWith(".test.ts") && !name.endsWith("-support.ts"))
@@ -228,21 +228,24 @@ function contextDigest(dockerfile: string): string[] {
     } else out.push(`${rel} ${sha256File(path)}`);
   };
   for (const source of copySources(dockerfile)) {
-    const path = join(repoRoot, source);
+    const path = join(root, source);
     if (existsSync(path)) add(path);
   }
   return out.sort();
 }
 
-/** Weft's image, built with `buildah bud` from the project's Dockerfile, tagged with the stamp of its inputs. */
-async function weftImage(): Promise<StoredImage> {
-  const dockerfile = readFileSync(join(repoRoot, "Dockerfile"), "utf8");
+/**
+ * Weft's image, built with `buildah bud` from the Dockerfile of a checkout (this one by default),
+ * tagged with the stamp of its inputs, in `repository`.
+ */
+async function weftImage(root = repoRoot, repository = WEFT_REPOSITORY): Promise<StoredImage> {
+  const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8");
   const nodeImage = dockerfileArg(dockerfile, "NODE_IMAGE");
   if (!nodeImage) throw new Error("the Dockerfile names no ARG NODE_IMAGE base");
   const base = await nodeBaseImage(nodeBaseFor(nodeImage));
   return ensureImage({
-    repo: WEFT_REPOSITORY,
-    inputs: ["weft-2", dockerfile, base.ref, ...contextDigest(dockerfile)],
+    repo: repository,
+    inputs: ["weft-2", dockerfile, base.ref, ...contextDigest(dockerfile, root)],
     build: async (ref) => {
       // chroot isolation and the host's network: RUN steps fetch from the npm registry and the
       // Debian mirror, as a `docker build` does; nothing else of the Dockerfile is changed. npm in
@@ -284,10 +287,19 @@ async function weftImage(): Promise<StoredImage> {
           ref,
           ".",
         ],
-        { cwd: repoRoot },
+        { cwd: root },
       );
     },
   });
+}
+
+/**
+ * Weft's image as another checkout of the repository builds it (an earlier commit, for upgrade
+ * tests), under a repository name of its own so that it and the current image coexist.
+ */
+export async function buildWeftImageFrom(root: string, repository: string): Promise<BuiltImage> {
+  const stored = await weftImage(root, repository);
+  return published(stored, stored.ref);
 }
 
 /** Every image a real-node cluster imports, made or found in the store, with its archive. */

@@ -20,7 +20,7 @@ import {
   startControlPlane,
   stopControlPlane,
 } from "../controlplane.js";
-import { buildImages, type ImageSet } from "../images/build.js";
+import { type BuiltImage, buildImages, type ImageSet } from "../images/build.js";
 import { PAUSE_IMAGE } from "../images/recipes.js";
 import { alive, cmdline, startDetached, stopPid, waitFor } from "../procs.js";
 import { repoRoot, systemTool, tool } from "../tools.js";
@@ -94,6 +94,8 @@ export interface RealClusterOptions {
    * Ready without Weft (a baseline; Weft's chart replaces the conflist when installed).
    */
   referenceCni?: boolean;
+  /** More images for every node's containerd beside the standard set (e.g. an earlier Weft's). */
+  extraImages?: Promise<BuiltImage[]>;
 }
 
 export interface Timings {
@@ -184,7 +186,8 @@ export class RealCluster {
     this.save();
   }
 
-  private save(): void {
+  /** Writes the state file (pids included), so that teardown finds what runs now. */
+  save(): void {
     writeFileSync(stateFile(this.state.dir), JSON.stringify(this.state, null, 2));
   }
 
@@ -373,7 +376,9 @@ export class RealCluster {
   async addNodes(names: string[]): Promise<RealNodeState[]> {
     const topoNodes = [];
     for (const name of names) topoNodes.push(await this.topo.addNode(name));
-    this.template ??= this.images.then((set) => templateRoot(set.all));
+    this.template ??= this.images.then(async (set) =>
+      templateRoot([...set.all, ...((await this.opts.extraImages) ?? [])]),
+    );
     await NodeMountNamespace.prepareDir(this.state.mountDir);
     const booted = await Promise.all(topoNodes.map((n) => this.bootNode(n.name, n.ns, n.underlayIP)));
     this.startPodProxy();
