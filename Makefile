@@ -12,7 +12,7 @@ DATASTORE ?= kubernetes
 NODES ?= netns
 NODE_COUNT ?= 3
 
-.PHONY: help deps tools tools-real-nodes tools-conformance conformance build generate lint images test test-unit lab lab-down cluster-up cluster-down engine-up engine-down bench clean
+.PHONY: help deps tools tools-real-nodes tools-conformance conformance chaos build generate lint images test test-unit lab lab-down cluster-up cluster-down engine-up engine-down bench clean
 
 help:
 	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr)"
@@ -24,6 +24,8 @@ help:
 	@echo "make images      build the test container images (etcd, FRR); WEFT_CONTAINERS=off skips them"
 	@echo "make bench       run the benchmarks"
 	@echo "make conformance upstream [sig-network] specs against Weft on 3 real nodes (NODE_COUNT, MODE)"
+	@echo "make chaos       the long fault suite on real nodes: upgrade from the previous release and a 2-minute"
+	@echo "                 apiserver outage under pod traffic, in every mode (WEFT_UPGRADE_FROM)"
 	@echo "make generate    write crds/, charts/weft/crds/ and deploy/weft.yaml from the types in api/"
 
 node_modules/.weft-installed: package.json package-lock.json
@@ -48,6 +50,11 @@ tools-conformance:
 # what is skipped, and why, is test/conformance/skip-list.txt. Prints ginkgo's summary.
 conformance: deps tools-conformance build
 	node dist/test/conformance/run.js --nodes $(NODE_COUNT) --mode $(MODE)
+
+# The fault suite's long version (make test runs the short one): 3 nodes per mode, helm upgrade
+# from the previous release, a 120 s apiserver and etcd outage, a value change, all under traffic.
+chaos: deps tools-real-nodes build
+	WEFT_FAULTS=long node dist/test/run-suite.js dist/test/realnodes/faults.test.js
 
 build: node_modules/.weft-installed
 	rm -rf dist

@@ -11,8 +11,9 @@ const execFileP = promisify(execFile);
  * The release an upgrade starts from: an earlier commit of this repository, checked out (git
  * archive, no history) into the image cache, with its chart and its image built from its own
  * Dockerfile under a repository name of its own. WEFT_UPGRADE_FROM names the commit (a tag, a
- * branch, a sha); the default is the first parent of HEAD, which on main is the state before
- * the last merge.
+ * branch, a sha); the default is main as it was before its last merge: the first parent of the
+ * newest merge commit on HEAD's first-parent line (on a branch, HEAD^1 would often be the same
+ * Weft with another test).
  */
 export const PREVIOUS_REPOSITORY = "localhost/weft-previous";
 
@@ -34,8 +35,20 @@ async function git(args: string[]): Promise<string> {
   }
 }
 
+/** The default previous release: the first parent of the newest merge on HEAD's first-parent line. */
+async function beforeLastMerge(): Promise<string> {
+  const merge = await git(["rev-list", "--first-parent", "--merges", "-n", "1", "HEAD"]).catch(() => "");
+  if (!merge)
+    throw new Error(
+      "the upgrade tests start from main before its last merge, and this clone has no merge commit " +
+        "(a shallow clone?): fetch more history (git fetch --unshallow) or name a commit or tag in WEFT_UPGRADE_FROM",
+    );
+  return `${merge}^1`;
+}
+
 /** The commit of the previous release; fails with how to make it available (a shallow clone lacks it). */
-export async function previousCommit(ref = process.env.WEFT_UPGRADE_FROM ?? "HEAD^1"): Promise<string> {
+export async function previousCommit(asked?: string): Promise<string> {
+  const ref = asked ?? process.env.WEFT_UPGRADE_FROM ?? (await beforeLastMerge());
   try {
     return await git(["rev-parse", "--verify", `${ref}^{commit}`]);
   } catch (err) {
@@ -75,7 +88,7 @@ async function checkout(commit: string): Promise<string> {
 
 /** Checks out the previous release and builds (or finds cached) its image. */
 export async function previousRelease(ref?: string): Promise<PreviousRelease> {
-  const asked = ref ?? process.env.WEFT_UPGRADE_FROM ?? "HEAD^1";
+  const asked = ref ?? process.env.WEFT_UPGRADE_FROM ?? (await beforeLastMerge());
   const commit = await previousCommit(asked);
   const dir = await checkout(commit);
   const image = await buildWeftImageFrom(dir, PREVIOUS_REPOSITORY);

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer, type Server, type Socket, connect } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { parseArgs } from "node:util";
 import { echoLine, IcmpTracker, type PathStats, splitLines, TcpTracker } from "./probe.js";
 
@@ -58,7 +58,20 @@ function startPing(path: Path): void {
   // the parent-death signal ends a ping with its prober, however the prober ends
   const child = spawn(
     "setpriv",
-    ["--pdeathsig", "KILL", "--", "ping", "-n", "-D", "-O", "-i", String(intervalMs / 1000), "-W", "1", path.target],
+    [
+      "--pdeathsig",
+      "KILL",
+      "--",
+      "ping",
+      "-n",
+      "-D",
+      "-O",
+      "-i",
+      String(intervalMs / 1000),
+      "-W",
+      "1",
+      path.target,
+    ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   path.ping = child;

@@ -4,8 +4,8 @@ import { AGNHOST_IMAGE } from "../images/recipes.js";
 import { alive, sleep, waitFor } from "../procs.js";
 import { repoRoot } from "../tools.js";
 import type { RealCluster } from "./cluster.js";
-import { type PathReport, type PathStats, type ProbePod, splitLines } from "./probe.js";
 import { podNetnsPid } from "./pods.js";
+import { type PathReport, type PathStats, type ProbePod, splitLines } from "./probe.js";
 
 /**
  * Continuous traffic between pods on every pair of nodes, measured from the pods' own network
@@ -113,7 +113,8 @@ export class TrafficMesh {
         const node = cluster.state.nodes.find((n) => n.name === pod.node);
         if (!node) throw new Error(`probe pod ${pod.pod} is on ${pod.node}, not a node of this cluster`);
         const pid = podNetnsPid(node, pod.uid);
-        if (!pid) throw new Error(`no process of pod ${pod.pod} (uid ${pod.uid}) found in ${node.cgroupRoot}`);
+        if (!pid)
+          throw new Error(`no process of pod ${pod.pod} (uid ${pod.uid}) found in ${node.cgroupRoot}`);
         const targets = pods.filter((p) => p !== pod).map((p) => p.ip);
         // stdin is its lifeline, and the parent-death signal backs that up
         const child = spawn(

@@ -1,6 +1,8 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { type PreviousRelease, previousRelease } from "../../devenv/images/previous.js";
+import { sleep, waitFor } from "../../devenv/procs.js";
 import { RealCluster, reapRealClusters } from "../../devenv/realnodes/cluster.js";
 import {
   killPodContainers,
@@ -18,8 +20,6 @@ import { installRelease, RELEASE, upgradeRelease } from "../../devenv/realnodes/
 import { type RouteLoss, RouteWatch, routesHeld } from "../../devenv/realnodes/routewatch.js";
 import { deployProbePods, TrafficMesh } from "../../devenv/realnodes/traffic.js";
 import type { RealNodeMode } from "../../devenv/realnodes/workload.js";
-import { type PreviousRelease, previousRelease } from "../../devenv/images/previous.js";
-import { sleep, waitFor } from "../../devenv/procs.js";
 import { repoRoot } from "../../devenv/tools.js";
 import { leftovers } from "./leftovers.js";
 
@@ -328,7 +328,9 @@ export class FaultRig {
         await waitContainersRestarted(this.cluster, agentNode, agent.metadata.uid, killedAgent);
         if (killedLeader.length)
           await waitContainersRestarted(this.cluster, leaderNode, leader.metadata.uid, killedLeader, 300_000);
-        notes.push(`both restarted by their kubelets ${((Date.now() - down) / 1000).toFixed(0)} s into the outage`);
+        notes.push(
+          `both restarted by their kubelets ${((Date.now() - down) / 1000).toFixed(0)} s into the outage`,
+        );
         await sleep(Math.max(0, down + seconds * 1000 - Date.now()));
       } finally {
         await startApiserver(this.cluster, stopped);
@@ -354,7 +356,8 @@ export class FaultRig {
       const after = (await this.weftPods()).agents.map((p) => p.metadata.name);
       const replaced = after.filter((n) => !before.has(n)).length;
       notes.push(`${replaced} of ${after.length} agents replaced by the rolling update`);
-      if (replaced !== after.length) throw new Error(`only ${replaced} of ${after.length} agents were replaced`);
+      if (replaced !== after.length)
+        throw new Error(`only ${replaced} of ${after.length} agents were replaced`);
     });
   }
 
@@ -408,7 +411,10 @@ export class FaultRig {
    * once GC ran, none leaked.
    */
   failover(how: "pod" | "node", downSeconds = 30): Promise<ScenarioResult> {
-    const title = how === "pod" ? "controller failover (leader pod deleted)" : "controller failover (leader's node stopped)";
+    const title =
+      how === "pod"
+        ? "controller failover (leader pod deleted)"
+        : "controller failover (leader's node stopped)";
     return this.scenario(title, {}, async ({ notes, disturb }) => {
       const leader = await this.leader();
       const leaderNode = leader.spec.nodeName as string;
@@ -417,7 +423,14 @@ export class FaultRig {
       try {
         await sleep(5_000);
         if (how === "pod") {
-          await this.kubectl(["-n", RELEASE.namespace, "delete", "pod", leader.metadata.name, "--wait=false"]);
+          await this.kubectl([
+            "-n",
+            RELEASE.namespace,
+            "delete",
+            "pod",
+            leader.metadata.name,
+            "--wait=false",
+          ]);
         } else {
           disturb(leaderNode);
           await this.powerOff(leaderNode);
@@ -431,7 +444,9 @@ export class FaultRig {
           180_000,
           500,
         );
-        notes.push(`leader ${leader.metadata.name} (${leaderNode}) -> ${next.metadata.name} (${next.spec.nodeName})`);
+        notes.push(
+          `leader ${leader.metadata.name} (${leaderNode}) -> ${next.metadata.name} (${next.spec.nodeName})`,
+        );
         await sleep(how === "node" ? downSeconds * 1000 : 10_000);
         if (how === "node") await this.powerOn(leaderNode);
       } finally {
@@ -465,7 +480,8 @@ export class FaultRig {
 
   /** Running pods sharing an address (host-network pods aside). */
   async duplicateAddresses(): Promise<string[]> {
-    const all = (JSON.parse(await this.kubectl(["get", "pods", "-A", "-o", "json"])) as { items: Pod[] }).items;
+    const all = (JSON.parse(await this.kubectl(["get", "pods", "-A", "-o", "json"])) as { items: Pod[] })
+      .items;
     const nodeIPs = new Set(this.cluster.state.nodes.map((n) => n.ip));
     const seen = new Map<string, string>();
     const dup: string[] = [];
@@ -576,7 +592,15 @@ spec:
   async stop(): Promise<string> {
     this.running = false;
     await this.loop;
-    await this.rig.kubectl(["-n", "default", "delete", "deployment", "churn", "--wait=true", "--timeout=180s"]);
+    await this.rig.kubectl([
+      "-n",
+      "default",
+      "delete",
+      "deployment",
+      "churn",
+      "--wait=true",
+      "--timeout=180s",
+    ]);
     return `${this.rounds} scale changes (${this.errors} refused)`;
   }
 }
