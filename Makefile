@@ -16,7 +16,7 @@ NODE_COUNT ?= 3
 STACK ?= ipv4
 TOPOLOGY ?= one-subnet
 
-.PHONY: help deps tools tools-real-nodes tools-conformance build generate lint images test test-unit lab lab-down cluster-up cluster-down engine-up engine-down bench clean
+.PHONY: help deps tools tools-real-nodes tools-conformance conformance chaos build generate lint images test test-unit lab lab-down cluster-up cluster-down engine-up engine-down bench clean
 
 help:
 	@echo "make lab         bring up a local Weft cluster network (MODE=vxlan|host-gw|bgp|bgp-rr,"
@@ -29,6 +29,9 @@ help:
 	@echo "make engine-up   start the tests' container engine (podman API) for single test files"
 	@echo "make images      build the test container images (etcd, FRR); WEFT_CONTAINERS=off skips them"
 	@echo "make bench       run the benchmarks"
+	@echo "make conformance upstream [sig-network] specs against Weft on 3 real nodes (NODE_COUNT, MODE)"
+	@echo "make chaos       the long fault suite on real nodes: upgrade from the previous release and a 2-minute"
+	@echo "                 apiserver outage under pod traffic, in every mode (WEFT_UPGRADE_FROM)"
 	@echo "make generate    write crds/, charts/weft/crds/ and deploy/weft.yaml from the types in api/"
 
 node_modules/.weft-installed: package.json package-lock.json
@@ -49,6 +52,16 @@ tools-real-nodes:
 tools-conformance:
 	@devenv/install-tools.sh --conformance
 
+# Kubernetes' own [sig-network] specs (e2e.test) on real nodes with Weft installed by its chart;
+# what is skipped, and why, is test/conformance/skip-list.txt. Prints ginkgo's summary.
+conformance: deps tools-conformance build
+	node dist/test/conformance/run.js --nodes $(NODE_COUNT) --mode $(MODE)
+
+# The fault suite's long version (make test runs the short one): 3 nodes per mode, helm upgrade
+# from the previous release, a 120 s apiserver and etcd outage, a value change, all under traffic.
+chaos: deps tools-real-nodes build
+	WEFT_FAULTS=long node dist/test/run-suite.js dist/test/realnodes/faults.test.js
+
 build: node_modules/.weft-installed
 	rm -rf dist
 	npx tsc -p tsconfig.json
@@ -67,7 +80,7 @@ lint: node_modules/.weft-installed
 images: deps build
 	node dist/devenv/containers/cli.js images
 
-test: deps tools-real-nodes build lint images
+test: deps tools-conformance build lint images
 	node dist/test/run-suite.js
 
 test-unit: node_modules/.weft-installed build

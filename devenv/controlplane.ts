@@ -67,6 +67,11 @@ function stateFile(dir: string): string {
   return join(dir, "state.json");
 }
 
+/** Records a control plane's state (its pids after a restart, for whoever stops it). */
+export function writeState(state: ControlPlaneState): void {
+  writeFileSync(stateFile(state.dir), JSON.stringify(state, null, 2));
+}
+
 export function readState(dir: string): ControlPlaneState | undefined {
   try {
     return JSON.parse(readFileSync(stateFile(dir), "utf8")) as ControlPlaneState;

@@ -124,6 +124,8 @@ if $real_nodes; then
   build "$node_mod" kube-controller-manager -ldflags "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-controller-manager
   # agnhost runs in images built from scratch: static, no libc
   CGO_ENABLED=0 stamp_extra=CGO_ENABLED=0 build "$node_mod" agnhost -ldflags "-s -w" k8s.io/kubernetes/test/images/agnhost
+  # upstream's conntrack regression check (an e2e image of its own)
+  CGO_ENABLED=0 stamp_extra=CGO_ENABLED=0 build "$node_mod" regression-issue-74839 -ldflags "-s -w" k8s.io/kubernetes/test/images/regression-issue-74839
   # the pod sandbox's process; its source lives here, so the source is part of the stamp
   CGO_ENABLED=0 stamp_extra="CGO_ENABLED=0 $(cat "$here/pause/main.go")" build "$here/pause" pause -ldflags "-s -w" .
   build "$here/coredns" coredns -ldflags "-s -w" github.com/coredns/coredns

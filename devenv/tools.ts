@@ -37,6 +37,7 @@ export type RealNodeTool =
   | "coredns"
   | "agnhost"
   | "pause"
+  | "regression-issue-74839"
   | "e2e.test"
   | "ginkgo";
 
@@ -48,6 +49,7 @@ const REAL_NODE_TOOLS = new Set<string>([
   "coredns",
   "agnhost",
   "pause",
+  "regression-issue-74839",
   "e2e.test",
   "ginkgo",
 ]);

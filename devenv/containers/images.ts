@@ -1,31 +1,15 @@
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
-import { join } from "node:path";
+import { buildDebianImage, type DebianImageSpec, debianImageInputs } from "../images/debian.js";
+import { buildah, buildFrom, ensureImage, type ImageRecipe } from "../images/store.js";
 import { tool } from "../tools.js";
-import { buildah, commit, imageExists, imageTags, removeImages } from "./buildah.js";
-import { buildDebianImage, type DebianImageSpec, debianStampInputs } from "./debian-image.js";
-import { withLock } from "./lock.js";
-import { weftCache } from "./podman.js";
 
 /**
- * The images tests start, built locally (nothing can be pulled) into Weft's image store and
- * tagged with a stamp of their inputs: a run rebuilds an image only when an input changed.
+ * The images tests start (etcd, an FRR router), made in the project's one image store
+ * (devenv/images/store.ts) and tagged with a stamp of their inputs: a run rebuilds an image only
+ * when an input changed.
  */
 export type ImageName = "etcd" | "frr";
-
-interface Recipe {
-  repo: string;
-  /** Everything the image is made from, as text; its hash is the tag. */
-  inputs(): string;
-  build(ref: string): Promise<void>;
-}
-
-/** Bumped when a recipe changes in a way its inputs do not show. */
-const RECIPE_VERSION = "1";
-
-export function stampOf(inputs: string): string {
-  return createHash("sha256").update(`${RECIPE_VERSION}\n${inputs}`).digest("hex").slice(0, 16);
-}
 
 /** True when the ELF file asks for no program interpreter (runs on a scratch image). */
 export function isStaticElf(path: string): boolean {
@@ -50,36 +34,30 @@ export function isStaticElf(path: string): boolean {
 
 const ETCD_IMAGE = { entrypoint: ["/usr/local/bin/etcd"], path: "/usr/local/bin/etcd" };
 
-const etcd: Recipe = {
-  repo: "localhost/weft-etcd",
-  inputs: () => {
-    const bin = tool("etcd");
-    if (!isStaticElf(bin)) {
-      throw new Error(
-        `${bin} is dynamically linked and cannot run on a scratch image: rebuild it with 'make tools' (etcd is built with CGO_ENABLED=0)`,
-      );
-    }
-    return JSON.stringify({ etcd: createHash("sha256").update(readFileSync(bin)).digest("hex"), ETCD_IMAGE });
-  },
-  build: async (ref) => {
-    const c = await buildah(["from", "--quiet", "scratch"]);
-    try {
-      await buildah(["copy", "--quiet", "--chmod", "755", c, tool("etcd"), ETCD_IMAGE.path]);
-      await buildah(["config", "--entrypoint", JSON.stringify(ETCD_IMAGE.entrypoint), c]);
-      await commit(c, ref);
-    } catch (err) {
-      await buildah(["rm", c]).catch(() => {});
-      throw err;
-    }
-  },
-};
+function etcdRecipe(): ImageRecipe {
+  const bin = tool("etcd");
+  if (!isStaticElf(bin)) {
+    throw new Error(
+      `${bin} is dynamically linked and cannot run on a scratch image: rebuild it with 'make tools' (etcd is built with CGO_ENABLED=0)`,
+    );
+  }
+  return {
+    repo: "localhost/weft-etcd",
+    inputs: [createHash("sha256").update(readFileSync(bin)).digest("hex"), JSON.stringify(ETCD_IMAGE)],
+    build: (ref) =>
+      buildFrom("scratch", ref, async (c) => {
+        await buildah(["copy", "--quiet", "--chmod", "755", c, bin, ETCD_IMAGE.path]);
+        await buildah(["config", "--entrypoint", JSON.stringify(ETCD_IMAGE.entrypoint), c]);
+      }),
+  };
+}
 
 /**
  * FRR as Debian ships it. The entrypoint starts the daemons the way Debian's service does
  * (watchfrr supervising zebra, staticd, bgpd and bfdd, which BGP sessions with `bfd` need) and
  * stays in the foreground until stopped.
  */
-const FRR_SPEC: Omit<DebianImageSpec, "ref"> = {
+const FRR_SPEC: DebianImageSpec = {
   packages: ["frr"],
   files: [
     {
@@ -113,21 +91,20 @@ const FRR_SPEC: Omit<DebianImageSpec, "ref"> = {
   entrypoint: ["/usr/local/bin/weft-frr"],
 };
 
-const frr: Recipe = {
-  repo: "localhost/weft-frr",
-  inputs: () => debianStampInputs(FRR_SPEC),
-  build: (ref) => buildDebianImage({ ref, ...FRR_SPEC }),
-};
+function frrRecipe(): ImageRecipe {
+  return {
+    repo: "localhost/weft-frr",
+    inputs: debianImageInputs(FRR_SPEC),
+    build: (ref) => buildDebianImage(FRR_SPEC, ref),
+  };
+}
 
-const RECIPES: Record<ImageName, Recipe> = { etcd, frr };
+const RECIPES: Record<ImageName, () => ImageRecipe> = { etcd: etcdRecipe, frr: frrRecipe };
 export const IMAGE_NAMES = Object.keys(RECIPES) as ImageName[];
 
-/** Older stamps kept per image, so that a run still using one is not pulled from under it. */
-const KEEP = 2;
-
 /**
- * Builds the images whose stamp is not in the store yet; returns their references. One builder at
- * a time across checkouts; prints one line per image (built, with the time it took, or cached).
+ * Builds the images whose stamp is not in the store yet; returns their references. Prints one
+ * line per image (built, with the time it took, or cached).
  */
 export async function ensureImages(
   names: ImageName[] = IMAGE_NAMES,
@@ -135,20 +112,9 @@ export async function ensureImages(
 ): Promise<Record<ImageName, string>> {
   const refs = {} as Record<ImageName, string>;
   for (const name of names) {
-    const recipe = RECIPES[name];
-    const ref = `${recipe.repo}:${stampOf(recipe.inputs())}`;
-    refs[name] = ref;
-    if (await imageExists(ref)) {
-      log(`# image ${ref} cached`);
-      continue;
-    }
-    await withLock(join(weftCache, "containers", "build.lock"), async () => {
-      if (await imageExists(ref)) return;
-      const t0 = Date.now();
-      await recipe.build(ref);
-      log(`# image ${ref} built in ${Date.now() - t0} ms`);
-      await removeImages((await imageTags(recipe.repo)).filter((r) => r !== ref).slice(KEEP - 1));
-    });
+    const image = await ensureImage(RECIPES[name](), log);
+    if (image.seconds === 0) log(`# image ${image.ref} cached`);
+    refs[name] = image.ref;
   }
   return refs;
 }

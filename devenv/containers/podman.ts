@@ -38,11 +38,12 @@ export async function run(
   cmd: string,
   args: string[],
   env: NodeJS.ProcessEnv,
-  opts: { timeoutMs?: number; maxBuffer?: number } = {},
+  opts: { timeoutMs?: number; maxBuffer?: number; cwd?: string } = {},
 ): Promise<string> {
   try {
     const { stdout } = await execFileP(cmd, args, {
       env,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
       timeout: opts.timeoutMs ?? 0,
       maxBuffer: opts.maxBuffer ?? 64 * 1024 * 1024,
     });

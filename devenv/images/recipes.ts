@@ -3,26 +3,29 @@ import { createHash } from "node:crypto";
 /**
  * What the images of real-node clusters are made of, and the stamps that say when one must be
  * rebuilt. Nothing can be pulled on these machines, so every image is made here: from binaries
- * built from the Go module proxy, a Debian rootfs from the apt mirror (mmdebstrap), the Node.js
- * runtime from the npm registry, and Weft's own Dockerfile. No I/O here.
+ * built from the Go module proxy, a Debian rootfs from the apt mirror (mmdebstrap, debian.ts),
+ * the Node.js runtime from the npm registry, and Weft's own Dockerfile. No I/O here.
  */
 
-/** The sandbox image: the name containerd's `sandbox_image` and the e2e framework both use. */
-export const PAUSE_IMAGE = "registry.k8s.io/pause:3.10";
-/** agnhost under the name the v1.32 e2e framework expects (test/utils/image/manifest.go). */
-export const AGNHOST_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.53";
+/**
+ * Where the images upstream's e2e framework names are kept here. Made locally, they carry local
+ * names (nothing under them can be pulled, so a name never looks like a registry that answers);
+ * the e2e suite is pointed at them through KUBE_TEST_REPO_LIST (e2eRepoList).
+ */
+export const LOCAL_E2E_REGISTRY = "localhost/e2e-test-images";
+export const LOCAL_K8S_REGISTRY = "localhost/k8s";
+export const LOCAL_BUILD_IMAGE_REGISTRY = "localhost/build-image";
+
+/** The sandbox image: containerd's `sandbox_image`, and the e2e framework's pause. */
+export const PAUSE_IMAGE = `${LOCAL_K8S_REGISTRY}/pause:3.10`;
+/** agnhost with the version the v1.32 e2e framework expects (test/utils/image/manifest.go). */
+export const AGNHOST_IMAGE = `${LOCAL_E2E_REGISTRY}/agnhost:2.53`;
 /** The Debian base that test images with shell tools start from (a stand-in for upstream's Alpine base). */
 export const DEBIAN_TOOLS_IMAGE = "localhost/weft-debian-tools:bookworm";
 /** Repository of Weft's image as built from the Dockerfile; the tag is the stamp of its inputs. */
 export const WEFT_REPOSITORY = "localhost/weft";
 
 export const DEBIAN_SUITE = "bookworm";
-export const DEBIAN_MIRRORS = [
-  "deb http://deb.debian.org/debian bookworm main",
-  "deb http://deb.debian.org/debian bookworm-updates main",
-  "deb http://deb.debian.org/debian-security bookworm-security main",
-];
-
 /**
  * What debian:bookworm-slim leaves out (dpkg path filters). They stay in the image's dpkg
  * configuration, so packages installed later by a Dockerfile are slimmed the same way.
@@ -52,7 +55,69 @@ export const DEBIAN_TOOLS_PACKAGES = [
   "iputils-ping",
   "netcat-openbsd",
   "procps",
+  "wget",
+  // for the other e2e images made from the same rootfs (E2E_IMAGES): one mmdebstrap serves all
+  "busybox",
+  "conntrack",
+  "iptables",
+  "nginx-light",
 ];
+
+/**
+ * The other images the [sig-network] specs run, each a layer over the Debian tools image with
+ * what upstream's image has at its heart (test/images/<name>/Dockerfile at v1.32): the spec
+ * calls these tools through `kubectl exec` or as the container's command.
+ */
+export interface E2EImage {
+  ref: string;
+  /** Run in the image at build time (/bin/sh -c). */
+  setup?: string;
+  entrypoint?: string[];
+  cmd?: string[];
+  ports?: number[];
+}
+
+export const E2E_IMAGES: readonly E2EImage[] = [
+  {
+    // Debian with dnsutils (dig), as upstream's; the DNS specs' "jessie" prober
+    ref: `${LOCAL_E2E_REGISTRY}/jessie-dnsutils:1.7`,
+    cmd: ["/bin/sh"],
+  },
+  {
+    // busybox's applets first on the PATH, every one of them (nc, wget, sh ... as busybox has them)
+    ref: `${LOCAL_E2E_REGISTRY}/busybox:1.36.1-1`,
+    setup: "set -eu; mkdir -p /usr/local/bin; /bin/busybox --install -s /usr/local/bin",
+    cmd: ["sh"],
+  },
+  {
+    // nginx serving its default page on port 80, in the foreground
+    ref: `${LOCAL_E2E_REGISTRY}/nginx:1.14-4`,
+    cmd: ["nginx", "-g", "daemon off;"],
+    ports: [80],
+  },
+  {
+    // iptables and conntrack for privileged hostNetwork pods that read the node's tables
+    ref: `${LOCAL_BUILD_IMAGE_REGISTRY}/distroless-iptables:v0.7.15`,
+    cmd: ["/bin/sh"],
+  },
+];
+
+/** upstream's regression test for conntrack's invalid state (issue 74839): its binary on the tools image */
+export const REGRESSION_74839_IMAGE = `${LOCAL_E2E_REGISTRY}/regression-issue-74839:1.2`;
+
+/** Upstream's registries, as KUBE_TEST_REPO_LIST names them, pointed at the local images. */
+export function e2eRepoList(): string {
+  return [
+    `promoterE2eRegistry: ${LOCAL_E2E_REGISTRY}`,
+    `gcRegistry: ${LOCAL_K8S_REGISTRY}`,
+    `gcEtcdRegistry: ${LOCAL_K8S_REGISTRY}`,
+    `buildImageRegistry: ${LOCAL_BUILD_IMAGE_REGISTRY}`,
+    "dockerLibraryRegistry: localhost/library",
+    "sigStorageRegistry: localhost/sig-storage",
+    "cloudProviderGcpRegistry: localhost/cloud-provider-gcp",
+    "",
+  ].join("\n");
+}
 
 /**
  * The npm release bundled with each Node.js release the base image may pin (from that release's

@@ -5,6 +5,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -19,7 +20,7 @@ import {
   startControlPlane,
   stopControlPlane,
 } from "../controlplane.js";
-import { buildImages, type ImageSet } from "../images/build.js";
+import { type BuiltImage, buildImages, type ImageSet } from "../images/build.js";
 import { PAUSE_IMAGE } from "../images/recipes.js";
 import { alive, cmdline, startDetached, stopPid, waitFor } from "../procs.js";
 import { repoRoot, systemTool, tool } from "../tools.js";
@@ -33,6 +34,7 @@ import {
   kubeletConfig,
   kubeProxyArgs,
   nodePaths,
+  POD_CIDR,
   SERVICE_CIDR,
 } from "./config.js";
 import { NodeCgroups, NodeMountNamespace, startInNode } from "./host.js";
@@ -92,6 +94,8 @@ export interface RealClusterOptions {
    * Ready without Weft (a baseline; Weft's chart replaces the conflist when installed).
    */
   referenceCni?: boolean;
+  /** More images for every node's containerd beside the standard set (e.g. an earlier Weft's). */
+  extraImages?: Promise<BuiltImage[]>;
 }
 
 export interface Timings {
@@ -121,6 +125,28 @@ async function run(cmd: string, args: string[]): Promise<string> {
     const e = err as { stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(" ")}: ${e.stderr?.trim() || e.message}`);
   }
+}
+
+/** The reference conflist's name when it must win over an installed plugin's (10-weft.conflist). */
+const REFERENCE_FIRST = "00-reference.conflist";
+
+/** Debian's `bridge` + `host-local` (+ `portmap`) on bridge cni0 with the node's own 10.88.N.0/24. */
+function referenceConflist(index: number): string {
+  const conf = {
+    cniVersion: "1.0.0",
+    name: "reference",
+    plugins: [
+      {
+        type: "bridge",
+        bridge: "cni0",
+        isGateway: true,
+        ipMasq: false,
+        ipam: { type: "host-local", ranges: [[{ subnet: `10.88.${index}.0/24` }]] },
+      },
+      { type: "portmap", capabilities: { portMappings: true } },
+    ],
+  };
+  return JSON.stringify(conf, null, 2);
 }
 
 export class RealCluster {
@@ -160,7 +186,8 @@ export class RealCluster {
     this.save();
   }
 
-  private save(): void {
+  /** Writes the state file (pids included), so that teardown finds what runs now. */
+  save(): void {
     writeFileSync(stateFile(this.state.dir), JSON.stringify(this.state, null, 2));
   }
 
@@ -210,8 +237,10 @@ export class RealCluster {
     await ip(["-n", this.topo.underlayNs, "addr", "add", `${HUB_IP}/24`, "dev", "br0"]);
     this.save();
 
-    // the apiserver's way to kubelets, from its first start (a restart costs controllers ~40 s)
+    // the apiserver's way to kubelets, from its first start (a restart costs controllers ~40 s);
+    // pods and Services through the second proxy, started in the first node (startPodProxy)
     const egressSock = join(dir, "egress.sock");
+    const podsSock = join(dir, "egress-pods.sock");
     this.track(
       "egress-proxy",
       startDetached(
@@ -223,6 +252,8 @@ export class RealCluster {
           dist("devenv/realnodes/connect-proxy.js"),
           egressSock,
           UNDERLAY_CIDR,
+          `${POD_CIDR}=${podsSock}`,
+          `${SERVICE_CIDR}=${podsSock}`,
         ],
         join(dir, "egress-proxy.log"),
       ).pid,
@@ -345,9 +376,39 @@ export class RealCluster {
   async addNodes(names: string[]): Promise<RealNodeState[]> {
     const topoNodes = [];
     for (const name of names) topoNodes.push(await this.topo.addNode(name));
-    this.template ??= this.images.then((set) => templateRoot(set.all));
+    this.template ??= this.images.then(async (set) =>
+      templateRoot([...set.all, ...((await this.opts.extraImages) ?? [])]),
+    );
     await NodeMountNamespace.prepareDir(this.state.mountDir);
-    return Promise.all(topoNodes.map((n) => this.bootNode(n.name, n.ns, n.underlayIP)));
+    const booted = await Promise.all(topoNodes.map((n) => this.bootNode(n.name, n.ns, n.underlayIP)));
+    this.startPodProxy();
+    return booted;
+  }
+
+  /**
+   * The apiserver's way to pods and Services (its proxy subresources, e.g. `kubectl get --raw
+   * /api/v1/namespaces/N/pods/P:80/proxy/`): a CONNECT proxy in the first node's network
+   * namespace, where Weft's routes reach every pod and kube-proxy's rules every Service, as for
+   * an apiserver on a control-plane node. The underlay's proxy hands those ranges to it.
+   */
+  private startPodProxy(): void {
+    const node = this.state.nodes[0];
+    if (!node || this.state.pids.some((p) => p.what === "egress-pods-proxy")) return;
+    this.track(
+      "egress-pods-proxy",
+      startDetached(
+        "nsenter",
+        [
+          `--net=/run/netns/${node.ns}`,
+          "--",
+          process.execPath,
+          dist("devenv/realnodes/connect-proxy.js"),
+          join(this.state.dir, "egress-pods.sock"),
+          `${POD_CIDR},${SERVICE_CIDR}`,
+        ],
+        join(this.state.dir, "egress-pods-proxy.log"),
+      ).pid,
+    );
   }
 
   /** A node: mount namespace, cgroups, certificates, containerd with the images, kubelet, kube-proxy. */
@@ -488,28 +549,30 @@ export class RealCluster {
   }
 
   /**
+   * Puts Debian's `bridge` + `host-local` chain in front of whatever network the node has (its
+   * conflist sorts first, and containerd uses the first), or takes it away again: new sandboxes
+   * on the node get the reference network while it is there. Pods started under one network must
+   * be gone before the switch, since containerd tears a sandbox down with the current one.
+   */
+  useReferenceCni(nodeName: string, on: boolean): void {
+    const node = this.state.nodes.find((n) => n.name === nodeName);
+    if (!node) throw new Error(`no node ${nodeName}`);
+    const file = join(node.dir, "host", "etc/cni/net.d", REFERENCE_FIRST);
+    if (!on) {
+      rmSync(file, { force: true });
+      return;
+    }
+    const tmp = join(node.dir, `${REFERENCE_FIRST}.tmp`);
+    writeFileSync(tmp, referenceConflist(Number(node.ip.split(".")[3]) - 10));
+    renameSync(tmp, file);
+  }
+
+  /**
    * Debian's reference plugins as the node's network: a bridge with host-local addresses from a
    * /24 of its own (10.88.N.0/24); pods on different nodes cannot reach each other with it.
    */
   private writeReferenceCni(nodeDir: string, index: number): void {
-    const conf = {
-      cniVersion: "1.0.0",
-      name: "reference",
-      plugins: [
-        {
-          type: "bridge",
-          bridge: "cni0",
-          isGateway: true,
-          ipMasq: false,
-          ipam: { type: "host-local", ranges: [[{ subnet: `10.88.${index}.0/24` }]] },
-        },
-        { type: "portmap", capabilities: { portMappings: true } },
-      ],
-    };
-    writeFileSync(
-      join(nodeDir, "host", "etc/cni/net.d", "90-reference.conflist"),
-      JSON.stringify(conf, null, 2),
-    );
+    writeFileSync(join(nodeDir, "host", "etc/cni/net.d", "90-reference.conflist"), referenceConflist(index));
   }
 
   /** Waits until every node reports Ready; records each node's time from kubelet start. */

@@ -9,6 +9,8 @@ export const SERVICE_CIDR = "10.96.0.0/24";
 export const KUBERNETES_SERVICE_IP = "10.96.0.1";
 export const DNS_SERVICE_IP = "10.96.0.10";
 export const CLUSTER_DOMAIN = "cluster.local";
+/** The pod range: the default pool of Weft's chart (charts/weft/values.yaml), which the cluster installs unchanged. */
+export const POD_CIDR = "10.244.0.0/16";
 
 export interface NodePaths {
   /** The node's own directory; everything below is private to it. */

@@ -1,9 +1,11 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { type BuiltImage, imagesDir, withLock } from "../images/build.js";
+import { withLock } from "../containers/lock.js";
+import { type BuiltImage, imagesDir } from "../images/build.js";
 import { stamp } from "../images/recipes.js";
+import { pruneNewest } from "../images/store.js";
 import { alive, startDetached, stopPid, waitFor } from "../procs.js";
 import { systemTool } from "../tools.js";
 
@@ -31,20 +33,38 @@ async function run(cmd: string, args: string[]): Promise<void> {
   }
 }
 
-/** A containerd root holding every image, imported and unpacked; made when the images changed. */
+/** Templates kept: the current one, and one more for a checkout on other sources sharing the cache. */
+const KEEP_TEMPLATES = 3;
+
+/**
+ * A containerd root holding every image, imported and unpacked; made when the images changed.
+ * It is made in two steps, each cached: every image but the last (the ones that rarely change),
+ * then a copy of that with the last image (Weft's, which changes with every change to its code)
+ * imported on top, so a new Weft image costs one import, not all of them.
+ */
 export function templateRoot(images: BuiltImage[]): Promise<string> {
-  return withLock(() => makeTemplateRoot(images));
+  return withLock(join(imagesDir, "template.lock"), async () => {
+    const stable = images.filter((i) => !i.ref.startsWith("localhost/weft:"));
+    const weft = images.filter((i) => i.ref.startsWith("localhost/weft:"));
+    const base = await makeTemplateRoot(undefined, stable);
+    return weft.length ? makeTemplateRoot(base, weft) : base;
+  });
 }
 
-async function makeTemplateRoot(images: BuiltImage[]): Promise<string> {
+async function makeTemplateRoot(parent: string | undefined, images: BuiltImage[]): Promise<string> {
   const containerd = systemTool("/usr/bin/containerd", "containerd");
   const ctr = systemTool("/usr/bin/ctr", "containerd");
-  const key = stamp(["containerd-template-1", ...images.map((i) => i.archive)]);
+  const key = stamp(["containerd-template-2", parent ?? "", ...images.map((i) => i.archive)]);
   const root = join(imagesDir, `containerd-root-${key}`);
-  if (existsSync(join(root, ".complete"))) return root;
+  if (existsSync(join(root, ".complete"))) {
+    const now = new Date();
+    utimesSync(root, now, now); // most recently used: kept by the pruning below
+    return root;
+  }
   const work = join(imagesDir, `.containerd-work-${process.pid}`);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
+  if (parent) await copyRoot(parent, join(work, "root"));
   const sock = join(work, "containerd.sock");
   const config = join(work, "config.toml");
   writeFileSync(
@@ -91,10 +111,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.trac
   await run("mv", [join(work, "root"), root]);
   writeFileSync(join(root, ".complete"), "");
   rmSync(work, { recursive: true, force: true });
-  // older templates are of no use any more
-  for (const old of (await execFileP("ls", [imagesDir])).stdout.split("\n"))
-    if (old.startsWith("containerd-root-") && old !== `containerd-root-${key}`)
-      rmSync(join(imagesDir, old), { recursive: true, force: true });
+  pruneNewest(imagesDir, (f) => f.startsWith("containerd-root-"), KEEP_TEMPLATES);
   return root;
 }
 

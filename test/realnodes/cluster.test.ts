@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { AGNHOST_IMAGE } from "../../devenv/images/recipes.js";
 import { RealCluster, reapRealClusters } from "../../devenv/realnodes/cluster.js";
 import { leftovers, readSysctls } from "./leftovers.js";
 
@@ -41,7 +42,7 @@ test("a pod on each node runs, and kubectl exec reaches both kubelets", async ()
     "create",
     "deployment",
     "hello",
-    "--image=registry.k8s.io/e2e-test-images/agnhost:2.53",
+    `--image=${AGNHOST_IMAGE}`,
     "--replicas=2",
     "--",
     "/agnhost",

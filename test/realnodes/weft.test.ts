@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { formatConnectivity } from "../../devenv/clusternet.js";
 import { HUB_IP, RealCluster, reapRealClusters } from "../../devenv/realnodes/cluster.js";
+import { runE2E, specPattern, summaryText } from "../../devenv/realnodes/e2e.js";
 import {
   checkDns,
   checkService,
@@ -14,13 +16,16 @@ import {
   serviceIP,
   type WorkloadPod,
 } from "../../devenv/realnodes/workload.js";
+import { repoRoot } from "../../devenv/tools.js";
 import { leftovers, readSysctls } from "./leftovers.js";
 
 /**
  * Weft as users run it: `helm install weft charts/weft` with the image built from the Dockerfile,
  * on real kubelets. The agent's init container installs weft-cni, the kubelets call it for every
- * pod, and pods on different nodes reach each other, a ClusterIP Service and cluster DNS.
- * WEFT_REALNODES_MODE picks the mode (default vxlan).
+ * pod, and pods on different nodes reach each other, a ClusterIP Service and cluster DNS. Then,
+ * on the same cluster, a subset of Kubernetes' own [sig-network] Conformance specs (e2e.test;
+ * `make conformance` runs all of them on three nodes). WEFT_REALNODES_MODE picks the mode
+ * (default vxlan).
  */
 const mode = (process.env.WEFT_REALNODES_MODE ?? "vxlan") as RealNodeMode;
 if (!REAL_NODE_MODES.includes(mode))
@@ -112,6 +117,45 @@ test("pod traffic to the hub (apiserver, CoreDNS) left through Weft's outgoing N
     // kube-proxy's own KUBE-POSTROUTING rule masquerades only what it marked; none names the hub
     assert.doesNotMatch(iptables, new RegExp(`-d ${HUB_IP}/32 .*-j MASQUERADE`), `${n.name}: a hub rule`);
   }
+});
+
+/**
+ * The upstream specs CI runs: pod-to-pod across nodes and node-to-pod (http and udp), a Service's
+ * endpoints, and cluster DNS for Services and for the cluster itself.
+ */
+export const CI_CONFORMANCE_SPECS = [
+  "[sig-network] Networking Granular Checks: Pods should function for intra-pod communication: http [NodeConformance] [Conformance]",
+  "[sig-network] Networking Granular Checks: Pods should function for intra-pod communication: udp [NodeConformance] [Conformance]",
+  "[sig-network] Networking Granular Checks: Pods should function for node-pod communication: http [LinuxOnly] [NodeConformance] [Conformance]",
+  "[sig-network] Networking Granular Checks: Pods should function for node-pod communication: udp [LinuxOnly] [NodeConformance] [Conformance]",
+  "[sig-network] Services should serve a basic endpoint from pods [Conformance]",
+  "[sig-network] DNS should provide DNS for services [Conformance]",
+  "[sig-network] DNS should provide DNS for the cluster [Conformance]",
+];
+
+test("upstream [sig-network] Conformance specs pass: pod networking, Service endpoints, DNS", async () => {
+  const c = cluster!;
+  const result = await runE2E({
+    kubeconfig: c.kubeconfig,
+    focus: CI_CONFORMANCE_SPECS.map(specPattern),
+    skip: [],
+    parallel: 2,
+    // kept after the run: the full log of a failed spec
+    reportDir: join(repoRoot, ".weft", "e2e", id),
+    nodes: 2,
+    timeout: "30m",
+  });
+  console.log(summaryText(result.output).replace(/^/gm, "# "));
+  const s = result.summary;
+  assert.ok(s, `ginkgo printed no summary (exit ${result.exitCode}); see ${result.logFile}`);
+  assert.deepEqual(s.failures, [], `see ${result.logFile}`);
+  assert.equal(s.failed, 0);
+  assert.equal(
+    s.passed,
+    CI_CONFORMANCE_SPECS.length,
+    "every chosen spec ran (a renamed spec matches nothing)",
+  );
+  assert.equal(result.exitCode, 0);
 });
 
 test("teardown leaves nothing behind and the host sysctls as they were", async () => {
