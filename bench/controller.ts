@@ -9,7 +9,11 @@ export interface BenchController {
   base: string;
 }
 
-/** weft-controller (dist/controllers/main.js) for a benchmark: no leader election, warnings only. */
+/**
+ * weft-controller (dist/controllers/main.js) for a benchmark: no leader election, warnings only.
+ * WEFT_BENCH_CPU_PROF=DIR writes its CPU profile there when it exits (node --cpu-prof), to find
+ * where a slow run spends its time.
+ */
 export async function spawnController(
   kubeconfig: string,
   logFile: string,
@@ -18,9 +22,11 @@ export async function spawnController(
   const port = await freePort();
   const main = fileURLToPath(new URL("../controllers/main.js", import.meta.url));
   const out = openSync(logFile, "a");
+  const profDir = process.env.WEFT_BENCH_CPU_PROF;
   const child = spawn(
     process.execPath,
     [
+      ...(profDir ? ["--cpu-prof", "--cpu-prof-dir", profDir] : []),
       main,
       "--kubeconfig",
       kubeconfig,

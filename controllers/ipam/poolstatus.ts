@@ -123,13 +123,14 @@ export function desiredPoolStatus(
  * gives no new addresses, keeps its finalizer while pods hold addresses in it, and once drained
  * its blocks are deleted and the finalizer removed. Any pool event brings back every pool (one
  * pool's overlap is another's); block changes are coalesced into at most one status write per
- * pool every statusDelayMs.
+ * pool every statusDelayMs (default 5 s: usage counters, so a storm of node joins costs a few
+ * pool writes, not one a second).
  */
 export function poolStatusController(
   ctx: ControllerContext,
   assigner: Assigner,
   poolFilter?: (name: string) => boolean,
-  statusDelayMs = 1000,
+  statusDelayMs = 5000,
 ): Controller {
   const { pools, blocks } = ctx.informers;
   const ok = (name: string) => !poolFilter || poolFilter(name);
