@@ -42,7 +42,8 @@ export function percentile(xs: readonly number[], p: number): number {
 export interface Headline {
   metric: string;
   value: number;
-  target: number;
+  /** null: no target in the design, the figure is kept in view only. */
+  target: number | null;
   unit: string;
   /** The peer measured in the same run, or why there is none. */
   peer: string;

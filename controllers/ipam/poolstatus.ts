@@ -11,12 +11,17 @@ import { isEmptyOfPods, isIpamError, parsePool, poolUsage, poolView } from "../.
 import { createLogger, mergeConditions, sameValue } from "../../lib/index.js";
 import {
   and,
+  beingDeleted,
   type Controller,
   ControllerBuilder,
+  changed,
+  generationChanged,
   matching,
+  or,
   type ReconcileResult,
   type Reconciler,
   resourceVersionChanged,
+  resync,
 } from "../../runtime/index.js";
 import type { ControllerContext } from "../context.js";
 import { inPools } from "./pools.js";
@@ -134,13 +139,24 @@ export function poolStatusController(
 ): Controller {
   const { pools, blocks } = ctx.informers;
   const ok = (name: string) => !poolFilter || poolFilter(name);
-  return new ControllerBuilder("ipam-pool", { workers: 2 })
-    .watches(pools, () => pools.keys().filter(ok))
-    .watches(blocks, (b) => b.spec.pool, {
-      predicate: and(matching(inPools(poolFilter)), resourceVersionChanged),
-      delayMs: statusDelayMs,
-    })
-    .complete(new PoolStatusReconciler(ctx, assigner, poolFilter));
+  return (
+    new ControllerBuilder("ipam-pool", { workers: 2 })
+      // Not its own status writes: each would bring the pool straight back, see the blocks claimed
+      // meanwhile and write again, round trip after round trip, whatever the delay below says.
+      .watches(pools, () => pools.keys().filter(ok), {
+        predicate: or(
+          resync,
+          generationChanged,
+          beingDeleted,
+          changed<IPPool>((p) => p.metadata.finalizers ?? []),
+        ),
+      })
+      .watches(blocks, (b) => b.spec.pool, {
+        predicate: and(matching(inPools(poolFilter)), resourceVersionChanged),
+        delayMs: statusDelayMs,
+      })
+      .complete(new PoolStatusReconciler(ctx, assigner, poolFilter))
+  );
 }
 
 export class PoolStatusReconciler implements Reconciler {
