@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import type * as k8s from "@kubernetes/client-node";
+import { ownBlocks } from "../api/index.js";
 import { createStore, type Store } from "../datastore/index.js";
 import { Assigner } from "../ipam/client/index.js";
 import { createLogger, type Logger, loadKubeConfig, parseSelector } from "../lib/index.js";
@@ -64,7 +65,12 @@ async function main(): Promise<void> {
 
   const dataplane = new KernelDataplane({ resyncIntervalMs: Number(values["resync-ms"]), logger: log });
   // The same informers as the controller's, one per kind, shared by the dataplane, BGP and IPAM sides.
-  const cache = new InformerCache(store, kc, { nodeSelector: values["node-selector"] });
+  // Of the blocks, only this node's own (the others' come as RouteIntents or over BGP): an agent's
+  // memory and watch traffic do not grow with every block of the cluster.
+  const cache = new InformerCache(store, kc, {
+    nodeSelector: values["node-selector"],
+    selections: { IPAMBlock: ownBlocks(node) },
+  });
   // BGP (BIRD) starts only once a BGP pool or a BGPPeer exists; it adds to the agent's status.
   let bgp: BgpManager | undefined;
   const nat =
@@ -120,7 +126,13 @@ function cniServer(
   return {
     name: "cni-server",
     async start() {
-      const ipam = new Assigner({ store, kc, blocks: cache.kind("IPAMBlock"), pools: cache.kind("IPPool") });
+      const ipam = new Assigner({
+        store,
+        kc,
+        blocks: cache.kind("IPAMBlock"),
+        pools: cache.kind("IPPool"),
+        ownBlocksOnly: cache.partial("IPAMBlock"),
+      });
       await ipam.start();
       mkdirSync(dirname(socketPath), { recursive: true });
       server = await startCniServer({

@@ -243,8 +243,8 @@ export class NodeAgent implements Runnable {
   }
 
   /**
-   * Updates this node's NodeNetworkStatus from the last write it made (no read per sync: every
-   * agent syncs on every block change in the cluster); skips writes that would say nothing new.
+   * Updates this node's NodeNetworkStatus from the last write it made (no read per sync: the
+   * agent syncs on every RouteIntent change in the cluster); skips writes that would say nothing new.
    */
   writeStatus(): Promise<void> {
     return this.statusWrites.run(() => this.writeStatusNow());

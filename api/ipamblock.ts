@@ -148,6 +148,8 @@ export const IPAMBlockCRD: KindCRD = {
     },
     AGE_COLUMN,
   ],
+  // Each agent lists and watches its own node's blocks only (fieldSelector=spec.affinity=<node>).
+  selectableFields: [".spec.affinity"],
   validations: [
     {
       rule: cel`
@@ -160,6 +162,11 @@ export const IPAMBlockCRD: KindCRD = {
     },
   ],
 };
+
+/** The field selection of a node's own blocks (what an agent lists and watches). */
+export function ownBlocks(node: string): Readonly<Record<string, string>> {
+  return { "spec.affinity": node };
+}
 
 /** Object name of a block: its CIDR with dots, colons and the slash turned into dashes (`10-244-3-64-26`). */
 export function blockName(cidr: string): string {

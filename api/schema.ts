@@ -81,6 +81,12 @@ export interface KindCRD {
   validations?: Validation[];
   /** The object may be created without a spec (every field of it is optional). */
   optionalSpec?: boolean;
+  /**
+   * Fields a list or watch may select on (`fieldSelector=spec.affinity=node-a`), as JSON paths
+   * (selectableFields; Kubernetes 1.31 and later): a reader that needs a few objects of a large
+   * collection asks the apiserver for those alone.
+   */
+  selectableFields?: string[];
 }
 
 /** What every weft.dev CRD shares. */

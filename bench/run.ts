@@ -9,7 +9,7 @@ import { repoRoot } from "../devenv/index.js";
  * and ends with one JSON line), one after the other so they do not share the two cores, and
  * writes every result with the date and the machine to .weft/bench/results.json.
  */
-const ALL = ["dataplane", "ipam", "join", "cni", "bgp", "bgp-secrets", "containers", "podstart"];
+const ALL = ["dataplane", "ipam", "join", "fanout", "cni", "bgp", "bgp-secrets", "containers", "podstart"];
 
 function run(name: string): Promise<unknown> {
   const script = join(repoRoot, "dist", "bench", name, "main.js");

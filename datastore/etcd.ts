@@ -23,6 +23,7 @@ import {
   type ApplyOptions,
   ConflictError,
   type DeleteOptions,
+  type FieldSelection,
   InvalidError,
   type Kind,
   type ListResult,
@@ -34,6 +35,7 @@ import {
   type StopWatch,
   type Store,
   StoreError,
+  selects,
   type WatchHandler,
 } from "./store.js";
 
@@ -121,7 +123,7 @@ export class EtcdStore implements Store {
     }
   }
 
-  async list<K extends Kind>(kind: K): Promise<ListResult<ObjectOf<K>>> {
+  async list<K extends Kind>(kind: K, selection?: FieldSelection): Promise<ListResult<ObjectOf<K>>> {
     const start = Buffer.from(this.kindPrefix(kind));
     const end = prefixEnd(start);
     const limit = this.opts.pageSize ?? 500;
@@ -139,7 +141,10 @@ export class EtcdStore implements Store {
           });
           // Later pages are read at the first page's revision: one consistent snapshot.
           revision ??= res.header.revision;
-          for (const kv of res.kvs) items.push(this.decode<K>(kv));
+          for (const kv of res.kvs) {
+            const obj = this.decode<K>(kv);
+            if (selects(selection, obj)) items.push(obj);
+          }
           const last = res.kvs.at(-1);
           if (!res.more || !last) break;
           from = Buffer.concat([last.key, Buffer.from([0])]);
@@ -157,8 +162,14 @@ export class EtcdStore implements Store {
     kind: K,
     fromResourceVersion: string | undefined,
     handler: WatchHandler<ObjectOf<K>>,
+    selection?: FieldSelection,
   ): StopWatch {
     const prefix = this.kindPrefix(kind);
+    const filtered: WatchHandler<ObjectOf<K>> = selection
+      ? (ev) => {
+          if (!("object" in ev) || selects(selection, ev.object)) handler(ev);
+        }
+      : handler;
     return etcdWatch<ObjectOf<K>>(
       this.client,
       {
@@ -171,7 +182,7 @@ export class EtcdStore implements Store {
           return { apiVersion: API_VERSION, kind, metadata: { name, resourceVersion: kv.mod_revision } };
         },
       },
-      handler,
+      filtered,
     );
   }
 

@@ -8,6 +8,8 @@ import {
   type ApplyOptions,
   ConflictError,
   type DeleteOptions,
+  type FieldSelection,
+  fieldSelector,
   InvalidError,
   type Kind,
   type ListResult,
@@ -112,7 +114,7 @@ export class KubernetesStore implements Store {
     }
   }
 
-  async list<K extends Kind>(kind: K): Promise<ListResult<ObjectOf<K>>> {
+  async list<K extends Kind>(kind: K, selection?: FieldSelection): Promise<ListResult<ObjectOf<K>>> {
     const limit = this.opts.pageSize ?? 500;
     for (;;) {
       const items: ObjectOf<K>[] = [];
@@ -124,6 +126,7 @@ export class KubernetesStore implements Store {
             ...this.params(kind),
             limit,
             _continue: cont,
+            fieldSelector: fieldSelector(selection),
           })) as { items: ObjectOf<K>[]; metadata?: { resourceVersion?: string; continue?: string } };
           items.push(...page.items);
           // Later pages belong to the first page's snapshot; its version is the list's.
@@ -143,9 +146,14 @@ export class KubernetesStore implements Store {
     kind: K,
     fromResourceVersion: string | undefined,
     handler: WatchHandler<ObjectOf<K>>,
+    selection?: FieldSelection,
   ): StopWatch {
     const path = `/apis/${GROUP}/${VERSION}/${PLURALS[kind]}`;
-    return kubeWatch(this.kc, path, fromResourceVersion, handler, this.opts.watch);
+    const fields = fieldSelector(selection);
+    return kubeWatch(this.kc, path, fromResourceVersion, handler, {
+      ...this.opts.watch,
+      ...(fields ? { fieldSelector: fields } : {}),
+    });
   }
 
   async create<K extends Kind>(kind: K, obj: ObjectOf<K>): Promise<ObjectOf<K>> {

@@ -78,16 +78,45 @@ export type StatusOf<K extends Kind> = NonNullable<ObjectOf<K>["status"]>;
  */
 export type Mutation<T> = (current: T) => T | undefined | Promise<T | undefined>;
 
+/**
+ * Only the objects whose fields equal these values, by dotted path (`{ "spec.affinity": "node-a" }`):
+ * a reader that needs a few objects of a large collection. The kubernetes backend asks the
+ * apiserver for them (fieldSelector; the kind's CRD declares the field in selectableFields), so
+ * nothing else crosses the wire; the etcd backend reads the whole prefix and filters.
+ */
+export type FieldSelection = Readonly<Record<string, string>>;
+
+/** Whether obj matches the selection; an object without the field (a bare deletion) does not decide. */
+export function selects(selection: FieldSelection | undefined, obj: unknown): boolean {
+  if (!selection) return true;
+  for (const [path, want] of Object.entries(selection)) {
+    let v: unknown = obj;
+    for (const part of path.split("."))
+      v = v && typeof v === "object" ? (v as Record<string, unknown>)[part] : undefined;
+    if (v === undefined) continue;
+    if (String(v) !== want) return false;
+  }
+  return true;
+}
+
+/** The apiserver's fieldSelector for a selection. */
+export function fieldSelector(selection: FieldSelection | undefined): string | undefined {
+  if (!selection) return undefined;
+  const parts = Object.entries(selection).map(([k, v]) => `${k}=${v}`);
+  return parts.length ? parts.join(",") : undefined;
+}
+
 export interface Store {
   /** Which backend this is, for logs and metrics ("kubernetes", "etcd"). */
   readonly backend: string;
   get<K extends Kind>(kind: K, name: string): Promise<ObjectOf<K> | undefined>;
-  list<K extends Kind>(kind: K): Promise<ListResult<ObjectOf<K>>>;
+  list<K extends Kind>(kind: K, selection?: FieldSelection): Promise<ListResult<ObjectOf<K>>>;
   /** Events after fromResourceVersion ("" or undefined: from now). */
   watch<K extends Kind>(
     kind: K,
     fromResourceVersion: string | undefined,
     handler: WatchHandler<ObjectOf<K>>,
+    selection?: FieldSelection,
   ): StopWatch;
   /** AlreadyExistsError when the name is taken. Returns the stored object (with its resourceVersion). */
   create<K extends Kind>(kind: K, obj: ObjectOf<K>): Promise<ObjectOf<K>>;

@@ -1,5 +1,5 @@
 import type * as k8s from "@kubernetes/client-node";
-import type { Kind, ObjectOf, Store } from "../datastore/index.js";
+import type { FieldSelection, Kind, ObjectOf, Store } from "../datastore/index.js";
 import { Informer, type InformerOptions } from "./informer.js";
 import { type CoreKind, coreListWatch, type MetaObject, storeListWatch } from "./listwatch.js";
 
@@ -8,6 +8,11 @@ export interface InformerCacheOptions {
   resyncMs?: number;
   /** Only nodes with these labels (kubectl syntax): one process per shard of nodes. */
   nodeSelector?: string;
+  /**
+   * Kinds this process needs only part of, and which part: an agent holds its own node's
+   * IPAMBlocks (`{ IPAMBlock: { "spec.affinity": node } }`), not every block of the cluster.
+   */
+  selections?: Partial<Record<Kind, FieldSelection>>;
 }
 
 /**
@@ -25,9 +30,18 @@ export class InformerCache {
     private readonly opts: InformerCacheOptions = {},
   ) {}
 
-  /** A weft.dev kind from the Store. */
+  /** A weft.dev kind from the Store (the part of it the cache's selections say, if any). */
   kind<K extends Kind>(kind: K): Informer<ObjectOf<K>> {
-    return this.get(kind, () => new Informer(storeListWatch(this.store, kind), this.informerOptions()));
+    const selection = this.opts.selections?.[kind];
+    return this.get(
+      kind,
+      () => new Informer(storeListWatch(this.store, kind, selection), this.informerOptions()),
+    );
+  }
+
+  /** Whether the cache holds only part of this kind (readers needing the rest must ask for it). */
+  partial(kind: Kind): boolean {
+    return this.opts.selections?.[kind] !== undefined;
   }
 
   /** Nodes, filtered by the cache's node selector. */

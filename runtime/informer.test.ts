@@ -145,6 +145,42 @@ describe("Informer", () => {
     await inf.stop();
   });
 
+  it("keeps an index current through adds, updates, deletes and a relist", async () => {
+    const c = new FakeCollection();
+    c.set("a", 1);
+    c.set("b", 2);
+    const inf = new Informer(c, { backoffInitialMs: 1 }).addIndex("parity", (o) =>
+      o.value % 2 ? "odd" : "even",
+    );
+    const names = (v: string) =>
+      inf
+        .byIndex("parity", v)
+        .map((o) => o.metadata.name)
+        .sort();
+    inf.start();
+    await inf.waitForSync();
+    assert.deepEqual(names("odd"), ["a"]);
+    assert.deepEqual(names("even"), ["b"]);
+    c.set("a", 4); // moves from odd to even
+    c.set("c", 3);
+    c.remove("b");
+    await until("events", () => inf.get("c") !== undefined && inf.get("b") === undefined);
+    assert.deepEqual(names("odd"), ["c"]);
+    assert.deepEqual(names("even"), ["a"]);
+    // Changes the watch never delivered, found by the relist after an expiry.
+    c.breakWatches();
+    c.set("c", 6);
+    c.compact();
+    await until("relisted", () => inf.get("c")?.value === 6);
+    assert.deepEqual(names("odd"), []);
+    assert.deepEqual(names("even"), ["a", "c"]);
+    // An index added late covers what is already cached.
+    inf.addIndex("all", () => "x");
+    assert.equal(inf.byIndex("all", "x").length, 2);
+    assert.throws(() => inf.byIndex("nope", "x"), /no index nope/);
+    await inf.stop();
+  });
+
   it("resumes a broken watch from the last version seen, without relisting and without losing events", async () => {
     const c = new FakeCollection();
     c.set("a", 1);

@@ -1,5 +1,7 @@
 import type * as k8s from "@kubernetes/client-node";
 import {
+  type FieldSelection,
+  fieldSelector,
   type Kind,
   type KubeListOptions,
   type KubeWatchOptions,
@@ -51,12 +53,17 @@ function watchWithoutManagedFields<T extends MetaObject>(handler: WatchHandler<T
   };
 }
 
-/** A weft.dev kind from a Store (any backend). */
-export function storeListWatch<K extends Kind>(store: Store, kind: K): ListWatch<ObjectOf<K>> {
+/** A weft.dev kind from a Store (any backend), all of it or the objects a field selection picks. */
+export function storeListWatch<K extends Kind>(
+  store: Store,
+  kind: K,
+  selection?: FieldSelection,
+): ListWatch<ObjectOf<K>> {
+  const fields = fieldSelector(selection);
   return {
-    description: kind,
-    list: async () => listWithoutManagedFields(await store.list(kind)),
-    watch: (rv, handler) => store.watch(kind, rv, watchWithoutManagedFields(handler)),
+    description: fields ? `${kind}(${fields})` : kind,
+    list: async () => listWithoutManagedFields(await store.list(kind, selection)),
+    watch: (rv, handler) => store.watch(kind, rv, watchWithoutManagedFields(handler), selection),
   };
 }
 

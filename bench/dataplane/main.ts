@@ -28,6 +28,7 @@ import {
 } from "../../agent/index.js";
 import { POOL_DEFAULTS, type RouteIntentSpec, VXLAN_DEVICE } from "../../api/index.js";
 import { Driver, Netns, requireRootAndIproute2 } from "../../devenv/index.js";
+import type { Headline } from "../proc.js";
 
 const DEV = VXLAN_DEVICE;
 const LOCAL = "172.31.255.254";
@@ -350,6 +351,17 @@ async function main(): Promise<void> {
   }
   const weftMs = median(weft.map((w) => w.ms));
   const ipMs = median(ip.map((b) => b.ms));
+  // The whole process: from the intents in the agent's memory to every entry acknowledged by the
+  // kernel, building the desired state (the DesiredTracker) included.
+  const wholeMs = median(weft.map((w) => w.handle));
+  const wholeRatio = Math.round((wholeMs / ipMs) * 1000) / 1000;
+  const headline: Headline = {
+    metric: `program ${NODES} remote nodes (routes + ARP + FDB) into a fresh namespace, whole process (desired state built from the intents, then every entry acknowledged), as a ratio to the peer`,
+    value: wholeRatio,
+    target: 0.8,
+    unit: "ratio",
+    peer: "ip -batch (neighbors, routes) + bridge -batch (FDB), same run, median of rounds",
+  };
   const handles = weft.flatMap((w) => w.changes.map((c) => c.handle));
   const applies = weft.flatMap((w) => w.changes.map((c) => c.apply));
   const legacyMs = weft.flatMap((w) => w.legacyChanges);
@@ -363,8 +375,12 @@ async function main(): Promise<void> {
     weftWithTrackerMs: r1(median(weft.map((w) => w.handle))),
     weftWallMs: r1(median(weft.map((w) => w.wall))),
     ipBatchMs: r1(ipMs),
-    ratio: Math.round((weftMs / ipMs) * 1000) / 1000,
-    ratioTarget: 1.0,
+    wholeProcessRatio: wholeRatio,
+    ratioTarget: 0.8,
+    /** Partial: the kernel part alone, the desired state already built. */
+    kernelOnlyRatio: Math.round((weftMs / ipMs) * 1000) / 1000,
+    /** Wider: with the JSON hand-off of every intent to the driver process. */
+    withJsonHandoffRatio: Math.round((median(weft.map((w) => w.wall)) / ipMs) * 1000) / 1000,
     weftCpuMs: r1(median(weft.map((w) => w.cpu))),
     ipBatchCpuMs: r1(median(ip.map((b) => b.cpu))),
     cpuRatio: Math.round((median(weft.map((w) => w.cpu)) / median(ip.map((b) => b.cpu))) * 1000) / 1000,
@@ -385,11 +401,22 @@ async function main(): Promise<void> {
     loadavgBefore: loadBefore,
     loadavgAfter: load(),
     cpus: cpus().length,
+    headline,
   };
   console.log(
-    `weft ${result.weftMs} ms vs ip+bridge -batch ${result.ipBatchMs} ms: ratio ${result.ratio} (target <= 1.0), CPU time ratio ${result.cpuRatio}; ` +
+    `weft ${result.weftMs} ms kernel part (ratio ${result.kernelOnlyRatio}), CPU time ratio ${result.cpuRatio}; ` +
       `one changed intent (tracker) p50 ${result.changeP50Ms} ms, p99 ${result.changeP99Ms} ms over ${result.changes} (target < 5 ms); ` +
       `whole desired state per change p50 ${result.legacySetDesiredChangeP50Ms} ms; load average ${result.loadavgAfter}`,
+  );
+  console.log(
+    `headline: whole process ${result.weftWithTrackerMs} ms vs ip+bridge -batch ${result.ipBatchMs} ms: ratio ${wholeRatio} ` +
+      `(target <= 0.8): ${wholeRatio <= 0.8 ? "meets" : "MISSES"} the target; with the JSON hand-off ${result.weftWallMs} ms (ratio ${result.withJsonHandoffRatio})`,
+  );
+  console.log(
+    "timed span: weft, from handing every intent to a DesiredTracker in the driver process until the kernel has " +
+      "acknowledged every route, neighbor and FDB entry (desired state built, diffed and programmed); ip+bridge, " +
+      "three `-batch` runs (neighbors, FDB, routes) from exec to exit, the batch text prepared beforehand; the " +
+      "VXLAN device exists on both sides before timing starts. One change: the driver's handling time of one upserted intent.",
   );
   console.log(JSON.stringify(result));
 }

@@ -11,12 +11,18 @@ import { isEmptyOfPods, isIpamError, parsePool, poolUsage, poolView } from "../.
 import { createLogger, mergeConditions, sameValue } from "../../lib/index.js";
 import {
   and,
+  beingDeleted,
   type Controller,
   ControllerBuilder,
+  changed,
+  generationChanged,
+  labelsChanged,
   matching,
+  or,
   type ReconcileResult,
   type Reconciler,
   resourceVersionChanged,
+  resync,
 } from "../../runtime/index.js";
 import type { ControllerContext } from "../context.js";
 import { inPools } from "./pools.js";
@@ -128,18 +134,30 @@ export function desiredPoolStatus(
  * gives no new addresses, keeps its finalizer while pods hold addresses in it, and once drained
  * its blocks are deleted and the finalizer removed. Any pool event brings back every pool (one
  * pool's overlap is another's); block changes are coalesced into at most one status write per
- * pool every statusDelayMs.
+ * pool every statusDelayMs (default 5 s: usage counters, so a storm of node joins costs a few
+ * pool writes, not one a second).
  */
 export function poolStatusController(
   ctx: ControllerContext,
   assigner: Assigner,
   poolFilter?: (name: string) => boolean,
-  statusDelayMs = 1000,
+  statusDelayMs = 5000,
 ): Controller {
   const { pools, blocks } = ctx.informers;
   const ok = (name: string) => !poolFilter || poolFilter(name);
   const controller = new ControllerBuilder("ipam-pool", { workers: 2 })
-    .watches(pools, () => pools.keys().filter(ok))
+    // Not its own status writes: each would bring the pool straight back, see the blocks claimed
+    // meanwhile and write again, round trip after round trip, whatever the delay below says.
+    // Labels do: a label can bring a pool into this controller's --pool-selector.
+    .watches(pools, () => pools.keys().filter(ok), {
+      predicate: or(
+        resync,
+        generationChanged,
+        labelsChanged,
+        beingDeleted,
+        changed<IPPool>((p) => p.metadata.finalizers ?? []),
+      ),
+    })
     .watches(blocks, (b) => b.spec.pool, {
       predicate: and(matching(inPools(poolFilter)), resourceVersionChanged),
       delayMs: statusDelayMs,

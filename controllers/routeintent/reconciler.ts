@@ -34,6 +34,12 @@ import { underlaySubnets } from "./underlay.js";
 
 const log = createLogger("routeintent");
 
+/** How long after its spec lands an intent's status is written (statuses of a burst come together). */
+const STATUS_DELAY_MS = 500;
+
+/** Index of the block informer: blocks by the node that owns them. */
+const BY_AFFINITY = "affinity";
+
 /** The VTEP addresses of a node: what its IPAM reserved under `vtep.<node>`, one per family. */
 function findVtep(node: string, blocks: IPAMBlock[]): Partial<Record<Family, string>> {
   const found = findHandle(
@@ -142,6 +148,7 @@ export function desiredIntent(
  */
 export function routeIntentController(ctx: ControllerContext): Controller {
   const { nodes, blocks, pools, intents } = ctx.informers;
+  blocks.addIndex(BY_AFFINITY, (b) => b.spec.affinity || undefined);
   const reconciler = new RouteIntentReconciler(ctx);
   intents.on({ delete: (i) => reconciler.forget(i.metadata.name) });
   const controller = new ControllerBuilder("routeintent", { workers: 4 })
@@ -150,8 +157,10 @@ export function routeIntentController(ctx: ControllerContext): Controller {
     // Status writes and pod addresses leave the generation alone and change no intent.
     .watches(blocks, (b) => b.spec.affinity, { predicate: or(resync, generationChanged) })
     .watches(pools, () => nodes.keys(), { predicate: or(generationChanged, labelsChanged) })
-    // Our own create arriving: a reconcile skipped while the cache was behind it runs again.
-    .watches(intents, (i) => i.metadata.name)
+    // Our own write arriving brings the node back for the status (and a reconcile skipped while
+    // the cache was behind runs again). A moment later: in a burst of joins the specs, which
+    // agents wait for, go out before the statuses, which nobody waits for.
+    .watches(intents, (i) => i.metadata.name, { delayMs: STATUS_DELAY_MS })
     .complete(reconciler);
   // A node flanneld stops running (its weft-agent took over) becomes this reconciler's again.
   const { flannel } = ctx;
@@ -197,7 +206,9 @@ export class RouteIntentReconciler implements Reconciler {
     }
     const mine = this.written.get(nodeName);
     if (mine && isBehind(existing, mine)) return; // the watch brings our write, and this node again
-    const own = blocks.list().filter((b) => b.spec.affinity === nodeName);
+    const own = blocks
+      .addIndex(BY_AFFINITY, (b) => b.spec.affinity || undefined)
+      .byIndex(BY_AFFINITY, nodeName);
     const allPools = pools.list();
     // CrossSubnet intents carry the node's underlay subnets, which only its agent knows (from its
     // kernel): read from its NodeNetworkStatus, for those nodes only (a watch of every status
@@ -240,6 +251,9 @@ export class RouteIntentReconciler implements Reconciler {
           routes: desired.spec.routes.length,
           generation: current.metadata.generation,
         });
+        // The status follows when this write comes back on the watch: one write per pass keeps
+        // the next node's spec from waiting behind this node's status.
+        return;
       }
       await this.writeStatus(current, desired.leftOut);
       // the agent reports its subnets once it runs; look again until they are in the intent

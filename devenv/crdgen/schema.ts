@@ -45,6 +45,7 @@ export interface CRDObject {
       storage: boolean;
       subresources?: { status: Record<string, never> };
       additionalPrinterColumns: PrinterColumn[];
+      selectableFields?: { jsonPath: string }[];
       schema: { openAPIV3Schema: JSONSchemaProps };
     }[];
   };
@@ -91,6 +92,9 @@ export class SchemaBuilder {
             storage: true,
             ...(CRD_COMMON.statusSubresource && hasStatus ? { subresources: { status: {} } } : {}),
             additionalPrinterColumns: meta.printerColumns.map(column),
+            ...(meta.selectableFields?.length
+              ? { selectableFields: meta.selectableFields.map((jsonPath) => ({ jsonPath })) }
+              : {}),
             schema: { openAPIV3Schema: this.objectSchema(kind, meta) },
           },
         ],

@@ -94,6 +94,12 @@ export interface AssignerOptions {
   poolFilter?: (name: string) => boolean;
   /** Lost compare-and-swaps and claims per commit before giving up (default 64). */
   maxAttempts?: number;
+  /**
+   * The block informer holds only the assigning node's own blocks (an agent's, selected by
+   * spec.affinity): when those are full, which CIDRs other nodes hold and what could be borrowed
+   * is read from one list of every block, at that moment only, instead of being kept in memory.
+   */
+  ownBlocksOnly?: boolean;
 }
 
 /** One family's address for one handle, waiting for its node's next commit. */
@@ -401,15 +407,26 @@ export class Assigner {
     const borrowable = pools.some((p) => p.spec.strictAffinity === false)
       ? [...this.cache.all()].map((b) => b.spec).filter((s) => s.affinity !== node)
       : undefined;
-    const plan = planAssignment({
-      family,
-      pools,
-      node: { name: node, labels },
-      ownBlocks,
-      claimed,
-      borrowable,
-      count,
-    });
+    const input = { family, pools, node: { name: node, labels }, ownBlocks, claimed, borrowable, count };
+    let plan = planAssignment(input);
+    if (this.opts.ownBlocksOnly && (plan.kind === "claim" || plan.kind === "error")) {
+      // The node's blocks are full and this cache knows no other node's: read them all, once.
+      const others = (await this.store.list("IPAMBlock")).items.filter((b) => b.spec.affinity !== node);
+      const allClaimed = new Map(others.map((b) => [b.spec.cidr, b.spec.affinity]));
+      for (const [cidr, owner] of claimed) allClaimed.set(cidr, owner);
+      const canBorrow = pools.some((p) => p.spec.strictAffinity === false);
+      plan = planAssignment({
+        ...input,
+        claimed: allClaimed,
+        borrowable: canBorrow ? others.map((b) => b.spec) : undefined,
+      });
+      // A borrow writes another node's block: its current copy is what the compare-and-swap needs.
+      if (plan.kind === "borrow") {
+        const cidr = plan.block.cidr;
+        const lent = others.find((b) => b.spec.cidr === cidr);
+        if (lent) this.cache.upsert(lent);
+      }
+    }
     if (plan.kind === "error") throw plan.error;
     return plan;
   }

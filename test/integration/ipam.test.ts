@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { IPAMBlock } from "../../api/ipamblock.js";
+import { type IPAMBlock, ownBlocks } from "../../api/ipamblock.js";
 import { FINALIZERS } from "../../api/meta.js";
 import { writesTotal } from "../../datastore/metrics.js";
 import { sleep, waitFor } from "../../devenv/procs.js";
 import { Assigner } from "../../ipam/client/assigner.js";
 import { isIpamError, isReservedHandle, parseCidr, parseIP, vtepHandle } from "../../ipam/index.js";
+import { InformerCache } from "../../runtime/cache.js";
 import {
   blocksOf,
   createNode,
@@ -140,6 +141,49 @@ describe("assignment API", () => {
     const holder = blocks.find((x) => x.spec.allocations.some((al) => al.handle === "l-b0"))!;
     assert.equal(holder.spec.affinity, a, "the address comes from node a's block");
     assert.ok(inCidr(borrowed.ips[0]!, holder.spec.cidr));
+  });
+
+  it("assigns from an agent's cache of its own blocks: claims past others' blocks and borrows", async () => {
+    const p = pool("own");
+    const loose = pool("own-loose");
+    await createPool(store, p, { cidr: "10.201.19.0/28", blockSize: 30 });
+    await createPool(store, loose, { cidr: "10.201.20.0/29", blockSize: 30, strictAffinity: false });
+    await waitFor("pools in cache", () => (poolKnown(p) && poolKnown(loose) ? true : undefined));
+    const other = await node("own-other");
+    const a = await node("own-a");
+    // The other node holds the first blocks of both pools; node a's cache never sees them.
+    for (let i = 0; i < 2; i++) await assigner.assign({ node: other, handle: `o${i}`, pools: [p] });
+    // 6 of the 8 addresses: both blocks claimed, two addresses left to borrow
+    for (let i = 0; i < 6; i++) await assigner.assign({ node: other, handle: `ol${i}`, pools: [loose] });
+    const agentCache = new InformerCache(store, kc, { selections: { IPAMBlock: ownBlocks(a) } });
+    const agent = new Assigner({
+      store,
+      kc,
+      poolFilter: mine,
+      blocks: agentCache.kind("IPAMBlock"),
+      pools: agentCache.kind("IPPool"),
+      ownBlocksOnly: agentCache.partial("IPAMBlock"),
+    });
+    agentCache.start();
+    try {
+      await agent.start();
+      assert.equal(agent.cache.size, 0, "no block of another node in the agent's cache");
+      const got = await agent.assign({ node: a, handle: "own0", pools: [p] });
+      assert.equal(agent.stats.lostClaims, 0, "no claim of a block another node holds");
+      const held = (await blocksOf(store, p)).find((x) =>
+        x.spec.allocations.some((al) => al.handle === "own0"),
+      )!;
+      assert.equal(held.spec.affinity, a);
+      assert.ok(inCidr(got.ips[0]!, held.spec.cidr));
+      // The loose pool is all the other node's: one address is borrowed from it.
+      await agent.assign({ node: a, handle: "own-l0", pools: [loose] });
+      const lent = (await blocksOf(store, loose)).find((x) =>
+        x.spec.allocations.some((al) => al.handle === "own-l0"),
+      );
+      assert.equal(lent?.spec.affinity, other, "borrowed from the other node's block");
+    } finally {
+      await agentCache.stop();
+    }
   });
 
   it("gives a dual-stack pod one IPv4 and one IPv6 address from a /64 pool with /122 blocks", async () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { register } from "prom-client";
-import { API_VERSION, type BGPPeer } from "../../api/index.js";
+import { API_VERSION, type BGPPeer, blockName, type IPAMBlock, ownBlocks } from "../../api/index.js";
 import {
   AlreadyExistsError,
   ConflictError,
@@ -431,6 +431,57 @@ export function runStoreConformance(
       );
       assert.equal(calls, 3);
       assert.equal((await store.get("BGPPeer", nm))?.spec.asNumber, 64512);
+    });
+
+    it("list and watch with a field selection hand out only the selected node's blocks", async () => {
+      // An agent's view: its own node's IPAMBlocks (spec.affinity), none of the other nodes'.
+      const octet = randomBytes(1)[0]!;
+      const block = (i: number, affinity: string): IPAMBlock => {
+        const cidr = `198.18.${octet}.${i * 64}/26`;
+        return {
+          apiVersion: API_VERSION,
+          kind: "IPAMBlock",
+          metadata: { name: blockName(cidr) },
+          spec: { cidr, pool: `${prefix}-pool`, affinity, allocations: [], sequence: 0 },
+        };
+      };
+      const mine = `${prefix}-node-a`;
+      const theirs = `${prefix}-node-b`;
+      const made: string[] = [];
+      try {
+        for (const [i, node] of [mine, theirs].entries()) {
+          made.push((await store.create("IPAMBlock", block(i, node))).metadata.name);
+        }
+        const listed = await store.list("IPAMBlock", ownBlocks(mine));
+        assert.deepEqual(
+          listed.items.map((b) => b.spec.affinity),
+          [mine],
+        );
+        const seen: string[] = [];
+        const stop = store.watch(
+          "IPAMBlock",
+          listed.resourceVersion,
+          (ev) => {
+            if ("object" in ev) seen.push(`${ev.type} ${ev.object.spec.affinity}`);
+          },
+          ownBlocks(mine),
+        );
+        try {
+          made.push((await store.create("IPAMBlock", block(2, theirs))).metadata.name);
+          made.push((await store.create("IPAMBlock", block(3, mine))).metadata.name);
+          await waitFor(
+            "the selected node's new block on the watch",
+            () => (seen.length >= 1 ? true : undefined),
+            20_000,
+          );
+          // The other node's block was created first: had it been delivered, it would be here.
+          assert.deepEqual(seen, [`ADDED ${mine}`]);
+        } finally {
+          stop();
+        }
+      } finally {
+        await Promise.all(made.map((nm) => store.delete("IPAMBlock", nm)));
+      }
     });
 
     it("counts its writes in weft_datastore_writes_total{kind,verb}", async () => {
