@@ -13,6 +13,12 @@ import {
 } from "./ipamblock.js";
 import { IPPoolCRD, IPPoolSpecSchema, IPPoolStatusSchema } from "./ippool.js";
 import {
+  IPReservationCRD,
+  IPReservationSpecSchema,
+  IPReservationStatusSchema,
+  ReservedAddressInUseSchema,
+} from "./ipreservation.js";
+import {
   ConditionSchema,
   type Kind,
   LabelSelectorRequirementSchema,
@@ -43,6 +49,7 @@ export const KIND_CRDS: Record<Kind, KindCRD> = {
   NodeNetworkStatus: NodeNetworkStatusCRD,
   BGPConfiguration: BGPConfigurationCRD,
   BGPPeer: BGPPeerCRD,
+  IPReservation: IPReservationCRD,
 };
 
 /**
@@ -70,4 +77,7 @@ export const TYPE_SCHEMAS: Record<string, SchemaNode> = {
   BGPConfigurationSpec: BGPConfigurationSpecSchema,
   BGPPeerSpec: BGPPeerSpecSchema,
   BGPStatus: BGPStatusSchema,
+  IPReservationSpec: IPReservationSpecSchema,
+  IPReservationStatus: IPReservationStatusSchema,
+  ReservedAddressInUse: ReservedAddressInUseSchema,
 };

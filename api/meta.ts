@@ -165,6 +165,7 @@ export const PLURALS = {
   NodeNetworkStatus: "nodenetworkstatuses",
   BGPConfiguration: "bgpconfigurations",
   BGPPeer: "bgppeers",
+  IPReservation: "ipreservations",
 } as const;
 
 export type Kind = keyof typeof PLURALS;
@@ -174,6 +175,12 @@ export const ANNOTATIONS = {
   underlayIP: "weft.dev/underlay-ip",
   routeReflectorClusterID: "weft.dev/route-reflector-cluster-id",
   vtepMAC: "weft.dev/vtep-mac",
+  /** On a pod or a namespace (the pod's wins): a JSON list of the IPv4 pools to take addresses from. */
+  ipv4Pools: "weft.dev/ipv4pools",
+  /** On a pod or a namespace (the pod's wins): a JSON list of the IPv6 pools to take addresses from. */
+  ipv6Pools: "weft.dev/ipv6pools",
+  /** On a pod: a JSON list of the pod's fixed addresses, at most one per family. */
+  ipAddresses: "weft.dev/ip-addresses",
 } as const;
 
 export const FINALIZERS = {
