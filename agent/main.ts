@@ -6,9 +6,17 @@ import type * as k8s from "@kubernetes/client-node";
 import { createStore, type Store } from "../datastore/index.js";
 import { Assigner } from "../ipam/client/index.js";
 import { createLogger, type Logger, loadKubeConfig, parseSelector } from "../lib/index.js";
-import { GracefulShutdown, HealthServer, InformerCache, Manager, type Runnable } from "../runtime/index.js";
+import {
+  EventRecorder,
+  GracefulShutdown,
+  HealthServer,
+  InformerCache,
+  Manager,
+  type Runnable,
+} from "../runtime/index.js";
 import { BgpManager } from "./bgp/manager.js";
 import { IpamAddressAssigner } from "./cni/ipam-assigner.js";
+import { KubePodIpam } from "./cni/pod-ipam.js";
 import { startCniServer } from "./cni/server.js";
 import { KernelDataplane } from "./dataplane/kernel.js";
 import { NodeAgent } from "./node-agent.js";
@@ -109,15 +117,38 @@ function cniServer(
   return {
     name: "cni-server",
     async start() {
-      const ipam = new Assigner({ store, kc, blocks: cache.kind("IPAMBlock"), pools: cache.kind("IPPool") });
+      const ipam = new Assigner({
+        store,
+        kc,
+        blocks: cache.kind("IPAMBlock"),
+        pools: cache.kind("IPPool"),
+        reservations: cache.kind("IPReservation"),
+      });
       await ipam.start();
       mkdirSync(dirname(socketPath), { recursive: true });
+      const recorder = new EventRecorder(kc, { component: "weft-agent", instance: node });
       server = await startCniServer({
         socketPath,
         node,
         assigner: new IpamAddressAssigner(ipam),
         defaultMtu,
         log,
+        // Pool choice and fixed addresses come from the pod's and its namespace's annotations.
+        podIpam: new KubePodIpam(kc),
+        events: {
+          warn: (pod, reason, message) =>
+            void recorder.warn(
+              {
+                apiVersion: "v1",
+                kind: "Pod",
+                name: pod.name,
+                namespace: pod.namespace,
+                ...(pod.uid ? { uid: pod.uid } : {}),
+              },
+              reason,
+              message,
+            ),
+        },
       });
     },
     async stop() {
