@@ -1,5 +1,12 @@
 import * as k8s from "@kubernetes/client-node";
-import type { BGPConfiguration, BGPPeer, IPAMBlock, IPPool, RouteIntent } from "../api/index.js";
+import type {
+  BGPConfiguration,
+  BGPPeer,
+  IPAMBlock,
+  IPPool,
+  IPReservation,
+  RouteIntent,
+} from "../api/index.js";
 import type { Store } from "../datastore/index.js";
 import type { Informer, InformerCache } from "../runtime/index.js";
 
@@ -12,6 +19,7 @@ export interface Informers {
   intents: Informer<RouteIntent>;
   bgpConfigs: Informer<BGPConfiguration>;
   bgpPeers: Informer<BGPPeer>;
+  reservations: Informer<IPReservation>;
 }
 
 export interface ControllerContext {
@@ -45,5 +53,6 @@ export function controllerInformers(cache: InformerCache): Informers {
     intents: cache.kind("RouteIntent"),
     bgpConfigs: cache.kind("BGPConfiguration"),
     bgpPeers: cache.kind("BGPPeer"),
+    reservations: cache.kind("IPReservation"),
   };
 }

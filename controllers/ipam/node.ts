@@ -8,6 +8,7 @@ import {
   type PoolRef,
   planJoin,
   poolView,
+  reservedOrdinals,
   vtepHandle,
 } from "../../ipam/index.js";
 import { createLogger } from "../../lib/index.js";
@@ -89,11 +90,13 @@ export class NodeReconciler implements Reconciler {
     const cache = assigner.cache;
     const view = poolView(ctx.informers.pools.list(), this.poolFilter);
     const ref = { name, labels };
+    const reserved = assigner.reserved();
     const plan = planJoin({
       pools: view.usable,
       node: ref,
       ownBlocks: cache.ofNode(name).map((b) => b.spec),
       claimed: cache.claimed(),
+      ...(reserved.ranges.length > 0 ? { reserved } : {}),
     });
     const vxlan = new Set(vtepPools(eligiblePools(view.usable, ref, 4).usable).map((p) => p.name));
     const handle = vtepHandle(name);
@@ -102,7 +105,8 @@ export class NodeReconciler implements Reconciler {
     for (const claim of plan.claims) {
       let spec = claim.block;
       const withVtep = !hasVtep && vxlan.has(claim.pool);
-      if (withVtep) spec = assignInBlock(spec, [{ handle }]).spec;
+      if (withVtep)
+        spec = assignInBlock(spec, [{ handle }], { reserved: reservedOrdinals(reserved, spec) }).spec;
       try {
         const created = await ctx.store.create("IPAMBlock", {
           apiVersion: API_VERSION,

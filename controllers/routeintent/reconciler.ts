@@ -11,7 +11,7 @@ import {
   withPoolDefaults,
 } from "../../api/index.js";
 import { ConflictError, NotFoundError } from "../../datastore/index.js";
-import { findHandle, vtepHandle } from "../../ipam/index.js";
+import { borrowedAddresses, borrowersOf, findHandle, vtepHandle } from "../../ipam/index.js";
 import { canonicalJson, createLogger, sameValue } from "../../lib/index.js";
 import { familyOfValid } from "../../net/index.js";
 import {
@@ -93,12 +93,25 @@ export function routeIntentController(ctx: ControllerContext): Controller {
   const { nodes, blocks, pools, intents } = ctx.informers;
   const reconciler = new RouteIntentReconciler(ctx);
   intents.on({ delete: (i) => reconciler.forget(i.metadata.name) });
+  // A borrowed address is routed to its borrower: which blocks lend to which node, kept as they change.
+  blocks.on({
+    add: (b) => reconciler.lent(undefined, b),
+    update: (o, b) => reconciler.lent(o, b),
+    delete: (b) => reconciler.lent(b, undefined),
+  });
   return (
     new ControllerBuilder("routeintent", { workers: 4 })
       // The underlay goes into the spec, the labels onto the intent (agents' --node-selector).
       .for(nodes, { predicate: or(resync, changed(underlayAddresses), labelsChanged) })
-      // Status writes and pod addresses leave the generation alone and change no intent.
-      .watches(blocks, (b) => b.spec.affinity, { predicate: or(resync, generationChanged) })
+      // Status writes leave the generation alone and change no intent; a borrower's intent
+      // changes with the lender's block (its borrowed addresses are routed to it).
+      .watches(
+        blocks,
+        (b) => [b.spec.affinity, ...borrowersOf(b.spec)].filter((n): n is string => n !== undefined),
+        {
+          predicate: or(resync, generationChanged),
+        },
+      )
       .watches(pools, () => nodes.keys(), { predicate: generationChanged })
       // Our own create arriving: a reconcile skipped while the cache was behind it runs again.
       .watches(intents, (i) => i.metadata.name)
@@ -112,8 +125,31 @@ export class RouteIntentReconciler implements Reconciler {
    * until it has, a reconcile would compare with an older object and write the same thing again.
    */
   private readonly written = new Map<string, WrittenIntent>();
+  /** Node -> names of other nodes' blocks it borrowed addresses from (strictAffinity false). */
+  private readonly lenders = new Map<string, Set<string>>();
 
   constructor(private readonly ctx: ControllerContext) {}
+
+  /** Follows a block's borrowers from one version of the block to the next. */
+  lent(before: IPAMBlock | undefined, after: IPAMBlock | undefined): void {
+    const name = (after ?? before)!.metadata.name;
+    const was = before ? borrowersOf(before.spec) : new Set<string>();
+    const now = after ? borrowersOf(after.spec) : new Set<string>();
+    for (const n of was) {
+      if (now.has(n)) continue;
+      const set = this.lenders.get(n);
+      set?.delete(name);
+      if (set?.size === 0) this.lenders.delete(n);
+    }
+    for (const n of now) {
+      let set = this.lenders.get(n);
+      if (!set) {
+        set = new Set();
+        this.lenders.set(n, set);
+      }
+      set.add(name);
+    }
+  }
 
   /** The intent is gone: what was written before says nothing about the next one. */
   forget(name: string): void {
@@ -138,7 +174,7 @@ export class RouteIntentReconciler implements Reconciler {
     const mine = this.written.get(nodeName);
     if (mine && isBehind(existing, mine)) return; // the watch brings our write, and this node again
     const own = blocks.list().filter((b) => b.spec.affinity === nodeName);
-    const desired = desiredIntent(nodeName, node, own, pools.list());
+    const desired = desiredIntent(nodeName, node, [...own, ...this.borrowedBlocks(nodeName)], pools.list());
     try {
       if ("wait" in desired) {
         log.debug("RouteIntent not complete yet", { node: nodeName, reason: desired.wait.message });
@@ -182,6 +218,26 @@ export class RouteIntentReconciler implements Reconciler {
       throw err;
     }
     return;
+  }
+
+  /**
+   * The node's borrowed addresses as host-prefix pseudo-blocks (/32, /128): routed to the node like
+   * its blocks, more specific than the lender's block route.
+   */
+  private borrowedBlocks(nodeName: string): IPAMBlock[] {
+    const names = this.lenders.get(nodeName);
+    if (!names || names.size === 0) return [];
+    const { blocks } = this.ctx.informers;
+    const lenders = [...names].flatMap((n) => {
+      const b = blocks.get(n);
+      return b ? [b.spec] : [];
+    });
+    return borrowedAddresses(lenders, nodeName).map((a) => ({
+      apiVersion: API_VERSION,
+      kind: "IPAMBlock" as const,
+      metadata: { name: `borrowed-${a.cidr}` },
+      spec: { cidr: a.cidr, pool: a.pool, affinity: nodeName, allocations: [], sequence: 0 },
+    }));
   }
 
   private async writeStatus(

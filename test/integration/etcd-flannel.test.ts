@@ -52,6 +52,7 @@ async function context(nodes: k8s.V1Node[]): Promise<ControllerContext> {
     intents: new Informer(storeListWatch(store, "RouteIntent")),
     bgpConfigs: new Informer(storeListWatch(store, "BGPConfiguration")),
     bgpPeers: new Informer(storeListWatch(store, "BGPPeer")),
+    reservations: new Informer(storeListWatch(store, "IPReservation")),
   };
   for (const i of Object.values(inf) as Array<Informer<never>>) {
     informers.push(i);
