@@ -45,6 +45,33 @@ function text(r: AuditReport): string {
     parts.push(`\nDuplicates (${r.duplicates.length})`);
     for (const d of r.duplicates) parts.push(`  ${d.what}`);
   }
+  if (r.reservationProblems.length) {
+    parts.push(`\nReservations that reserve less than they say (${r.reservationProblems.length})`);
+    parts.push(
+      table(
+        ["RESERVATION", "FIELD", "REASON"],
+        r.reservationProblems.map((p) => [p.reservation, p.field, p.reason]),
+      ),
+    );
+  }
+  if (r.reservedInUse.length) {
+    // Not a problem: holders keep their addresses, and a fixed address may be a reserved one.
+    parts.push(
+      `\nReserved addresses in use (${r.reservedInUse.length}; not a problem, they stay with their holders)`,
+    );
+    parts.push(
+      table(
+        ["IP", "RESERVATION", "HANDLE", "POD", "NODE"],
+        r.reservedInUse.map((u) => [
+          u.ip,
+          u.reservation,
+          u.handle,
+          u.namespace && u.pod ? `${u.namespace}/${u.pod}` : "-",
+          u.node ?? "-",
+        ]),
+      ),
+    );
+  }
   if (r.leaked.length)
     parts.push(
       "\nRelease the leaked addresses with: weftctl ipam check -o json > r.json && weftctl ipam release --from-report r.json",
@@ -55,7 +82,8 @@ function text(r: AuditReport): string {
 /** `weftctl ipam check`: leaks, orphan blocks, duplicates, blocks of deleted nodes; exit 1 on any. */
 export const ipamCheck: Command = {
   path: ["ipam", "check"],
-  summary: "find leaked addresses, orphan blocks, duplicates and blocks of deleted nodes (exit 1 if any)",
+  summary:
+    "find leaked addresses, orphan blocks, duplicates, blocks of deleted nodes and reservations outside every pool (exit 1 if any); list reserved addresses in use",
   usage: "weftctl ipam check [-o text|json] [--pool NAME]...",
   async run(ctx, args) {
     const { values } = parseArgs({
@@ -72,6 +100,8 @@ export const ipamCheck: Command = {
       blocks: snap.blocks.filter((b) => !only || only.has(b.spec.pool)),
       nodeExists: (n) => snap.nodes.has(n),
       podExists: (ns, p) => snap.pods.has(`${ns}/${p}`),
+      podNode: (ns, p) => snap.podNodes.get(`${ns}/${p}`),
+      reservations: snap.reservations,
     });
     ctx.out(values.output === "json" ? JSON.stringify(report, null, 2) : text(report));
     return report.summary.problems > 0 ? 1 : 0;
