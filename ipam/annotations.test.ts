@@ -26,6 +26,7 @@ describe("pod IPAM annotations", () => {
     assert.deepEqual(r.pools[4], {
       names: ["blue", "green"],
       source: "annotation weft.dev/ipv4pools of pod web/db-0",
+      onPod: true,
     });
     assert.deepEqual(r.pools[6], {
       names: ["six"],

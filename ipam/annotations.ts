@@ -13,6 +13,11 @@ export interface PoolChoice {
   names: string[];
   /** Where the choice was read, for messages: `weft.dev/ipv4pools of namespace web`. */
   source: string;
+  /**
+   * Whether the pod named the pools itself. A pod's fixed address must lie in the pools the pod
+   * names; its namespace's pools do not bind it (the pod wins).
+   */
+  onPod?: boolean;
 }
 
 export interface PodIpamRequest {
@@ -125,7 +130,11 @@ export function podIpamRequest(input: {
     const onPod = pod.annotations?.[key];
     const onNs = namespace?.annotations?.[key];
     if (onPod !== undefined) {
-      req.pools[family] = { names: poolNames(onPod, family, podWhere(key)), source: podWhere(key) };
+      req.pools[family] = {
+        names: poolNames(onPod, family, podWhere(key)),
+        source: podWhere(key),
+        onPod: true,
+      };
     } else if (onNs !== undefined) {
       req.pools[family] = { names: poolNames(onNs, family, nsWhere(key)), source: nsWhere(key) };
     }

@@ -244,6 +244,7 @@ export class Assigner {
     { gather: true },
   );
   private readonly labelCache = new Map<string, { at: number; labels: Record<string, string> }>();
+  private readonly labelReads = new Map<string, Promise<Record<string, string>>>();
   private readonly coreApi: k8s.CoreV1Api | undefined;
   private readonly maxAttempts: number;
   private started = false;
@@ -302,8 +303,9 @@ export class Assigner {
       fams.map((family) => {
         const ip = args.fixed?.[family];
         const choice = args.choice?.[family];
+        // A fixed address answers only to pools the pod names itself (the pod wins over its namespace).
         const fixed = ip
-          ? { ip, source: args.fixedSource ?? "fixed address", ...(choice ? { choice } : {}) }
+          ? { ip, source: args.fixedSource ?? "fixed address", ...(choice?.onPod ? { choice } : {}) }
           : undefined;
         const pools = choice ? choice.names : args.pools;
         return this.assignments.submit(args.node, { req, family, pools, ...(fixed ? { fixed } : {}) });
@@ -455,14 +457,24 @@ export class Assigner {
     if (!this.coreApi) return {};
     const hit = this.labelCache.get(node);
     if (hit && Date.now() - hit.at < 10_000) return hit.labels;
-    let labels: Record<string, string> = {};
-    try {
-      labels = (await this.coreApi.readNode({ name: node })).metadata?.labels ?? {};
-    } catch (err) {
-      if (!(err instanceof k8s.ApiException && err.code === 404)) throw err;
+    // Requests arriving together share one read, and so resume together: they still meet in one
+    // commit (the group commit gathers what is queued within one turn of the event loop).
+    let reading = this.labelReads.get(node);
+    if (!reading) {
+      const api = this.coreApi;
+      reading = (async () => {
+        let labels: Record<string, string> = {};
+        try {
+          labels = (await api.readNode({ name: node })).metadata?.labels ?? {};
+        } catch (err) {
+          if (!(err instanceof k8s.ApiException && err.code === 404)) throw err;
+        }
+        this.labelCache.set(node, { at: Date.now(), labels });
+        return labels;
+      })().finally(() => this.labelReads.delete(node));
+      this.labelReads.set(node, reading);
     }
-    this.labelCache.set(node, { at: Date.now(), labels });
-    return labels;
+    return reading;
   }
 
   /** Commits one family's requests for a node: as few writes as the blocks allow. */
