@@ -17,6 +17,7 @@ export class KubePodIpam implements PodIpamSource {
     string,
     { at: number; annotations: Record<string, string> | undefined }
   >();
+  private readonly namespaceReads = new Map<string, Promise<Record<string, string> | undefined>>();
 
   constructor(
     kc: k8s.KubeConfig,
@@ -58,15 +59,23 @@ export class KubePodIpam implements PodIpamSource {
   private async namespaceAnnotations(name: string): Promise<Record<string, string> | undefined> {
     const hit = this.namespaces.get(name);
     if (hit && Date.now() - hit.at < this.namespaceTtlMs) return hit.annotations;
-    let annotations: Record<string, string> | undefined;
-    try {
-      annotations = (await this.core.readNamespace({ name })).metadata?.annotations;
-    } catch (err) {
-      if (!notFound(err)) throw err;
+    // A burst of sandboxes of one namespace shares one read.
+    let reading = this.namespaceReads.get(name);
+    if (!reading) {
+      reading = (async () => {
+        let annotations: Record<string, string> | undefined;
+        try {
+          annotations = (await this.core.readNamespace({ name })).metadata?.annotations;
+        } catch (err) {
+          if (!notFound(err)) throw err;
+        }
+        this.namespaces.set(name, { at: Date.now(), annotations });
+        if (this.namespaces.size > 10_000) this.namespaces.clear();
+        return annotations;
+      })().finally(() => this.namespaceReads.delete(name));
+      this.namespaceReads.set(name, reading);
     }
-    this.namespaces.set(name, { at: Date.now(), annotations });
-    if (this.namespaces.size > 10_000) this.namespaces.clear();
-    return annotations;
+    return reading;
   }
 }
 
