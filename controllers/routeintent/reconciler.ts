@@ -2,6 +2,7 @@ import type * as k8s from "@kubernetes/client-node";
 import {
   API_VERSION,
   type IPAMBlock,
+  type IPAMBlockSpec,
   type IPPool,
   type RouteIntent,
   type RouteIntentSpec,
@@ -83,6 +84,19 @@ export function desiredIntent(
     blocks: own.length,
     problems: underlay.problems,
   };
+}
+
+/**
+ * The node's borrowed addresses in other nodes' blocks as host-prefix pseudo-blocks (/32, /128)
+ * of the node: routed to it like its blocks, more specific than the lender's block route.
+ */
+export function borrowedBlocks(lenders: Iterable<IPAMBlockSpec>, node: string): IPAMBlock[] {
+  return borrowedAddresses(lenders, node).map((a) => ({
+    apiVersion: API_VERSION,
+    kind: "IPAMBlock" as const,
+    metadata: { name: `borrowed-${a.cidr}` },
+    spec: { cidr: a.cidr, pool: a.pool, affinity: node, allocations: [], sequence: 0 },
+  }));
 }
 
 /**
@@ -232,12 +246,7 @@ export class RouteIntentReconciler implements Reconciler {
       const b = blocks.get(n);
       return b ? [b.spec] : [];
     });
-    return borrowedAddresses(lenders, nodeName).map((a) => ({
-      apiVersion: API_VERSION,
-      kind: "IPAMBlock" as const,
-      metadata: { name: `borrowed-${a.cidr}` },
-      spec: { cidr: a.cidr, pool: a.pool, affinity: nodeName, allocations: [], sequence: 0 },
-    }));
+    return borrowedBlocks(lenders, nodeName);
   }
 
   private async writeStatus(
