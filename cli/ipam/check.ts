@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
-import { type AuditReport, audit } from "../../ipam/index.js";
+import type { IPPool, IPReservation } from "../../api/index.js";
+import { type AuditReport, audit, parsePool, reservationReport } from "../../ipam/index.js";
 import type { Command } from "../command.js";
 import { table } from "../table.js";
 import { readSnapshot } from "./snapshot.js";
@@ -79,6 +80,19 @@ function text(r: AuditReport): string {
   return parts.join("\n");
 }
 
+/** Whether an entry of the reservation lies inside one of the pools. */
+function reservesIn(r: IPReservation, pools: readonly IPPool[]): boolean {
+  const cidrs = pools.flatMap((p) => {
+    try {
+      return [parsePool({ name: p.metadata.name, spec: p.spec }).cidr];
+    } catch {
+      return [];
+    }
+  });
+  const rep = reservationReport(r, cidrs, []);
+  return (r.spec.reservedCIDRs ?? []).length > rep.outside.length + rep.invalid.length;
+}
+
 /** `weftctl ipam check`: leaks, orphan blocks, duplicates, blocks of deleted nodes; exit 1 on any. */
 export const ipamCheck: Command = {
   path: ["ipam", "check"],
@@ -95,13 +109,16 @@ export const ipamCheck: Command = {
     });
     const snap = await readSnapshot(ctx);
     const only = values.pool?.length ? new Set(values.pool) : undefined;
+    const chosen = snap.pools.filter((p) => only?.has(p.metadata.name));
     const report = audit({
       pools: snap.pools.filter((p) => !only || only.has(p.metadata.name)),
       blocks: snap.blocks.filter((b) => !only || only.has(b.spec.pool)),
       nodeExists: (n) => snap.nodes.has(n),
       podExists: (ns, p) => snap.pods.has(`${ns}/${p}`),
       podNode: (ns, p) => snap.podNodes.get(`${ns}/${p}`),
-      reservations: snap.reservations,
+      // With --pool, only the reservations that reserve something in those pools: judged against
+      // just those pools, any other reservation would look as if it lay outside every pool.
+      reservations: only ? snap.reservations.filter((r) => reservesIn(r, chosen)) : snap.reservations,
     });
     ctx.out(values.output === "json" ? JSON.stringify(report, null, 2) : text(report));
     return report.summary.problems > 0 ? 1 : 0;
