@@ -1,4 +1,6 @@
 export * from "./cni/assigner.js";
+export * from "./cni/ipam-assigner.js";
+export * from "./cni/pod-ipam.js";
 export * from "./cni/server.js";
 export * from "./dataplane/desired.js";
 export * from "./dataplane/kernel.js";

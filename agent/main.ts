@@ -7,9 +7,17 @@ import { ownBlocks } from "../api/index.js";
 import { createStore, type Store } from "../datastore/index.js";
 import { Assigner } from "../ipam/client/index.js";
 import { createLogger, type Logger, loadKubeConfig, parseSelector } from "../lib/index.js";
-import { GracefulShutdown, HealthServer, InformerCache, Manager, type Runnable } from "../runtime/index.js";
+import {
+  EventRecorder,
+  GracefulShutdown,
+  HealthServer,
+  InformerCache,
+  Manager,
+  type Runnable,
+} from "../runtime/index.js";
 import { BgpManager } from "./bgp/manager.js";
 import { IpamAddressAssigner } from "./cni/ipam-assigner.js";
+import { KubePodIpam } from "./cni/pod-ipam.js";
 import { startCniServer } from "./cni/server.js";
 import { KernelDataplane } from "./dataplane/kernel.js";
 import { NatTable } from "./nat/table.js";
@@ -132,15 +140,33 @@ function cniServer(
         blocks: cache.kind("IPAMBlock"),
         pools: cache.kind("IPPool"),
         ownBlocksOnly: cache.partial("IPAMBlock"),
+        reservations: cache.kind("IPReservation"),
       });
       await ipam.start();
       mkdirSync(dirname(socketPath), { recursive: true });
+      const recorder = new EventRecorder(kc, { component: "weft-agent", instance: node });
       server = await startCniServer({
         socketPath,
         node,
         assigner: new IpamAddressAssigner(ipam),
         defaultMtu,
         log,
+        // Pool choice and fixed addresses come from the pod's and its namespace's annotations.
+        podIpam: new KubePodIpam(kc),
+        events: {
+          warn: (pod, reason, message) =>
+            void recorder.warn(
+              {
+                apiVersion: "v1",
+                kind: "Pod",
+                name: pod.name,
+                namespace: pod.namespace,
+                ...(pod.uid ? { uid: pod.uid } : {}),
+              },
+              reason,
+              message,
+            ),
+        },
       });
     },
     async stop() {

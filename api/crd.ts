@@ -18,6 +18,12 @@ import {
 } from "./ipamblock.js";
 import { IPPoolCRD, IPPoolSpecSchema, IPPoolStatusSchema } from "./ippool.js";
 import {
+  IPReservationCRD,
+  IPReservationSpecSchema,
+  IPReservationStatusSchema,
+  ReservedAddressInUseSchema,
+} from "./ipreservation.js";
+import {
   ConditionSchema,
   type Kind,
   LabelSelectorRequirementSchema,
@@ -51,6 +57,7 @@ export const KIND_CRDS: Record<Kind, KindCRD> = {
   NodeNetworkStatus: NodeNetworkStatusCRD,
   BGPConfiguration: BGPConfigurationCRD,
   BGPPeer: BGPPeerCRD,
+  IPReservation: IPReservationCRD,
 };
 
 /**
@@ -86,4 +93,7 @@ export const TYPE_SCHEMAS: Record<string, SchemaNode> = {
   RouteReflectorsSpec: RouteReflectorsSpecSchema,
   RouteReflectorStatus: RouteReflectorStatusSchema,
   PrefixClassCommunities: PrefixClassCommunitiesSchema,
+  IPReservationSpec: IPReservationSpecSchema,
+  IPReservationStatus: IPReservationStatusSchema,
+  ReservedAddressInUse: ReservedAddressInUseSchema,
 };

@@ -2,6 +2,7 @@ export * from "./bgp.js";
 export * from "./crd.js";
 export * from "./ipamblock.js";
 export * from "./ippool.js";
+export * from "./ipreservation.js";
 export * from "./meta.js";
 export * from "./node.js";
 export * from "./nodenetworkstatus.js";

@@ -27,6 +27,12 @@ export interface BlockAllocation {
    * names an older sequence is stale and frees nothing.
    */
   sequence: number;
+  /**
+   * Node of the pod holding the address when that is not the block's node: an address borrowed
+   * from another node's block (pools with strictAffinity false). Other nodes route it to this
+   * node; unset for the block's own addresses.
+   */
+  node?: string;
 }
 
 export const BlockAllocationSchema: TypeSchema<BlockAllocation> = {
@@ -36,6 +42,7 @@ export const BlockAllocationSchema: TypeSchema<BlockAllocation> = {
     namespace: { maxLength: 63, pattern: PATTERNS.dnsLabel },
     pod: { maxLength: 253, pattern: PATTERNS.dnsSubdomain },
     sequence: CountSchema,
+    node: { maxLength: 253, pattern: PATTERNS.dnsSubdomain },
   },
 };
 

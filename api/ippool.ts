@@ -76,13 +76,32 @@ export interface IPPoolSpec {
    * (or unset) with allocation NodeSubnet.
    */
   maxBlocksPerNode?: number;
+  /** When the pool warns that it runs out (the NearlyExhausted condition and an Event). */
+  exhaustionWarning?: ExhaustionWarning;
+}
+
+/** When a pool counts as nearly exhausted. */
+export interface ExhaustionWarning {
+  /**
+   * Percent of the pool's blocks or of its addresses in use from which it warns, 1-100
+   * (default 90).
+   */
+  usedPercent?: number;
+  /**
+   * Warn when, at the rate nodes claimed blocks over the last hour, the free blocks last fewer
+   * hours than this (default 24; 0 turns the forecast off).
+   */
+  forecastHours?: number;
 }
 
 /** Observed state of the pool, written by weft-controller. */
 export interface IPPoolStatus {
   /** The metadata.generation of the spec this status describes. */
   observedGeneration?: number;
-  /** Ready, Overlapping and Exhausted, each with the generation it was observed at. */
+  /**
+   * Ready, Overlapping, Exhausted and NearlyExhausted, each with the generation it was observed
+   * at.
+   */
   conditions?: Condition[];
   /** The effective block size, spec.blockSize or the family default (26 or 122). */
   blockSize?: number;
@@ -92,6 +111,8 @@ export interface IPPoolStatus {
     used: number;
     /** Blocks the pool has, in decimal (a string because IPv6 counts exceed 2^53). */
     total: string;
+    /** Blocks no node holds yet, in decimal. */
+    free?: string;
   };
   /** Addresses in use and still free. */
   addresses?: {
@@ -100,6 +121,21 @@ export interface IPPoolStatus {
     /** Addresses still free, in decimal (a string because IPv6 counts exceed 2^53). */
     free: string;
   };
+  /** Claims over the last hour: what the exhaustion forecast extrapolates. */
+  claims?: {
+    /** Blocks claimed by nodes in the last hour (from the blocks' creation times). */
+    blocksLastHour: number;
+    /**
+     * Addresses handed out in the last hour, as far as weft-controller saw them (it counts
+     * from its start, so less than an hour after a restart).
+     */
+    addressesLastHour: number;
+  };
+  /**
+   * When the last free block will be claimed at the rate of the last hour (to the minute); unset
+   * when no block was claimed in the last hour.
+   */
+  blocksExhaustedAt?: string;
 }
 
 /**
@@ -119,6 +155,10 @@ export const POOL_DEFAULTS = {
   strictAffinity: true,
   natOutgoing: true,
   crossSubnet: false,
+  /** exhaustionWarning.usedPercent */
+  warnUsedPercent: 90,
+  /** exhaustionWarning.forecastHours */
+  warnForecastHours: 24,
 };
 
 /** A blockSize CEL expression that falls back to the family default when blockSize is unset. */
@@ -234,6 +274,17 @@ export const IPPoolSpecSchema: TypeSchema<IPPoolSpec> = {
     crossSubnet: { default: POOL_DEFAULTS.crossSubnet },
     strictAffinity: { default: POOL_DEFAULTS.strictAffinity },
     maxBlocksPerNode: { format: "int32", minimum: 0, maximum: 1048576 },
+    exhaustionWarning: {
+      fields: {
+        usedPercent: { format: "int32", minimum: 1, maximum: 100, default: POOL_DEFAULTS.warnUsedPercent },
+        forecastHours: {
+          format: "int32",
+          minimum: 0,
+          maximum: 8760,
+          default: POOL_DEFAULTS.warnForecastHours,
+        },
+      },
+    },
   },
 };
 
@@ -245,8 +296,10 @@ export const IPPoolStatusSchema: TypeSchema<IPPoolStatus> = {
     observedGeneration: CountSchema,
     conditions: ConditionsSchema,
     blockSize: { format: "int32", minimum: 20, maximum: 128 },
-    blocks: { fields: { used: CountSchema, total: DECIMAL } },
+    blocks: { fields: { used: CountSchema, total: DECIMAL, free: DECIMAL } },
     addresses: { fields: { used: CountSchema, free: DECIMAL } },
+    claims: { fields: { blocksLastHour: CountSchema, addressesLastHour: CountSchema } },
+    blocksExhaustedAt: { format: "date-time" },
   },
 };
 

@@ -165,6 +165,7 @@ export const PLURALS = {
   NodeNetworkStatus: "nodenetworkstatuses",
   BGPConfiguration: "bgpconfigurations",
   BGPPeer: "bgppeers",
+  IPReservation: "ipreservations",
 } as const;
 
 export type Kind = keyof typeof PLURALS;
@@ -180,6 +181,12 @@ export const ANNOTATIONS = {
    * lease lives. Also a label, so `kubectl get ri -l weft.dev/flannel-lease` lists them.
    */
   flannelLease: "weft.dev/flannel-lease",
+  /** On a pod or a namespace (the pod's wins): a JSON list of the IPv4 pools to take addresses from. */
+  ipv4Pools: "weft.dev/ipv4pools",
+  /** On a pod or a namespace (the pod's wins): a JSON list of the IPv6 pools to take addresses from. */
+  ipv6Pools: "weft.dev/ipv6pools",
+  /** On a pod: a JSON list of the pod's fixed addresses, at most one per family. */
+  ipAddresses: "weft.dev/ip-addresses",
 } as const;
 
 export const FINALIZERS = {

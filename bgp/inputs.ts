@@ -151,14 +151,16 @@ export function announcements(
   node: string,
   pools: readonly IPPool[],
   blocks: ReadonlyArray<{ spec: { cidr: string; pool: string; affinity?: string } }>,
+  /** Addresses the node borrowed from other nodes' blocks, as host prefixes: announced like blocks. */
+  borrowed: ReadonlyArray<{ cidr: string; pool: string }> = [],
 ): { blocks: string[]; poolCIDRs: string[] } {
   const bgp = bgpPools(pools);
   const names = new Set(bgp.map((p) => p.metadata.name));
   return {
-    blocks: blocks
-      .filter((b) => b.spec.affinity === node && names.has(b.spec.pool))
-      .map((b) => b.spec.cidr)
-      .sort(),
+    blocks: [
+      ...blocks.filter((b) => b.spec.affinity === node && names.has(b.spec.pool)).map((b) => b.spec.cidr),
+      ...borrowed.filter((b) => names.has(b.pool)).map((b) => b.cidr),
+    ].sort(),
     poolCIDRs: bgp.map((p) => p.spec.cidr).sort(),
   };
 }

@@ -21,6 +21,12 @@ export const ErrorCode = {
   TryAgainLater: 11,
   /** STATUS (1.1): the plugin cannot service ADD requests. */
   PluginNotAvailable: 50,
+  /** Weft: a weft.dev/ IPAM annotation of the pod or its namespace cannot be used (bad JSON, wrong family, no such address). */
+  InvalidPodAnnotation: 101,
+  /** Weft: a pool the pod names does not exist, is disabled or does not give addresses to this node. */
+  PoolNotUsable: 102,
+  /** Weft: the pod's fixed address is held by another pod or lies where this node may not take it. */
+  AddressUnavailable: 103,
   /** Anything that is not one of the above: plugin-specific codes start at 100; we use 999. */
   Internal: 999,
 } as const;

@@ -5,6 +5,7 @@ import type {
   Condition,
   IPAMBlock,
   IPPool,
+  IPReservation,
   NodeNetworkStatus,
   RouteIntent,
 } from "../api/index.js";
@@ -22,6 +23,7 @@ export interface Informers {
   bgpPeers: Informer<BGPPeer>;
   /** The agents' reports (BGP session states for BGPPeer and BGPConfiguration status). */
   nodeStatuses: Informer<NodeNetworkStatus>;
+  reservations: Informer<IPReservation>;
 }
 
 export interface ControllerContext {
@@ -82,5 +84,6 @@ export function controllerInformers(cache: InformerCache): Informers {
     bgpConfigs: cache.kind("BGPConfiguration"),
     bgpPeers: cache.kind("BGPPeer"),
     nodeStatuses: cache.kind("NodeNetworkStatus"),
+    reservations: cache.kind("IPReservation"),
   };
 }

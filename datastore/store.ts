@@ -3,6 +3,7 @@ import type {
   BGPPeer,
   IPAMBlock,
   IPPool,
+  IPReservation,
   Kind,
   NodeNetworkStatus,
   RouteIntent,
@@ -20,6 +21,7 @@ export interface KindMap {
   NodeNetworkStatus: NodeNetworkStatus;
   BGPConfiguration: BGPConfiguration;
   BGPPeer: BGPPeer;
+  IPReservation: IPReservation;
 }
 
 export type { Kind };

@@ -1,6 +1,7 @@
-import type { IPAMBlock, IPPool } from "../api/index.js";
+import type { IPAMBlock, IPPool, IPReservation } from "../api/index.js";
 import { cidrsOverlap, familyOfValid, tryParseCidr } from "../net/index.js";
 import { addressAt, checkBlock, isReservedHandle, RESERVED_HANDLE_PREFIXES } from "./block.js";
+import { type ReservationReport, reservationReport } from "./reservation.js";
 
 /**
  * What is wrong with a cluster's IPAM state, computed from snapshots only (no I/O): the garbage
@@ -10,6 +11,7 @@ export interface LeakedAddress {
   block: string;
   cidr: string;
   pool: string;
+  /** Node the address serves: the block's, or the borrowing node's for a borrowed address. */
   node: string;
   ip: string;
   ordinal: number;
@@ -44,6 +46,10 @@ export interface AuditReport {
   deletedNodeBlocks: BlockProblem[];
   /** Problems inside one block object (ordinals out of range, sequence behind). */
   invalidBlocks: BlockProblem[];
+  /** Reserved addresses that are held (not a problem: holders keep them; fixed addresses may be reserved ones). */
+  reservedInUse: Array<ReservationReport["inUse"][number] & { reservation: string }>;
+  /** Reservation entries that reserve nothing (outside every pool). */
+  reservationProblems: Array<{ reservation: string; field: string; reason: string }>;
   summary: { pools: number; blocks: number; addresses: number; problems: number };
 }
 
@@ -52,6 +58,13 @@ export interface AuditInput {
   blocks: readonly IPAMBlock[];
   nodeExists(name: string): boolean;
   podExists(namespace: string, name: string): boolean;
+  /**
+   * The node a pod is bound to ("" when not scheduled). An address whose pod now runs on another
+   * node belongs to an earlier pod of that name (a StatefulSet pod that moved without a release).
+   */
+  podNode?(namespace: string, name: string): string | undefined;
+  /** IPReservations: `weftctl ipam check` reports reserved addresses in use and entries outside every pool. */
+  reservations?: readonly IPReservation[];
 }
 
 /** Node a reserved handle belongs to (`vtep.<node>`), if it is one. */
@@ -74,6 +87,12 @@ export function findLeaks(input: Omit<AuditInput, "pools">): LeakedAddress[] {
         if (!input.nodeExists(node)) reason = `node ${node} does not exist`;
       } else if (a.namespace && a.pod) {
         if (!input.podExists(a.namespace, a.pod)) reason = `pod ${a.namespace}/${a.pod} does not exist`;
+        else {
+          const runsOn = input.podNode?.(a.namespace, a.pod);
+          const serves = a.node || b.spec.affinity;
+          if (runsOn && serves && runsOn !== serves)
+            reason = `pod ${a.namespace}/${a.pod} runs on node ${runsOn}, not on node ${serves}: the address is an earlier pod's`;
+        }
       }
       if (!reason) continue;
       let ip: string;
@@ -86,7 +105,7 @@ export function findLeaks(input: Omit<AuditInput, "pools">): LeakedAddress[] {
         block: b.metadata.name,
         cidr: b.spec.cidr,
         pool: b.spec.pool,
-        node: b.spec.affinity,
+        node: a.node || b.spec.affinity,
         ip,
         ordinal: a.ordinal,
         handle: a.handle,
@@ -159,14 +178,46 @@ export function audit(input: AuditInput): AuditReport {
       });
     }
   }
+  const reservedInUse: AuditReport["reservedInUse"] = [];
+  const reservationProblems: AuditReport["reservationProblems"] = [];
+  if (input.reservations?.length) {
+    const poolCidrs = input.pools.flatMap((p) => {
+      const c = tryParseCidr(p.spec.cidr);
+      return c ? [c] : [];
+    });
+    const specs = input.blocks.map((b) => b.spec);
+    for (const r of input.reservations) {
+      const rep = reservationReport(r, poolCidrs, specs);
+      for (const u of rep.inUse) reservedInUse.push({ ...u, reservation: r.metadata.name });
+      for (const o of rep.outside)
+        reservationProblems.push({
+          reservation: r.metadata.name,
+          field: `spec.reservedCIDRs[${o.index}]`,
+          reason: `${o.entry} lies outside every IPPool and reserves nothing`,
+        });
+      for (const o of rep.invalid)
+        reservationProblems.push({
+          reservation: r.metadata.name,
+          field: `spec.reservedCIDRs[${o.index}]`,
+          reason: `${JSON.stringify(o.entry)} is neither an address nor a CIDR`,
+        });
+    }
+  }
   const problems =
-    leaked.length + orphanBlocks.length + duplicates.length + deletedNodeBlocks.length + invalidBlocks.length;
+    leaked.length +
+    orphanBlocks.length +
+    duplicates.length +
+    deletedNodeBlocks.length +
+    invalidBlocks.length +
+    reservationProblems.length;
   return {
     leaked,
     orphanBlocks,
     duplicates,
     deletedNodeBlocks,
     invalidBlocks,
+    reservedInUse,
+    reservationProblems,
     summary: { pools: input.pools.length, blocks: input.blocks.length, addresses, problems },
   };
 }

@@ -31,6 +31,13 @@ export interface AssignRequest {
   pod?: string;
 }
 
+export interface AssignOptions {
+  /** Ordinals never handed out here (IPReservations); an existing holder keeps its address. */
+  reserved?: ReadonlySet<number>;
+  /** The requesting node, recorded on each new allocation when it borrows from another node's block. */
+  borrower?: string;
+}
+
 export interface AssignedAddress {
   handle: string;
   /** Address text (canonical). */
@@ -144,10 +151,15 @@ export function findHandle(blocks: readonly IPAMBlockSpec[], handle: string): As
  * reused only after the cursor has gone round the block, which keeps a just-freed address (that
  * something may still remember) out of circulation for as long as possible.
  */
-export function assignInBlock(spec: IPAMBlockSpec, requests: readonly AssignRequest[]): AssignResult {
+export function assignInBlock(
+  spec: IPAMBlockSpec,
+  requests: readonly AssignRequest[],
+  opts: AssignOptions = {},
+): AssignResult {
   const c = cidrOf(spec);
   const size = 2 ** (FAMILY_BITS[c.family] - c.prefix);
-  const used = new Set<number>();
+  // Reserved ordinals count as used: the cursor steps over them like over held ones.
+  const used = new Set<number>(opts.reserved);
   const byHandle = new Map<string, BlockAllocation>();
   for (const a of spec.allocations) {
     used.add(a.ordinal);
@@ -170,9 +182,7 @@ export function assignInBlock(spec: IPAMBlockSpec, requests: readonly AssignRequ
     }
     while (used.has(cursor)) cursor = (cursor + 1) % size;
     sequence += 1;
-    const alloc: BlockAllocation = { ordinal: cursor, handle: req.handle, sequence };
-    if (req.namespace !== undefined) alloc.namespace = req.namespace;
-    if (req.pod !== undefined) alloc.pod = req.pod;
+    const alloc = newAllocation(cursor, req, sequence, opts.borrower);
     used.add(cursor);
     byHandle.set(req.handle, alloc);
     added.push(alloc);
@@ -182,6 +192,66 @@ export function assignInBlock(spec: IPAMBlockSpec, requests: readonly AssignRequ
   if (added.length === 0) return { spec, assigned, unassigned, changed: false };
   const allocations = [...spec.allocations, ...added].sort((a, b) => a.ordinal - b.ordinal);
   return { spec: { ...spec, allocations, sequence }, assigned, unassigned, changed: true };
+}
+
+function newAllocation(
+  ordinal: number,
+  req: AssignRequest,
+  sequence: number,
+  borrower: string | undefined,
+): BlockAllocation {
+  const alloc: BlockAllocation = { ordinal, handle: req.handle, sequence };
+  if (req.namespace !== undefined) alloc.namespace = req.namespace;
+  if (req.pod !== undefined) alloc.pod = req.pod;
+  if (borrower !== undefined) alloc.node = borrower;
+  return alloc;
+}
+
+/** Who holds an ordinal of the block, if anyone. */
+export function holderAt(spec: IPAMBlockSpec, ordinal: number): BlockAllocation | undefined {
+  return spec.allocations.find((a) => a.ordinal === ordinal);
+}
+
+export type AssignAtResult =
+  | { kind: "assigned"; result: AssignResult }
+  /** The ordinal is held by another handle (not the one to take over). */
+  | { kind: "held"; holder: BlockAllocation };
+
+/**
+ * Assigns one specific address (a pod's fixed address). A handle that holds it already gets it
+ * back unchanged. `takeover` names the handle that may be replaced in the same write: an earlier
+ * sandbox of the same pod whose release never came.
+ */
+export function assignAt(
+  spec: IPAMBlockSpec,
+  ordinal: number,
+  req: AssignRequest,
+  opts: { takeover?: string; borrower?: string } = {},
+): AssignAtResult {
+  const c = cidrOf(spec);
+  addressAt(spec, ordinal); // range check
+  const holder = holderAt(spec, ordinal);
+  if (holder && holder.handle === req.handle) {
+    return {
+      kind: "assigned",
+      result: { spec, assigned: [toAssigned(spec, c, holder, true)], unassigned: [], changed: false },
+    };
+  }
+  if (holder && holder.handle !== opts.takeover) return { kind: "held", holder };
+  const sequence = spec.sequence + 1;
+  const alloc = newAllocation(ordinal, req, sequence, opts.borrower);
+  // The request's handle gives up anything else it holds here: one address per handle and block.
+  const rest = spec.allocations.filter((a) => a.ordinal !== ordinal && a.handle !== req.handle);
+  const allocations = [...rest, alloc].sort((a, b) => a.ordinal - b.ordinal);
+  return {
+    kind: "assigned",
+    result: {
+      spec: { ...spec, allocations, sequence },
+      assigned: [toAssigned(spec, c, alloc, false)],
+      unassigned: [],
+      changed: true,
+    },
+  };
 }
 
 function without(spec: IPAMBlockSpec, drop: (a: BlockAllocation) => boolean): ReleaseResult {
@@ -263,4 +333,38 @@ export function checkBlock(spec: IPAMBlockSpec): string[] {
 export function assertBlock(spec: IPAMBlockSpec): void {
   const errs = checkBlock(spec);
   if (errs.length > 0) throw new IpamError("InvalidBlock", errs.join("; "), [spec.pool]);
+}
+
+/**
+ * Addresses `node` borrowed from other nodes' blocks, each as a host prefix (/32, /128) with its
+ * pool: what other nodes route to this node on top of its blocks.
+ */
+export function borrowedAddresses(
+  blocks: Iterable<IPAMBlockSpec>,
+  node: string,
+): Array<{ cidr: string; pool: string }> {
+  const out: Array<{ cidr: string; pool: string }> = [];
+  for (const b of blocks) {
+    if (b.affinity === node) continue;
+    for (const a of b.allocations) {
+      if (a.node !== node) continue;
+      const c = cidrOf(b);
+      out.push({
+        cidr: formatCidr({
+          family: c.family,
+          base: c.base + BigInt(a.ordinal),
+          prefix: FAMILY_BITS[c.family],
+        }),
+        pool: b.pool,
+      });
+    }
+  }
+  return out.sort((x, y) => (x.cidr < y.cidr ? -1 : x.cidr > y.cidr ? 1 : 0));
+}
+
+/** Nodes that borrowed addresses of this block (its allocations naming another node). */
+export function borrowersOf(spec: IPAMBlockSpec): Set<string> {
+  const out = new Set<string>();
+  for (const a of spec.allocations) if (a.node && a.node !== spec.affinity) out.add(a.node);
+  return out;
 }

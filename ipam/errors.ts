@@ -10,7 +10,17 @@ export type IpamErrorCode =
   | "InvalidBlock"
   | "NoMatchingPool"
   | "Exhausted"
-  | "NodeSubnetMissing";
+  | "NodeSubnetMissing"
+  /** A weft.dev/ annotation of the pod or its namespace cannot be read (bad JSON, wrong family). */
+  | "InvalidAnnotation"
+  /** A pool the pod names does not exist, is disabled, or does not give addresses to the node. */
+  | "PoolNotUsable"
+  /** A fixed address lies outside every pool. */
+  | "AddressOutsidePools"
+  /** A fixed address is held by another pod or node. */
+  | "AddressInUse"
+  /** A fixed address lies where this node may not take it (another node's block, a full quota). */
+  | "AddressUnavailable";
 
 export class IpamError extends Error {
   override readonly name = "IpamError";

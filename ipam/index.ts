@@ -22,19 +22,26 @@ export {
   type SkippedPool,
   toPool,
 } from "./affinity.js";
+export * from "./annotations.js";
 export * from "./audit.js";
 export {
+  type AssignAtResult,
   type AssignedAddress,
+  type AssignOptions,
   type AssignRequest,
   type AssignResult,
   addressAt,
   allocationsOf,
   assertBlock,
+  assignAt,
   assignInBlock,
   blockAddressCount,
+  borrowedAddresses,
+  borrowersOf,
   checkBlock,
   findHandle,
   freeCount,
+  holderAt,
   isEmpty,
   isEmptyOfPods,
   isReservedHandle,
@@ -47,7 +54,10 @@ export {
   usedCount,
   vtepHandle,
 } from "./block.js";
+export { checkPoolChoice, poolProblem } from "./choice.js";
 export { IpamError, type IpamErrorCode, isIpamError } from "./errors.js";
+export { describeHolder, type FixedInput, type FixedPlan, planFixed } from "./fixed.js";
+export { type ExhaustionInput, type ExhaustionOutlook, exhaustionOutlook } from "./forecast.js";
 export {
   type CandidateOptions,
   type CidrSet,
@@ -75,6 +85,18 @@ export {
   validatePoolSpec,
 } from "./pool.js";
 export { type PoolView, poolView } from "./poolview.js";
+export {
+  fullyReserved,
+  NO_RESERVATIONS,
+  parseEntry as parseReservationEntry,
+  type ReservationReport,
+  type ReservedRange,
+  type ReservedSet,
+  reservationOf,
+  reservationReport,
+  reservedOrdinals,
+  reservedSet,
+} from "./reservation.js";
 export {
   type DualStackPlan,
   type JoinClaim,

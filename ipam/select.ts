@@ -6,6 +6,7 @@ import { freeCount, newBlockSpec } from "./block.js";
 import { IpamError } from "./errors.js";
 import { type CidrSet, candidateBlocks } from "./order.js";
 import { blockCount, blockIndexOf, type Pool, type PoolRef } from "./pool.js";
+import { fullyReserved, type ReservedSet, reservedOrdinals } from "./reservation.js";
 
 /**
  * Where the next address(es) of a node come from: a pure decision over a snapshot of pools and
@@ -35,18 +36,24 @@ export interface PlanInput {
    * that; the pod path must not, or two writers could give one node two subnets.
    */
   claimNodeSubnet?: boolean;
+  /** Addresses never handed out (IPReservations): skipped inside blocks; fully reserved blocks are not claimed. */
+  reserved?: ReservedSet;
 }
 
+/**
+ * `reserved`: the block's ordinals reservations cover (absent when none), for assignInBlock. A
+ * borrow records the borrowing node on the allocation (assignInBlock's `borrower`).
+ */
 export type Plan =
   /** Assign in this block of the node (it has room). */
-  | { kind: "useBlock"; pool: string; block: IPAMBlockSpec }
+  | { kind: "useBlock"; pool: string; block: IPAMBlockSpec; reserved?: ReadonlySet<number> }
   /**
    * Create this block with the node's affinity: that create is the claim. `block` is the empty
    * spec; assign into it before creating and the claim and the first addresses are one write.
    */
-  | { kind: "claim"; pool: string; cidr: string; block: IPAMBlockSpec }
+  | { kind: "claim"; pool: string; cidr: string; block: IPAMBlockSpec; reserved?: ReadonlySet<number> }
   /** Take an address from another node's block (strictAffinity=false only). */
-  | { kind: "borrow"; pool: string; block: IPAMBlockSpec }
+  | { kind: "borrow"; pool: string; block: IPAMBlockSpec; reserved?: ReadonlySet<number> }
   | { kind: "error"; error: IpamError };
 
 function cmpBig(a: bigint, b: bigint): number {
@@ -57,14 +64,53 @@ function cidrOrder(a: IPAMBlockSpec, b: IPAMBlockSpec): number {
   return cmpBig(parseCidr(a.cidr).base, parseCidr(b.cidr).base);
 }
 
+/** Free addresses of a block that may be handed out, and the reserved ordinals among them. */
+interface Room {
+  free(b: IPAMBlockSpec): number;
+  reserved(b: IPAMBlockSpec): ReadonlySet<number> | undefined;
+}
+
+function roomOf(set: ReservedSet | undefined): Room {
+  if (!set || set.ranges.length === 0) return { free: freeCount, reserved: () => undefined };
+  const memo = new Map<string, Set<number>>();
+  const reserved = (b: IPAMBlockSpec) => {
+    let r = memo.get(b.cidr);
+    if (!r) {
+      r = reservedOrdinals(set, b);
+      memo.set(b.cidr, r);
+    }
+    return r;
+  };
+  return {
+    reserved: (b) => {
+      const r = reserved(b);
+      return r.size > 0 ? r : undefined;
+    },
+    free: (b) => {
+      const r = reserved(b);
+      if (r.size === 0) return freeCount(b);
+      let heldReserved = 0;
+      for (const a of b.allocations) if (r.has(a.ordinal)) heldReserved++;
+      return freeCount(b) - (r.size - heldReserved);
+    },
+  };
+}
+
 /** Among blocks with room: the first (pool order, then address) fitting `count`, else the roomiest. */
-function pickBlock(blocks: IPAMBlockSpec[], count: number): IPAMBlockSpec | undefined {
-  const withRoom = blocks.filter((b) => freeCount(b) > 0);
-  const fits = withRoom.find((b) => freeCount(b) >= count);
+function pickBlock(blocks: IPAMBlockSpec[], count: number, room: Room): IPAMBlockSpec | undefined {
+  const withRoom = blocks.filter((b) => room.free(b) > 0);
+  const fits = withRoom.find((b) => room.free(b) >= count);
   if (fits) return fits;
   let best: IPAMBlockSpec | undefined;
-  for (const b of withRoom) if (!best || freeCount(b) > freeCount(best)) best = b;
+  for (const b of withRoom) if (!best || room.free(b) > room.free(best)) best = b;
   return best;
+}
+
+/** The plan's block with the reserved ordinals assignInBlock must skip. */
+function withReserved<P extends Plan>(plan: P, room: Room): P {
+  if (plan.kind === "error") return plan;
+  const r = room.reserved(plan.block);
+  return r ? { ...plan, reserved: r } : plan;
 }
 
 /** Existing blocks: what the caller says exists, plus the blocks it handed in. */
@@ -94,13 +140,21 @@ export function planAssignment(input: PlanInput): Plan {
   const pools = eligible.usable;
   const own = new Map(pools.map((p) => [p.name, ownBlocksIn(p, node.name, input.ownBlocks).sort(cidrOrder)]));
 
+  const room = roomOf(input.reserved);
   const ownPick = pickBlock(
     pools.flatMap((p) => own.get(p.name)!),
     count,
+    room,
   );
-  if (ownPick) return { kind: "useBlock", pool: ownPick.pool, block: ownPick };
+  if (ownPick) return withReserved({ kind: "useBlock", pool: ownPick.pool, block: ownPick }, room);
 
-  const taken = existing(input.claimed, input.ownBlocks);
+  const existingBlocks = existing(input.claimed, input.ownBlocks);
+  const reserved = input.reserved;
+  // A block that reservations cover whole would be claimed for nothing: it counts as taken.
+  const taken =
+    reserved && reserved.ranges.length > 0
+      ? { has: (c: string) => existingBlocks.has(c) || fullyReserved(reserved, c) }
+      : existingBlocks;
   const reasons: string[] = [];
   const missingSubnet: string[] = [];
   for (const pool of pools) {
@@ -121,12 +175,15 @@ export function planAssignment(input: PlanInput): Plan {
     }
     const next = candidateBlocks(pool, node.name, taken, { limit: 1 }).next();
     if (!next.done) {
-      return {
-        kind: "claim",
-        pool: pool.name,
-        cidr: next.value,
-        block: newBlockSpec(next.value, pool.name, node.name),
-      };
+      return withReserved(
+        {
+          kind: "claim",
+          pool: pool.name,
+          cidr: next.value,
+          block: newBlockSpec(next.value, pool.name, node.name),
+        },
+        room,
+      );
     }
     reasons.push(`${pool.name}: all ${blockCount(pool)} /${pool.blockSize} blocks are claimed`);
   }
@@ -138,8 +195,8 @@ export function planAssignment(input: PlanInput): Plan {
         (b) => b.pool === pool.name && b.affinity !== node.name && blockIndexOf(pool, b.cidr) !== undefined,
       )
       .sort(cidrOrder);
-    const pick = pickBlock(foreign, count);
-    if (pick) return { kind: "borrow", pool: pool.name, block: pick };
+    const pick = pickBlock(foreign, count, room);
+    if (pick) return withReserved({ kind: "borrow", pool: pool.name, block: pick }, room);
     reasons.push(`${pool.name}: no other node's block has a free address to borrow`);
   }
 
@@ -234,7 +291,9 @@ export function planJoin(
   const errors: IpamError[] = [];
   const added = new Set<string>();
   const base = existing(input.claimed, input.ownBlocks);
-  const taken = { has: (c: string) => added.has(c) || base.has(c) };
+  const reserved = input.reserved;
+  const blocked = (c: string) => reserved !== undefined && fullyReserved(reserved, c);
+  const taken = { has: (c: string) => added.has(c) || base.has(c) || blocked(c) };
   for (const family of [4, 6] as const) {
     const { usable } = eligiblePools(input.pools, input.node, family);
     let have = 0;

@@ -1,6 +1,7 @@
 export * from "./builder.js";
 export * from "./cache.js";
 export * from "./controller.js";
+export * from "./events.js";
 export * from "./health.js";
 export * from "./informer.js";
 export * from "./leaderelection.js";

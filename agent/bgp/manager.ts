@@ -33,6 +33,7 @@ import {
   topologyInputFrom,
 } from "../../bgp/index.js";
 import type { Store } from "../../datastore/index.js";
+import { borrowedAddresses } from "../../ipam/index.js";
 import { canonicalJson, errorMessage, type Logger, ownNamespace, SerialDebounce } from "../../lib/index.js";
 import {
   and,
@@ -156,7 +157,10 @@ export class BgpManager implements Runnable {
     this.configs.on(onEvents(resourceVersionChanged, schedule));
     this.peers.on(onEvents(resourceVersionChanged, schedule));
     this.pools.on(onEvents(resourceVersionChanged, schedule));
-    const ownBlock = matching<IPAMBlock>((b) => b.spec.affinity === opts.node);
+    // Its own blocks, and other nodes' blocks where it borrowed an address (routed as /32, /128).
+    const ownBlock = matching<IPAMBlock>(
+      (b) => b.spec.affinity === opts.node || b.spec.allocations.some((a) => a.node === opts.node),
+    );
     this.blocks.on(onEvents(and(resourceVersionChanged, ownBlock), schedule));
   }
 
@@ -271,7 +275,12 @@ export class BgpManager implements Runnable {
           : {}),
       }),
     );
-    const { blocks, poolCIDRs } = announcements(node, pools, this.blocks.list());
+    const all = this.blocks.list();
+    const borrowed = borrowedAddresses(
+      all.map((b) => b.spec),
+      node,
+    );
+    const { blocks, poolCIDRs } = announcements(node, pools, all, borrowed);
     const mine = topo.nodes[node];
     const problems = topo.problems
       .filter((p) => p.kind !== "Node" || p.name === node)

@@ -1,6 +1,21 @@
 import type { Assigner } from "../../ipam/client/index.js";
-import { isIpamError, isReservedHandle } from "../../ipam/index.js";
-import { type AddressAssigner, AddressesExhausted, type AssignRequest } from "./assigner.js";
+import { type IpamErrorCode, isIpamError, isReservedHandle } from "../../ipam/index.js";
+import {
+  type AddressAssigner,
+  AddressesExhausted,
+  AssignmentRefused,
+  type AssignRequest,
+  type RefusalKind,
+} from "./assigner.js";
+
+/** IPAM errors that are the pod's request, not a passing state: the runtime retrying cannot help. */
+const REFUSALS: Partial<Record<IpamErrorCode, RefusalKind>> = {
+  InvalidAnnotation: "InvalidAnnotation",
+  AddressOutsidePools: "InvalidAnnotation",
+  PoolNotUsable: "PoolNotUsable",
+  AddressInUse: "AddressUnavailable",
+  AddressUnavailable: "AddressUnavailable",
+};
 
 /**
  * The CNI server's addresses from the real IPAM: one compare-and-swap write of the node's block
@@ -19,11 +34,15 @@ export class IpamAddressAssigner implements AddressAssigner {
         namespace: req.namespace,
         pod: req.pod,
         families: req.families,
+        ...(req.ipam ? { choice: req.ipam.pools, fixed: req.ipam.addresses } : {}),
+        ...(req.ipam?.addressSource ? { fixedSource: req.ipam.addressSource } : {}),
       });
       return { ips: a.ips };
     } catch (err) {
       if (isIpamError(err, "Exhausted") || isIpamError(err, "NoMatchingPool"))
         throw new AddressesExhausted(err.message);
+      const refusal = isIpamError(err) ? REFUSALS[err.code] : undefined;
+      if (refusal && isIpamError(err)) throw new AssignmentRefused(refusal, err.message);
       throw err;
     }
   }

@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import { type AgentRequest, type AgentResponse, CniError, ErrorCode, runPlugin } from "../../cni/index.js";
 import { createLogger, errorMessage, type Logger } from "../../lib/index.js";
 import type { FamilyName } from "../../net/index.js";
-import type { AddressAssigner } from "./assigner.js";
+import type { AddressAssigner, PodEvents, PodIpamSource } from "./assigner.js";
 import { HostNet } from "./hostnet.js";
 import { IpBatchPodNetns, type PodNetns } from "./podns.js";
 import { PodNetworkService } from "./service.js";
@@ -23,6 +23,8 @@ export interface CniServerOptions {
   defaultMtu?: number | (() => number | undefined);
   defaultFamilies?: FamilyName[];
   log?: Logger;
+  podIpam?: PodIpamSource;
+  events?: PodEvents;
 }
 
 export interface CniServer {
@@ -95,6 +97,8 @@ export async function startCniServer(o: CniServerOptions): Promise<CniServer> {
     log,
     ...(o.defaultMtu ? { defaultMtu: o.defaultMtu } : {}),
     ...(o.defaultFamilies ? { defaultFamilies: o.defaultFamilies } : {}),
+    ...(o.podIpam ? { podIpam: o.podIpam } : {}),
+    ...(o.events ? { events: o.events } : {}),
   });
 
   /**

@@ -14,7 +14,15 @@ import {
 } from "../../cni/index.js";
 import { errorMessage, KeyedLock, type Logger } from "../../lib/index.js";
 import type { FamilyName } from "../../net/index.js";
-import { type AddressAssigner, AddressesExhausted } from "./assigner.js";
+import {
+  type AddressAssigner,
+  AddressesExhausted,
+  AssignmentRefused,
+  type PodEvents,
+  type PodIpamSource,
+  type PodRef,
+  type RefusalKind,
+} from "./assigner.js";
 import type { HostNet } from "./hostnet.js";
 import { HOST_VETH_MAC, hostVethName, podHandle, podMac } from "./names.js";
 import { buildResult, hostPrefix, type PodWiring, podProblems } from "./plan.js";
@@ -30,7 +38,18 @@ export interface PodNetworkOptions {
   defaultMtu?: number | (() => number | undefined);
   defaultFamilies?: FamilyName[];
   log?: Logger;
+  /** Reads the pod's IPAM annotations (pools, fixed addresses); without it every pod gets the defaults. */
+  podIpam?: PodIpamSource;
+  /** Warning Events on pods whose addresses could not be assigned. */
+  events?: PodEvents;
 }
+
+/** How a refusal reaches the runtime (CNI error code) and the pod (Event reason). */
+const REFUSAL: Record<RefusalKind, { code: number; reason: string }> = {
+  InvalidAnnotation: { code: ErrorCode.InvalidPodAnnotation, reason: "InvalidIPAMAnnotation" },
+  PoolNotUsable: { code: ErrorCode.PoolNotUsable, reason: "IPPoolNotUsable" },
+  AddressUnavailable: { code: ErrorCode.AddressUnavailable, reason: "FixedAddressUnavailable" },
+};
 
 export class PodNetworkService {
   /** Requests for one handle run one after another; different pods run concurrently. */
@@ -79,18 +98,38 @@ export class PodNetworkService {
     }
     const handle = podHandle(req.containerId, req.ifname);
     const known = await this.o.assigner.lookup(handle);
+    const namespace = req.args.K8S_POD_NAMESPACE ?? "";
+    const name = req.args.K8S_POD_NAME ?? "";
+    let pod: PodRef = { namespace, name };
     let ips: string[];
     try {
+      const asked = known || !this.o.podIpam || !namespace || !name ? undefined : await this.readPod(pod);
+      if (asked) pod = asked.pod;
       ({ ips } = await this.o.assigner.assign({
         node: this.o.node,
         handle,
-        namespace: req.args.K8S_POD_NAMESPACE ?? "",
-        pod: req.args.K8S_POD_NAME ?? "",
+        namespace,
+        pod: name,
         families: req.config.families ?? this.o.defaultFamilies ?? ["ipv4"],
+        ...(asked ? { ipam: asked.request } : {}),
       }));
     } catch (err) {
-      if (err instanceof AddressesExhausted)
+      if (err instanceof CniError) throw err;
+      if (err instanceof AssignmentRefused) {
+        const { code, reason } = REFUSAL[err.kind];
+        if (name) this.o.events?.warn(pod, reason, err.message);
+        this.o.log?.warn("pod address refused", {
+          handle,
+          pod: `${namespace}/${name}`,
+          reason,
+          error: err.message,
+        });
+        throw new CniError(code, "the pod's address request cannot be met", err.message);
+      }
+      if (err instanceof AddressesExhausted) {
+        if (name) this.o.events?.warn(pod, "IPAddressesExhausted", err.message);
         throw new CniError(ErrorCode.Internal, "no address available", err.message);
+      }
       throw new CniError(ErrorCode.TryAgainLater, "address assignment failed", errorMessage(err));
     }
     const w = this.wiring(req, ips);
@@ -108,6 +147,20 @@ export class PodNetworkService {
     }
     this.o.log?.info("pod added", { handle, ips, veth: w.hostVeth, pod: req.args.K8S_POD_NAME });
     return buildResult(w, req.config.cniVersion, req.config.dns);
+  }
+
+  /** The pod's annotations; an API that cannot be read is a passing failure (the runtime retries). */
+  private async readPod(pod: PodRef) {
+    try {
+      return await this.o.podIpam!.lookup(pod.namespace, pod.name);
+    } catch (err) {
+      if (err instanceof AssignmentRefused) throw err;
+      throw new CniError(
+        ErrorCode.TryAgainLater,
+        `cannot read pod ${pod.namespace}/${pod.name} and its namespace for their weft.dev/ IPAM annotations`,
+        errorMessage(err),
+      );
+    }
   }
 
   /** Converges the kernel to the wiring: reuse an existing pair if the pod side takes the config. */

@@ -4,6 +4,10 @@
  * 1. burst: 100 concurrent assignments on one node through the Assigner; API writes per address
  *    (datastore write counter) and time until all are done. Peer: Calico documents 2 writes per
  *    address (handle + block), so the ratio is ours / 2.
+ *    annotated: the same burst through the agent's own path for pods that carry IPAM annotations:
+ *    each pod read by KubePodIpam (its namespace names one pool, half of the pods name another
+ *    themselves, a tenth ask for a fixed address of a third), then assigned by IpamAddressAssigner;
+ *    Weft's writes per address again (pod and namespace reads are not writes).
  * 2. scale: 5,000 nodes and 150,000 addresses (5,000 blocks of 30 allocations, VTEP included),
  *    created directly in the apiserver; weft-controller (dist/controllers/main.js) is started,
  *    stopped and started again: RSS and time until it has reconciled every node, block status and
@@ -17,6 +21,7 @@ import https from "node:https";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
+import { IpamAddressAssigner, KubePodIpam } from "../../agent/index.js";
 import { ANNOTATIONS, API_VERSION, blockName, type IPAMBlockSpec } from "../../api/index.js";
 import { KubernetesStore, writesTotal } from "../../datastore/index.js";
 import { sleep, startControlPlane, stopControlPlane, stopPid } from "../../devenv/index.js";
@@ -96,6 +101,95 @@ async function burst(kc: k8s.KubeConfig, store: KubernetesStore, n: number, roun
     writesPerAddress,
     calicoWritesPerAddress: CALICO_WRITES_PER_ADDRESS,
     ratioVsCalico: writesPerAddress / CALICO_WRITES_PER_ADDRESS,
+  };
+}
+
+/**
+ * The burst with annotations in use, through the agent's path (read the pod and its namespace,
+ * then assign): pools chosen by the namespace, by the pod, and fixed addresses.
+ */
+async function annotatedBurst(kc: k8s.KubeConfig, store: KubernetesStore, n: number, rounds: number) {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const pools = { ns: "bench-ann-ns", pod: "bench-ann-pod", fixed: "bench-ann-fixed" };
+  const cidrs = { ns: "10.241.0.0/16", pod: "10.242.0.0/16", fixed: "10.243.0.0/16" };
+  for (const k of ["ns", "pod", "fixed"] as const)
+    await store.create("IPPool", {
+      apiVersion: API_VERSION,
+      kind: "IPPool",
+      metadata: { name: pools[k] },
+      spec: { cidr: cidrs[k] },
+    });
+  const mine = new Set(Object.values(pools));
+  const assigner = new Assigner({ store, kc, poolFilter: (p) => mine.has(p) });
+  await assigner.start();
+  const agent = new IpamAddressAssigner(assigner);
+  const reader = new KubePodIpam(kc);
+  const results: Array<{ ms: number; writes: number }> = [];
+  const kinds = { namespace: 0, pod: 0, fixed: 0 };
+  for (let r = 0; r < rounds; r++) {
+    const node = `annotated-${r}`;
+    const ns = `bench-ann-${r}`;
+    await core.createNode({ body: { metadata: { name: node } } });
+    await core.createNamespace({
+      body: { metadata: { name: ns, annotations: { [ANNOTATIONS.ipv4Pools]: JSON.stringify([pools.ns]) } } },
+    });
+    const annotationsOf = (i: number): Record<string, string> =>
+      i % 10 === 0
+        ? { [ANNOTATIONS.ipAddresses]: JSON.stringify([`10.243.${r}.${10 + i / 10}`]) }
+        : i % 2 === 1
+          ? { [ANNOTATIONS.ipv4Pools]: JSON.stringify([pools.pod]) }
+          : {};
+    await pool(
+      Array.from({ length: n }, (_, i) => i),
+      32,
+      (i) =>
+        core.createNamespacedPod({
+          namespace: ns,
+          body: {
+            metadata: { name: `p${i}`, annotations: annotationsOf(i) },
+            spec: { nodeName: node, containers: [{ name: "c", image: "registry.invalid/pause" }] },
+          },
+        }),
+    );
+    const w0 = await totalWrites();
+    const t0 = performance.now();
+    const got = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const asked = await reader.lookup(ns, `p${i}`);
+        return agent.assign({
+          node,
+          handle: `ann-${r}-${i}.eth0`,
+          namespace: ns,
+          pod: `p${i}`,
+          families: ["ipv4"],
+          ...(asked ? { ipam: asked.request } : {}),
+        });
+      }),
+    );
+    const ms = performance.now() - t0;
+    const writes = (await totalWrites()) - w0;
+    const ips = got.map((g) => g.ips[0]!);
+    if (new Set(ips).size !== n) throw new Error("duplicate addresses in the annotated burst");
+    for (const [i, ip] of ips.entries()) {
+      const want = i % 10 === 0 ? `10.243.${r}.${10 + i / 10}` : undefined;
+      const prefix = i % 10 === 0 ? "10.243." : i % 2 === 1 ? "10.242." : "10.241.";
+      if (want ? ip !== want : !ip.startsWith(prefix))
+        throw new Error(`pod p${i} got ${ip}, not what its annotations ask for (${want ?? prefix})`);
+    }
+    if (r === 0)
+      for (let i = 0; i < n; i++) kinds[i % 10 === 0 ? "fixed" : i % 2 === 1 ? "pod" : "namespace"]++;
+    results.push({ ms, writes });
+    console.log(`# annotated round ${r}: ${n} addresses in ${ms.toFixed(0)} ms, ${writes} writes`);
+  }
+  await assigner.stop();
+  const writesPerAddress = median(results.map((x) => x.writes)) / n;
+  return {
+    addresses: n,
+    rounds,
+    podsPerRound: kinds,
+    msMedian: Math.round(median(results.map((x) => x.ms))),
+    writesPerAddress,
+    target: 0.05,
   };
 }
 
@@ -241,6 +335,7 @@ async function main(): Promise<void> {
   const result: Record<string, unknown> = { bench: "ipam" };
   try {
     result.burst = await burst(kc, store, Number(values.burst), Number(values.rounds));
+    result.annotated = await annotatedBurst(kc, store, Number(values.burst), Number(values.rounds));
     if (!values["skip-scale"]) {
       const nodes = Number(values.nodes);
       const perNode = Number(values["per-node"]);

@@ -93,6 +93,7 @@ export class PodGC implements Runnable {
       blocks,
       nodeExists: (n) => nodes.get(n) !== undefined,
       podExists: (ns, p) => pods.get(`${ns}/${p}`) !== undefined,
+      podNode: (ns, p) => pods.get(`${ns}/${p}`)?.spec?.nodeName,
     });
     const seen = new Set<string>();
     const due: LeakedAddress[] = [];
@@ -167,9 +168,12 @@ export class PodGC implements Runnable {
     try {
       const node = reservedHandleNode(leak.handle);
       if (node !== undefined) await api.readNode({ name: node });
-      else if (leak.namespace && leak.pod)
-        await api.readNamespacedPod({ namespace: leak.namespace, name: leak.pod });
-      else return false;
+      else if (leak.namespace && leak.pod) {
+        const pod = await api.readNamespacedPod({ namespace: leak.namespace, name: leak.pod });
+        // A pod of that name that runs elsewhere is a later pod (a StatefulSet's), not the holder.
+        const runsOn = pod.spec?.nodeName;
+        return Boolean(runsOn && leak.node && runsOn !== leak.node);
+      } else return false;
       return false;
     } catch (err) {
       if (err instanceof k8s.ApiException && err.code === 404) return true;

@@ -3,13 +3,26 @@ import type { Runnable } from "../../runtime/index.js";
 import type { ControllerContext } from "../context.js";
 import { blockStatusController } from "./blockstatus.js";
 import { type GCOptions, PodGC } from "./gc.js";
+import { ipamMetrics } from "./metrics.js";
 import { nodeController } from "./node.js";
 import { poolStatusController } from "./poolstatus.js";
+import { reservationStatusController } from "./reservation.js";
 
 export { BlockStatusReconciler, blockStatusController, desiredBlockStatus } from "./blockstatus.js";
 export { type GCOptions, PodGC } from "./gc.js";
+export { ipamMetrics, registerIpamMetrics } from "./metrics.js";
 export { NodeReconciler, nodeController } from "./node.js";
-export { desiredPoolStatus, PoolStatusReconciler, poolStatusController } from "./poolstatus.js";
+export {
+  blocksClaimedLastHour,
+  desiredPoolStatus,
+  PoolStatusReconciler,
+  poolStatusController,
+} from "./poolstatus.js";
+export {
+  desiredReservationStatus,
+  ReservationStatusReconciler,
+  reservationStatusController,
+} from "./reservation.js";
 
 export interface IpamPartsOptions {
   /** An address is released only if seen leaked twice this far apart (default 60 s). */
@@ -24,17 +37,21 @@ export interface IpamPartsOptions {
 
 /** The one IPAM client the IPAM parts of a controller process share, over the controller's caches. */
 export function ipamAssigner(ctx: ControllerContext, poolFilter?: (name: string) => boolean): Assigner {
-  const { blocks, pools, nodes } = ctx.informers;
+  const { blocks, pools, nodes, reservations } = ctx.informers;
   return new Assigner({
     store: ctx.store,
     blocks,
     pools,
+    reservations,
     nodeLabels: (n) => nodes.get(n)?.metadata?.labels,
     poolFilter,
   });
 }
 
-/** The IPAM concerns of weft-controller: node join/leave, pool and block status, pod address GC. */
+/**
+ * The IPAM concerns of weft-controller: node join/leave, pool, block and reservation status, pod
+ * address GC.
+ */
 export function ipamControllers(ctx: ControllerContext, opts: IpamPartsOptions = {}): Runnable[] {
   const { poolFilter, statusDelayMs } = opts;
   const assigner = ipamAssigner(ctx, poolFilter);
@@ -45,6 +62,8 @@ export function ipamControllers(ctx: ControllerContext, opts: IpamPartsOptions =
     nodeController(ctx, assigner, poolFilter),
     poolStatusController(ctx, assigner, poolFilter, statusDelayMs),
     blockStatusController(ctx, assigner, poolFilter, statusDelayMs),
+    reservationStatusController(ctx, assigner, poolFilter, statusDelayMs),
+    ipamMetrics(ctx, assigner, poolFilter),
     new PodGC(ctx, assigner, gc),
   ];
 }

@@ -15,6 +15,7 @@ import {
   type PoolRef,
   planJoin,
   poolView,
+  reservedOrdinals,
   vtepHandle,
 } from "../../ipam/index.js";
 import { createLogger } from "../../lib/index.js";
@@ -126,6 +127,7 @@ export class NodeReconciler implements Reconciler {
       if (s) fixed.set(p.name, s);
     }
     const claimed = cache.claimed();
+    const reserved = assigner.reserved();
     const plan = planJoin({
       pools: view.usable,
       node: ref,
@@ -134,6 +136,7 @@ export class NodeReconciler implements Reconciler {
         ? { has: (c) => claimed.has(c) || view.usable.some((p) => flannel.unavailable(p.name, name)?.has(c)) }
         : claimed,
       fixedSubnets: new Map([...fixed].map(([pool, s]) => [pool, s.cidr])),
+      ...(reserved.ranges.length > 0 ? { reserved } : {}),
     });
     // One VTEP address per family with a VXLAN pool, all under one handle (one device, one MAC).
     const vxlan = new Map<string, 4 | 6>();
@@ -149,7 +152,8 @@ export class NodeReconciler implements Reconciler {
       // it is taken first in host-gw pools too: pods never get it.
       const family = vxlan.get(claim.pool) ?? (flannel?.reservesFirstAddress(claim.pool) ? 4 : undefined);
       const withVtep = family !== undefined && !held.has(family);
-      if (withVtep) spec = assignInBlock(spec, [{ handle }]).spec;
+      if (withVtep)
+        spec = assignInBlock(spec, [{ handle }], { reserved: reservedOrdinals(reserved, spec) }).spec;
       const annotations = fixed.get(claim.pool)?.annotations;
       try {
         const created = await ctx.store.create("IPAMBlock", {

@@ -3,6 +3,7 @@ import {
   ANNOTATIONS,
   API_VERSION,
   type IPAMBlock,
+  type IPAMBlockSpec,
   type IPPool,
   type NodeNetworkStatus,
   type RouteIntent,
@@ -13,7 +14,7 @@ import {
   withPoolDefaults,
 } from "../../api/index.js";
 import { ConflictError, NotFoundError } from "../../datastore/index.js";
-import { findHandle, vtepHandle } from "../../ipam/index.js";
+import { borrowedAddresses, borrowersOf, findHandle, vtepHandle } from "../../ipam/index.js";
 import { canonicalJson, createLogger, sameValue } from "../../lib/index.js";
 import { type Family, familyOfValid } from "../../net/index.js";
 import {
@@ -143,6 +144,19 @@ export function desiredIntent(
 }
 
 /**
+ * The node's borrowed addresses in other nodes' blocks as host-prefix pseudo-blocks (/32, /128)
+ * of the node: routed to it like its blocks, more specific than the lender's block route.
+ */
+export function borrowedBlocks(lenders: Iterable<IPAMBlockSpec>, node: string): IPAMBlock[] {
+  return borrowedAddresses(lenders, node).map((a) => ({
+    apiVersion: API_VERSION,
+    kind: "IPAMBlock" as const,
+    metadata: { name: `borrowed-${a.cidr}` },
+    spec: { cidr: a.cidr, pool: a.pool, affinity: node, allocations: [], sequence: 0 },
+  }));
+}
+
+/**
  * Keeps one RouteIntent per node equal to what its blocks and pools imply. A node join or a new
  * block is one write of that node's intent; nothing rewrites other nodes' intents.
  */
@@ -151,11 +165,22 @@ export function routeIntentController(ctx: ControllerContext): Controller {
   blocks.addIndex(BY_AFFINITY, (b) => b.spec.affinity || undefined);
   const reconciler = new RouteIntentReconciler(ctx);
   intents.on({ delete: (i) => reconciler.forget(i.metadata.name) });
+  // A borrowed address is routed to its borrower: which blocks lend to which node, kept as they change.
+  blocks.on({
+    add: (b) => reconciler.lent(undefined, b),
+    update: (o, b) => reconciler.lent(o, b),
+    delete: (b) => reconciler.lent(b, undefined),
+  });
   const controller = new ControllerBuilder("routeintent", { workers: 4 })
     // The underlay goes into the spec, the labels onto the intent (agents' --node-selector).
     .for(nodes, { predicate: or(resync, changed(underlayAddresses), labelsChanged) })
-    // Status writes and pod addresses leave the generation alone and change no intent.
-    .watches(blocks, (b) => b.spec.affinity, { predicate: or(resync, generationChanged) })
+    // Status writes leave the generation alone and change no intent; a borrower's intent
+    // changes with the lender's block (its borrowed addresses are routed to it).
+    .watches(
+      blocks,
+      (b) => [b.spec.affinity, ...borrowersOf(b.spec)].filter((n): n is string => n !== undefined),
+      { predicate: or(resync, generationChanged) },
+    )
     .watches(pools, () => nodes.keys(), { predicate: or(generationChanged, labelsChanged) })
     // Our own write arriving brings the node back for the status (and a reconcile skipped while
     // the cache was behind runs again). A moment later: in a burst of joins the specs, which
@@ -179,8 +204,31 @@ export class RouteIntentReconciler implements Reconciler {
    * until it has, a reconcile would compare with an older object and write the same thing again.
    */
   private readonly written = new Map<string, WrittenIntent>();
+  /** Node -> names of other nodes' blocks it borrowed addresses from (strictAffinity false). */
+  private readonly lenders = new Map<string, Set<string>>();
 
   constructor(private readonly ctx: ControllerContext) {}
+
+  /** Follows a block's borrowers from one version of the block to the next. */
+  lent(before: IPAMBlock | undefined, after: IPAMBlock | undefined): void {
+    const name = (after ?? before)!.metadata.name;
+    const was = before ? borrowersOf(before.spec) : new Set<string>();
+    const now = after ? borrowersOf(after.spec) : new Set<string>();
+    for (const n of was) {
+      if (now.has(n)) continue;
+      const set = this.lenders.get(n);
+      set?.delete(name);
+      if (set?.size === 0) this.lenders.delete(n);
+    }
+    for (const n of now) {
+      let set = this.lenders.get(n);
+      if (!set) {
+        set = new Set();
+        this.lenders.set(n, set);
+      }
+      set.add(name);
+    }
+  }
 
   /** The intent is gone: what was written before says nothing about the next one. */
   forget(name: string): void {
@@ -215,7 +263,10 @@ export class RouteIntentReconciler implements Reconciler {
     // would bring every agent's heartbeat here).
     const crossSubnet = usesCrossSubnet(own, allPools);
     const reported = crossSubnet ? await ctx.store.get("NodeNetworkStatus", nodeName) : undefined;
-    const desired = desiredIntent(nodeName, node, own, allPools, { reported, flannel: ctx.flannel });
+    const desired = desiredIntent(nodeName, node, [...own, ...this.borrowedBlocks(nodeName)], allPools, {
+      reported,
+      flannel: ctx.flannel,
+    });
     try {
       if ("wait" in desired) {
         log.debug("RouteIntent not complete yet", { node: nodeName, reason: desired.wait.message });
@@ -264,6 +315,21 @@ export class RouteIntentReconciler implements Reconciler {
       throw err;
     }
     return;
+  }
+
+  /**
+   * The node's borrowed addresses as host-prefix pseudo-blocks (/32, /128): routed to the node like
+   * its blocks, more specific than the lender's block route.
+   */
+  private borrowedBlocks(nodeName: string): IPAMBlock[] {
+    const names = this.lenders.get(nodeName);
+    if (!names || names.size === 0) return [];
+    const { blocks } = this.ctx.informers;
+    const lenders = [...names].flatMap((n) => {
+      const b = blocks.get(n);
+      return b ? [b.spec] : [];
+    });
+    return borrowedBlocks(lenders, nodeName);
   }
 
   private async writeStatus(intent: RouteIntent, problem: IntentWait | string[]): Promise<void> {

@@ -1,5 +1,13 @@
 import * as k8s from "@kubernetes/client-node";
-import { API_VERSION, blockName, type IPAMBlock, type IPAMBlockSpec, type IPPool } from "../../api/index.js";
+import { Counter, register } from "prom-client";
+import {
+  API_VERSION,
+  blockName,
+  type IPAMBlock,
+  type IPAMBlockSpec,
+  type IPPool,
+  type IPReservation,
+} from "../../api/index.js";
 import {
   AlreadyExistsError,
   ConflictError,
@@ -26,19 +34,37 @@ import { Informer, storeListWatch } from "../../runtime/index.js";
 import {
   type AssignedAddress,
   type AssignRequest,
+  assignAt,
   assignInBlock,
+  checkPoolChoice,
+  describeHolder,
+  type FixedPlan,
   findHandle,
   IpamError,
+  isIpamError,
+  NO_RESERVATIONS,
   type Plan,
+  type PoolChoice,
   planAssignment,
+  planFixed,
   poolView,
   type ReleaseResult,
+  type ReservedSet,
   releaseIfSequence,
   release as releaseInSpec,
+  reservedSet,
 } from "../index.js";
 import { BlockCache } from "./blockcache.js";
 
 const log = createLogger("ipam-assigner");
+
+const assignFailures =
+  (register.getSingleMetric("weft_ipam_assign_failures_total") as Counter<string>) ??
+  new Counter({
+    name: "weft_ipam_assign_failures_total",
+    help: "Address assignments that failed, by node and IPAM error code (Exhausted, PoolNotUsable, AddressInUse, ...)",
+    labelNames: ["node", "reason"],
+  });
 
 /** 4 / 6, or the configuration spelling. */
 export type FamilyLike = Family | FamilyName;
@@ -54,6 +80,15 @@ export interface AssignArgs {
   families?: FamilyLike[];
   /** Only these pools (e.g. the node's VXLAN pools for its VTEP). Default: every pool. */
   pools?: string[];
+  /**
+   * Pools the pod names, per family (weft.dev/ipv4pools, ipv6pools): every one must be usable by
+   * the node, or the assignment fails naming it; addresses come only from these.
+   */
+  choice?: Partial<Record<Family, PoolChoice>>;
+  /** Fixed addresses per family (weft.dev/ip-addresses), canonical text. */
+  fixed?: Partial<Record<Family, string>>;
+  /** Where the fixed addresses were asked for, for messages. */
+  fixedSource?: string;
 }
 
 export interface Assigned extends AssignedAddress {
@@ -85,6 +120,8 @@ export interface AssignerOptions {
   /** A shared block informer (the controller's); without it the assigner runs its own. */
   blocks?: Informer<IPAMBlock>;
   pools?: Informer<IPPool>;
+  /** IPReservations (a shared informer); without it the assigner runs its own. */
+  reservations?: Informer<IPReservation>;
   /** Labels of a node, for pools' nodeSelectors. Default: read the Node through kc, or none. */
   nodeLabels?: (
     node: string,
@@ -107,15 +144,27 @@ interface Pending {
   req: AssignRequest;
   family: Family;
   pools: string[] | undefined;
+  /** A fixed address: committed apart from the automatic ones (it names its block itself). */
+  fixed?: { ip: string; source: string; choice?: PoolChoice };
 }
 
 type WaitingAssignment = Waiting<Pending, Assigned>;
 
+/** A fixed address planned in a block, waiting for that block's write. */
+interface FixedItem {
+  p: Pending;
+  plan: Exclude<FixedPlan, { kind: "error" | "held" }>;
+}
+
 /** A release on one block, waiting for the block's next write. */
 type BlockOp = (spec: IPAMBlockSpec) => ReleaseResult;
 
-/** Requests that can share one commit: the same family from the same pools. */
-const commitGroup = (p: Pending) => `${p.family}|${p.pools?.join(",") ?? ""}`;
+/**
+ * Requests that can share one commit: the same family from the same pools; fixed addresses of a
+ * family together (each names its block, the commit groups them by block).
+ */
+const commitGroup = (p: Pending) =>
+  p.fixed ? `${p.family}|fixed` : `${p.family}|${p.pools?.join(",") ?? ""}`;
 
 /** A commit's waiting requests by handle: several requests for one handle share one address. */
 class HandleWaiters {
@@ -143,8 +192,18 @@ class HandleWaiters {
     return [...this.byHandle.keys()];
   }
 
+  /** The request waiting under the handle (the first, when several share it). */
+  first(handle: string): Pending | undefined {
+    return this.byHandle.get(handle)?.[0]?.item;
+  }
+
   resolve(handle: string, a: Assigned): void {
     for (const w of this.byHandle.get(handle) ?? []) w.resolve(a);
+    this.byHandle.delete(handle);
+  }
+
+  reject(handle: string, err: unknown): void {
+    for (const w of this.byHandle.get(handle) ?? []) w.reject(err);
     this.byHandle.delete(handle);
   }
 
@@ -176,6 +235,8 @@ export class Assigner {
   private readonly ownInformers: Array<{ start(): void; stop(): Promise<void> }> = [];
   private readonly blocks: Informer<IPAMBlock>;
   private readonly pools: Informer<IPPool>;
+  private readonly reservations: Informer<IPReservation>;
+  private reservedCache: { list: readonly IPReservation[]; set: ReservedSet } | undefined;
   /**
    * Assignments per node and releases per block, group-committed: what queues while a write is in
    * flight goes into the next one, and the first waits a turn so that requests made together share it.
@@ -189,6 +250,7 @@ export class Assigner {
     { gather: true },
   );
   private readonly labelCache = new Map<string, { at: number; labels: Record<string, string> }>();
+  private readonly labelReads = new Map<string, Promise<Record<string, string>>>();
   private readonly coreApi: k8s.CoreV1Api | undefined;
   private readonly maxAttempts: number;
   private started = false;
@@ -199,8 +261,10 @@ export class Assigner {
     this.store = opts.store;
     this.blocks = opts.blocks ?? new Informer(storeListWatch(opts.store, "IPAMBlock"));
     this.pools = opts.pools ?? new Informer(storeListWatch(opts.store, "IPPool"));
+    this.reservations = opts.reservations ?? new Informer(storeListWatch(opts.store, "IPReservation"));
     if (!opts.blocks) this.ownInformers.push(this.blocks);
     if (!opts.pools) this.ownInformers.push(this.pools);
+    if (!opts.reservations) this.ownInformers.push(this.reservations);
     this.coreApi = opts.kc && !opts.nodeLabels ? opts.kc.makeApiClient(k8s.CoreV1Api) : undefined;
     this.maxAttempts = opts.maxAttempts ?? 64;
     this.cache.attach(this.blocks);
@@ -211,7 +275,18 @@ export class Assigner {
     if (this.started) return;
     this.started = true;
     for (const i of this.ownInformers) i.start();
-    await Promise.all([this.blocks.waitForSync(), this.pools.waitForSync()]);
+    await Promise.all([this.blocks.waitForSync(), this.pools.waitForSync(), this.reservations.waitForSync()]);
+  }
+
+  /** Every reserved range (IPReservations), parsed once per change of the informer's list. */
+  reserved(): ReservedSet {
+    const list = this.reservations.list();
+    if (list.length === 0) return NO_RESERVATIONS;
+    const c = this.reservedCache;
+    if (c && c.list.length === list.length && c.list.every((r, i) => r === list[i])) return c.set;
+    const set = reservedSet(list);
+    this.reservedCache = { list, set };
+    return set;
   }
 
   async stop(): Promise<void> {
@@ -224,8 +299,23 @@ export class Assigner {
     const req: AssignRequest = { handle: args.handle };
     if (args.namespace !== undefined) req.namespace = args.namespace;
     if (args.pod !== undefined) req.pod = args.pod;
+    try {
+      await this.checkRequest(args, fams);
+    } catch (err) {
+      this.countFailure(args.node, err);
+      throw err;
+    }
     const results = await Promise.allSettled(
-      fams.map((family) => this.assignments.submit(args.node, { req, family, pools: args.pools })),
+      fams.map((family) => {
+        const ip = args.fixed?.[family];
+        const choice = args.choice?.[family];
+        // A fixed address answers only to pools the pod names itself (the pod wins over its namespace).
+        const fixed = ip
+          ? { ip, source: args.fixedSource ?? "fixed address", ...(choice?.onPod ? { choice } : {}) }
+          : undefined;
+        const pools = choice ? choice.names : args.pools;
+        return this.assignments.submit(args.node, { req, family, pools, ...(fixed ? { fixed } : {}) });
+      }),
     );
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed) {
@@ -238,10 +328,38 @@ export class Assigner {
           }),
         );
       }
+      this.countFailure(args.node, failed.reason);
       throw failed.reason;
     }
     const addresses = results.map((r) => (r as PromiseFulfilledResult<Assigned>).value);
     return { handle: args.handle, ips: addresses.map((a) => a.ip), addresses };
+  }
+
+  private countFailure(node: string, err: unknown): void {
+    assignFailures.inc({ node, reason: isIpamError(err) ? err.code : "Store" });
+  }
+
+  /**
+   * What can be refused before anything is written: a fixed address of a family not asked for,
+   * and a pool choice naming a pool the node may not use (none of it falls back to other pools).
+   */
+  private async checkRequest(args: AssignArgs, fams: Family[]): Promise<void> {
+    for (const f of [4, 6] as const) {
+      const ip = args.fixed?.[f];
+      if (ip !== undefined && !fams.includes(f)) {
+        throw new IpamError(
+          "InvalidAnnotation",
+          `${args.fixedSource ?? "fixed address"}: ${ip} is an IPv${f} address, but this network assigns ${fams.map((x) => `IPv${x}`).join(" and ")} only`,
+          [],
+          args.node,
+        );
+      }
+    }
+    const chosen = fams.filter((f) => args.choice?.[f] !== undefined && args.fixed?.[f] === undefined);
+    if (chosen.length === 0) return;
+    const node = { name: args.node, labels: await this.labelsOf(args.node) };
+    for (const f of chosen)
+      checkPoolChoice(args.choice![f]!, f, this.pools.list(), node, this.opts.poolFilter);
   }
 
   /** Frees every address of the handle. Idempotent: an unknown handle frees nothing. */
@@ -332,7 +450,11 @@ export class Assigner {
     const groups = new Map<string, WaitingAssignment[]>();
     for (const w of batch) groups.set(commitGroup(w.item), [...(groups.get(commitGroup(w.item)) ?? []), w]);
     await Promise.all(
-      [...groups].map(([key, g]) => this.commit(node, g, () => more((p) => commitGroup(p) === key))),
+      [...groups].map(([key, g]) =>
+        g[0]!.item.fixed
+          ? this.commitFixed(node, g)
+          : this.commit(node, g, () => more((p) => commitGroup(p) === key)),
+      ),
     );
   }
 
@@ -341,14 +463,24 @@ export class Assigner {
     if (!this.coreApi) return {};
     const hit = this.labelCache.get(node);
     if (hit && Date.now() - hit.at < 10_000) return hit.labels;
-    let labels: Record<string, string> = {};
-    try {
-      labels = (await this.coreApi.readNode({ name: node })).metadata?.labels ?? {};
-    } catch (err) {
-      if (!(err instanceof k8s.ApiException && err.code === 404)) throw err;
+    // Requests arriving together share one read, and so resume together: they still meet in one
+    // commit (the group commit gathers what is queued within one turn of the event loop).
+    let reading = this.labelReads.get(node);
+    if (!reading) {
+      const api = this.coreApi;
+      reading = (async () => {
+        let labels: Record<string, string> = {};
+        try {
+          labels = (await api.readNode({ name: node })).metadata?.labels ?? {};
+        } catch (err) {
+          if (!(err instanceof k8s.ApiException && err.code === 404)) throw err;
+        }
+        this.labelCache.set(node, { at: Date.now(), labels });
+        return labels;
+      })().finally(() => this.labelReads.delete(node));
+      this.labelReads.set(node, reading);
     }
-    this.labelCache.set(node, { at: Date.now(), labels });
-    return labels;
+    return reading;
   }
 
   /** Commits one family's requests for a node: as few writes as the blocks allow. */
@@ -365,7 +497,10 @@ export class Assigner {
         }
         if (waiters.size === 0) return;
         const plan = await this.plan(node, family, pools, waiters.size, lostClaims);
-        const result = assignInBlock(plan.block, waiters.requests());
+        const result = assignInBlock(plan.block, waiters.requests(), {
+          ...(plan.reserved ? { reserved: plan.reserved } : {}),
+          ...(plan.kind === "borrow" ? { borrower: node } : {}),
+        });
         const name = blockName(plan.block.cidr);
         try {
           await this.writeAssignment(node, plan, name, result);
@@ -407,7 +542,17 @@ export class Assigner {
     const borrowable = pools.some((p) => p.spec.strictAffinity === false)
       ? [...this.cache.all()].map((b) => b.spec).filter((s) => s.affinity !== node)
       : undefined;
-    const input = { family, pools, node: { name: node, labels }, ownBlocks, claimed, borrowable, count };
+    const reserved = this.reserved();
+    const input = {
+      family,
+      pools,
+      node: { name: node, labels },
+      ownBlocks,
+      claimed,
+      borrowable,
+      count,
+      ...(reserved.ranges.length > 0 ? { reserved } : {}),
+    };
     let plan = planAssignment(input);
     if (this.opts.ownBlocksOnly && (plan.kind === "claim" || plan.kind === "error")) {
       // The node's blocks are full and this cache knows no other node's: read them all, once.
@@ -482,6 +627,143 @@ export class Assigner {
       log.warn("block write failed, reading it back", { node, block: name, error: String(err) });
       await sleep(jitteredBackoff(Math.min(attempts, 6), 10, 1000));
       await this.refresh(name).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Commits fixed addresses (weft.dev/ip-addresses) for a node: each names its block, so requests
+   * are grouped by block and each group is one write (a create when the block is claimed).
+   */
+  private async commitFixed(node: string, group: WaitingAssignment[]): Promise<void> {
+    const family = group[0]!.item.family;
+    const waiters = new HandleWaiters(group);
+    let attempts = 0;
+    try {
+      while (waiters.size > 0) {
+        const labels = await this.labelsOf(node);
+        const pools = this.pools.list();
+        const byBlock = new Map<string, FixedItem[]>();
+        for (const handle of waiters.handles()) {
+          const p = waiters.first(handle)!;
+          const fixed = p.fixed!;
+          const have = this.held(handle).find((a) => a.family === family);
+          if (have) {
+            if (have.ip === fixed.ip) waiters.resolve(handle, have);
+            else
+              waiters.reject(
+                handle,
+                new IpamError(
+                  "AddressUnavailable",
+                  `${fixed.source}: sandbox ${handle} already holds ${have.ip}; delete the pod to give it ${fixed.ip}`,
+                  [have.pool],
+                  node,
+                ),
+              );
+            continue;
+          }
+          const plan = planFixed({
+            ip: fixed.ip,
+            source: fixed.source,
+            node: { name: node, labels },
+            request: p.req,
+            pools,
+            ...(this.opts.poolFilter ? { poolFilter: this.opts.poolFilter } : {}),
+            ...(fixed.choice ? { choice: fixed.choice } : {}),
+            block: (cidr) => this.cache.get(blockName(cidr))?.spec,
+            ownBlocks: this.cache.ofNode(node).map((b) => b.spec),
+          });
+          if (plan.kind === "error") {
+            waiters.reject(handle, plan.error);
+            continue;
+          }
+          if (plan.kind === "held") {
+            const [a] = findHandle([plan.block], handle);
+            const name = blockName(plan.block.cidr);
+            if (a) waiters.resolve(handle, { ...a, family, pool: plan.pool, block: name });
+            continue;
+          }
+          const name = blockName(plan.block.cidr);
+          byBlock.set(name, [...(byBlock.get(name) ?? []), { p, plan }]);
+        }
+        if (byBlock.size === 0) continue;
+        await Promise.all(
+          [...byBlock].map(([name, items]) => this.writeFixed(node, family, name, items, waiters)),
+        ).catch(async (err: unknown) => {
+          if (++attempts > this.maxAttempts) throw err;
+          await sleep(jitteredBackoff(Math.min(attempts, 6), 4, 250));
+        });
+      }
+    } catch (err) {
+      waiters.rejectAll(err);
+    }
+  }
+
+  /** One write of one block for the fixed addresses planned in it; conflicts leave them waiting. */
+  private async writeFixed(
+    node: string,
+    family: Family,
+    name: string,
+    items: FixedItem[],
+    waiters: HandleWaiters,
+  ): Promise<void> {
+    const first = items[0]!.plan;
+    let spec = first.block;
+    const done: Array<{ handle: string; a: AssignedAddress }> = [];
+    for (const { p, plan } of items) {
+      const r = assignAt(spec, plan.ordinal, p.req, {
+        ...(plan.kind === "assign" && plan.takeover ? { takeover: plan.takeover } : {}),
+        ...(plan.kind === "assign" && plan.borrower ? { borrower: plan.borrower } : {}),
+      });
+      if (r.kind === "held") {
+        const err = new IpamError(
+          "AddressInUse",
+          `${p.fixed!.source}: ${p.fixed!.ip} is in use by ${describeHolder(r.holder, spec.affinity)}`,
+          [plan.pool],
+          node,
+        );
+        waiters.reject(p.req.handle, err);
+        continue;
+      }
+      spec = r.result.spec;
+      done.push({ handle: p.req.handle, a: r.result.assigned[0]! });
+    }
+    if (done.length === 0) return;
+    try {
+      let written: IPAMBlock;
+      if (first.kind === "claim") {
+        written = await this.store.create("IPAMBlock", {
+          apiVersion: API_VERSION,
+          kind: "IPAMBlock",
+          metadata: { name },
+          spec,
+        });
+        this.stats.claims++;
+        log.info("claimed block for a fixed address", { node, pool: first.pool, cidr: first.cidr });
+      } else {
+        const current = this.cache.get(name);
+        if (!current) throw new NotFoundError("IPAMBlock", name);
+        written = await this.store.update("IPAMBlock", { ...current, spec });
+      }
+      this.stats.commits++;
+      this.stats.addresses += done.length;
+      this.cache.upsert(written);
+      for (const { handle, a } of done)
+        waiters.resolve(handle, { ...a, family, pool: first.pool, block: name });
+    } catch (err) {
+      if (err instanceof AlreadyExistsError || err instanceof ConflictError) {
+        // Someone wrote the block first: plan again from its current state.
+        if (err instanceof ConflictError) this.stats.conflicts++;
+        else this.stats.lostClaims++;
+        await this.refresh(name);
+        throw err;
+      }
+      if (err instanceof NotFoundError) {
+        this.cache.remove(name);
+        throw err;
+      }
+      log.warn("block write failed, reading it back", { node, block: name, error: String(err) });
+      await this.refresh(name).catch(() => undefined);
+      throw err;
     }
   }
 

@@ -54,6 +54,7 @@ async function context(nodes: k8s.V1Node[]): Promise<ControllerContext> {
     bgpConfigs: new Informer(storeListWatch(store, "BGPConfiguration")),
     bgpPeers: new Informer(storeListWatch(store, "BGPPeer")),
     nodeStatuses: new Informer(storeListWatch(store, "NodeNetworkStatus")),
+    reservations: new Informer(storeListWatch(store, "IPReservation")),
   };
   for (const i of Object.values(inf) as Array<Informer<never>>) {
     informers.push(i);

@@ -33,6 +33,9 @@ const net = `100.${64 + (process.pid % 64)}.${Math.floor(process.pid / 64) % 256
 const cidrA = `${net}.0/26`;
 const cidrA2 = `${net}.64/26`;
 const cidrB = `${net}.128/26`;
+// node B's block in a pool that allows borrowing (strictAffinity: false)
+const loosePool = `loose-${release}`;
+const cidrLoose = `${net}.192/28`;
 
 const FIXTURES = join(repoRoot, "test", "fixtures", "rbac");
 
@@ -58,13 +61,18 @@ async function as(kubeconfig: string, args: string[], input?: string): Promise<R
   }
 }
 
-function block(cidr: string, node: string, sequence = 0): string {
+function block(cidr: string, node: string, sequence = 0, inPool = pool, allocations: object[] = []): string {
   return JSON.stringify({
     apiVersion: "weft.dev/v1alpha1",
     kind: "IPAMBlock",
     metadata: { name: blockName(cidr) },
-    spec: { cidr, pool, affinity: node, sequence, allocations: [] },
+    spec: { cidr, pool: inPool, affinity: node, sequence, allocations },
   });
+}
+
+/** An allocation as the Assigner writes it; `node` marks a borrow. */
+function allocation(ordinal: number, handle: string, sequence: number, node?: string) {
+  return { ordinal, handle, namespace: "web", pod: `p-${ordinal}`, sequence, ...(node ? { node } : {}) };
 }
 
 function nodeStatus(node: string): string {
@@ -144,6 +152,25 @@ describe("least privilege with real credentials", () => {
       ]);
     // objects of node B, written by an administrator
     await cluster.kubectl(["create", "-f", "-"], block(cidrB, nodeB));
+    await cluster.kubectl(
+      ["create", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "weft.dev/v1alpha1",
+        kind: "IPPool",
+        metadata: { name: loosePool },
+        spec: {
+          cidr: `${net}.192/26`,
+          blockSize: 28,
+          strictAffinity: false,
+          disabled: true,
+          nodeSelector: { matchLabels: { "weft-test/release": release } },
+        },
+      }),
+    );
+    await cluster.kubectl(
+      ["create", "-f", "-"],
+      block(cidrLoose, nodeB, 1, loosePool, [allocation(0, "b0.eth0", 0)]),
+    );
     await cluster.kubectl(["create", "-f", "-"], nodeStatus(nodeB));
     agentA = await token(agentSA, ["--bound-object-kind=Node", `--bound-object-name=${nodeA}`]);
     agentUnbound = await token(agentSA);
@@ -164,7 +191,8 @@ describe("least privilege with real credentials", () => {
   after(async () => {
     const del = (args: string[]) =>
       cluster.kubectl(["delete", "--ignore-not-found", "--wait=false", ...args]).catch(() => "");
-    await del(["ipamblock", blockName(cidrA), blockName(cidrA2), blockName(cidrB)]);
+    await del(["ipamblock", blockName(cidrA), blockName(cidrA2), blockName(cidrB), blockName(cidrLoose)]);
+    await del(["ippool", loosePool]);
     await del(["nodenetworkstatus", nodeA, nodeB]);
     await del(["routeintent", nodeA, nodeB]);
     await del(["bgppeer", `rbac-${tag}`]);
@@ -290,6 +318,104 @@ describe("least privilege with real credentials", () => {
       spec: {},
     });
     denied(await as(agentA, ["create", "-f", "-"], cfg), "create the BGPConfiguration", NO_RBAC);
+  });
+
+  test("borrowing: node A's agent adds and removes its own allocations in B's block of a loose pool, nothing else", async () => {
+    const BORROW_ONLY = /may only add or remove allocations carrying node/;
+    const inLoose = (change: (spec: Record<string, unknown>) => void) =>
+      replaceBlock(agentA, cidrLoose, change);
+    const allocs = (spec: Record<string, unknown>) => spec.allocations as Array<Record<string, unknown>>;
+    // as assignInBlock does: the block's next sequence number goes into the new allocation
+    const borrow = (spec: Record<string, unknown>) => {
+      const seq = (spec.sequence as number) + 1;
+      allocs(spec).push(allocation(1, "a1.eth0", seq, nodeA));
+      spec.sequence = seq;
+    };
+    allowed(await inLoose(borrow), "borrow an address of B's block in a loose pool");
+    denied(
+      await replaceBlock(agentA, cidrB, borrow),
+      "borrow from a strict pool's block",
+      /does not allow borrowing/,
+    );
+    const add = (node?: string) => (spec: Record<string, unknown>) => {
+      const seq = (spec.sequence as number) + 1;
+      allocs(spec).push(allocation(2, "a2.eth0", seq, node));
+      spec.sequence = seq;
+    };
+    denied(await inLoose(add()), "add an allocation without its node name", BORROW_ONLY);
+    denied(await inLoose(add(nodeB)), "add an allocation in B's name", BORROW_ONLY);
+    denied(
+      await inLoose((spec) => {
+        add(nodeA)(spec);
+        spec.sequence = (spec.sequence as number) + 5;
+      }),
+      "borrow and push the sequence on",
+      BORROW_ONLY,
+    );
+    denied(
+      await inLoose((spec) => {
+        spec.sequence = (spec.sequence as number) + 1;
+      }),
+      "only raise B's block's sequence",
+      BORROW_ONLY,
+    );
+    denied(
+      await inLoose((spec) => {
+        allocs(spec).splice(0, 1);
+      }),
+      "free B's own pod's address",
+      BORROW_ONLY,
+    );
+    denied(
+      await inLoose((spec) => {
+        allocs(spec)[0]!.handle = "stolen.eth0";
+      }),
+      "take over B's pod's address",
+      BORROW_ONLY,
+    );
+    denied(
+      await inLoose((spec) => {
+        allocs(spec).find((a) => a.node === nodeA)!.node = nodeB;
+      }),
+      "hand its borrowed address to B",
+      BORROW_ONLY,
+    );
+    denied(
+      await inLoose((spec) => {
+        spec.affinity = nodeA;
+      }),
+      "take B's block",
+      NOT_OWN,
+    );
+    const got = JSON.parse(
+      (await as(agentA, ["get", "ipamblock", blockName(cidrLoose), "-o", "json"])).stdout,
+    );
+    got.metadata.labels = { "weft.dev/x": "y" };
+    const labelled = await as(agentA, ["replace", "-f", "-"], JSON.stringify(got));
+    denied(labelled, "label B's block", BORROW_ONLY);
+    denied(await as(agentA, ["delete", "ipamblock", blockName(cidrLoose)]), "delete B's block", NO_RBAC);
+    allowed(
+      await inLoose((spec) => {
+        spec.allocations = allocs(spec).filter((a) => a.node !== nodeA);
+      }),
+      "give the borrowed address back",
+    );
+    denied(
+      await inLoose((spec) => {
+        spec.sequence = (spec.sequence as number) - 1;
+      }),
+      "wind the sequence back",
+      BORROW_ONLY,
+    );
+    const after = JSON.parse(
+      await cluster.kubectl(["get", "ipamblock", blockName(cidrLoose), "-o", "json"]),
+    ) as { spec: { affinity: string; allocations: Array<{ handle: string }> } };
+    assert.equal(after.spec.affinity, nodeB);
+    assert.deepEqual(
+      after.spec.allocations.map((a) => a.handle),
+      ["b0.eth0"],
+      "B's own allocation is untouched",
+    );
   });
 
   test("an agent token without a node claim writes nothing", async () => {

@@ -26,6 +26,8 @@ const ns = `${tag}-pods`;
 const node = `${tag}-node`;
 const ghost = `${tag}-ghost`;
 const gone = `${tag}-gone`;
+const reserving = `${tag}-res`;
+const stray = `${tag}-stray`;
 const dir = mkdtempSync(join(tmpdir(), `${tag}-`));
 const weftctl = fileURLToPath(new URL("../../cli/main.js", import.meta.url));
 
@@ -76,11 +78,23 @@ before(async () => {
   await block("10.205.1.0/28", clean, node, [
     { ordinal: 0, handle: "alive3.eth0", namespace: ns, pod: "alive", sequence: 1 },
   ]);
+  // In the clean pool: 10.205.1.0 (held by a pod) and four more addresses of its block.
+  for (const [name, reservedCIDRs] of [
+    [reserving, ["10.205.1.0", "10.205.1.4/30"]],
+    [stray, ["198.51.100.0/24"]],
+  ] as const)
+    await store.create("IPReservation", {
+      apiVersion: API_VERSION,
+      kind: "IPReservation",
+      metadata: { name },
+      spec: { reservedCIDRs: [...reservedCIDRs] },
+    });
 });
 
 after(async () => {
   await deleteNode(core, node);
   await core.deleteNamespacedPod({ namespace: ns, name: "alive" }).catch(() => undefined);
+  for (const r of [reserving, stray]) await store.delete("IPReservation", r).catch(() => undefined);
   await removePools(store, [pool, clean]);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -118,10 +132,22 @@ describe("weftctl ipam", () => {
     assert.match(text.out, /Duplicates/);
   });
 
-  it("check exits 0 on a clean pool", async () => {
+  it("check exits 0 on a clean pool: reserved addresses in use are listed, reservations of other pools left out", async () => {
     const r = await run(["--kubeconfig", cluster.kubeconfig, "ipam", "check", "--pool", clean]);
     assert.equal(r.code, 0, r.out + r.err);
     assert.match(r.out, /0 problem/);
+    assert.match(r.out, new RegExp(`10\\.205\\.1\\.0 +${reserving} +alive3\\.eth0 +${ns}/alive +${node}`));
+    assert.doesNotMatch(r.out, new RegExp(stray), "a reservation outside the chosen pools is not theirs");
+  });
+
+  it("check reports a reservation outside every pool", async () => {
+    const r = await run(["--kubeconfig", cluster.kubeconfig, "ipam", "check", "-o", "json"]);
+    const report = JSON.parse(r.out) as AuditReport;
+    const mine = report.reservationProblems.filter((p) => p.reservation === stray);
+    assert.equal(mine.length, 1, JSON.stringify(report.reservationProblems));
+    assert.match(mine[0]!.field, /spec\.reservedCIDRs\[0\]/);
+    assert.match(mine[0]!.reason, /198\.51\.100\.0\/24.*outside every IPPool/);
+    assert.equal(r.code, 1);
   });
 
   it("release --from-report frees exactly the leaked addresses, guarded by sequence numbers", async () => {
@@ -165,6 +191,34 @@ describe("weftctl ipam", () => {
       3,
       "the overlapping /29 is no block of the /28 pool",
     );
+    // reserved addresses marked per pool, per block and per reservation
+    const shown = JSON.parse(j.out) as {
+      pools: Array<{ name: string; reserved: string }>;
+      blocks: Array<{ cidr: string; reserved: number }>;
+      reservations: Array<{ name: string; reserved: string; inUse: number; outsidePools: string[] }>;
+    };
+    assert.equal(shown.pools.find((p) => p.name === clean)?.reserved, "5");
+    assert.equal(shown.blocks.find((b) => b.cidr === "10.205.1.0/28")?.reserved, 5);
+    assert.deepEqual(
+      shown.reservations.filter((x) => x.name === reserving || x.name === stray),
+      [
+        {
+          name: reserving,
+          entries: ["10.205.1.0", "10.205.1.4/30"],
+          reserved: "5",
+          inUse: 1,
+          outsidePools: [],
+        },
+        {
+          name: stray,
+          entries: ["198.51.100.0/24"],
+          reserved: "0",
+          inUse: 0,
+          outsidePools: ["198.51.100.0/24"],
+        },
+      ],
+    );
+    assert.match(r.out, new RegExp(`${reserving} +10\\.205\\.1\\.0,10\\.205\\.1\\.4/30 +5 +1 +-`));
   });
 
   it("answers an unknown command with usage and exit code 2", async () => {
