@@ -56,6 +56,11 @@ export interface FlannelProfile {
   ownsIntent(name: string): boolean;
   /** Conditions the pool's status carries for Flannel (FlannelCompatible). */
   poolConditions(pool: string): Array<Pick<Condition, "type" | "status" | "reason" | "message">>;
+  /**
+   * Resolves after a pass that read etcd after this call: a lease flanneld wrote a moment ago is
+   * then in the answers above (a node registering right after its flanneld took a lease).
+   */
+  refresh(): Promise<void>;
   /** Called with the nodes and pools whose answers may have changed. */
   onChange(listener: (change: { nodes: string[]; pools: string[] }) => void): void;
 }

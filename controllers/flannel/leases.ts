@@ -256,6 +256,10 @@ export class FlannelLeases implements Runnable, FlannelProfile {
     return this.passes.runNow();
   }
 
+  refresh(): Promise<void> {
+    return this.passes.runNow();
+  }
+
   private schedule(): void {
     this.passes.schedule();
   }

@@ -120,6 +120,19 @@ export class NodeReconciler implements Reconciler {
         ? { ...all, usable: all.usable.filter((p) => !flannel.reservesFirstAddress(p.name)) }
         : all;
     const ref = { name, labels };
+    // Flannel: a node with no subnet yet in a mirrored pool may have a lease the last pass has not
+    // read (its flanneld took it a moment before the node registered): read etcd again first.
+    if (
+      flannel &&
+      hasIPv4 &&
+      view.usable.some(
+        (p) =>
+          flannel.reservesFirstAddress(p.name) &&
+          !flannel.subnetFor(p.name, name) &&
+          !cache.ofNode(name).some((b) => b.spec.pool === p.name),
+      )
+    )
+      await flannel.refresh();
     // Flannel: a node keeps the subnet its lease names, and nobody gets another host's subnet.
     const fixed = new Map<string, { cidr: string; annotations: Record<string, string> }>();
     for (const p of view.usable) {
