@@ -182,6 +182,7 @@ describe("assignment API", () => {
       );
       assert.equal(lent?.spec.affinity, other, "borrowed from the other node's block");
     } finally {
+      await agent.stop();
       await agentCache.stop();
     }
   });
