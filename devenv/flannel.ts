@@ -12,7 +12,7 @@ import type { ClusterNetwork } from "./clusternet.js";
 import type { EtcdServer } from "./etcd.js";
 import { startDetached, stopPid, waitFor } from "./procs.js";
 import { tool } from "./tools.js";
-import { hostVethName, ip, type NetnsTopology, type TopoNode, type TopoPod } from "./topology.js";
+import { ip, type NetnsTopology, type TopoNode, type TopoPod } from "./topology.js";
 
 /** Flannel's network config as a user writes it by hand (Flannel's defaults: VNI 1, port 8472). */
 export function flannelConfig(network: string, backend: "vxlan" | "host-gw", subnetLen = 24): string {
@@ -114,29 +114,7 @@ export async function addFlannelPod(
     await ip(["-n", node.ns, "addr", "add", `${gw}/${prefixLen}`, "dev", "cni0"]);
     await ip(["-n", node.ns, "link", "set", "cni0", "up"]);
   }
-  const pod: TopoPod = {
-    name: podName,
-    ns: topo.nsName(podName),
-    node,
-    ip: podIP,
-    hostVeth: hostVethName(`${topo.prefix}/${podName}`),
-  };
-  await ip(["netns", "add", pod.ns]);
-  await ip(["-n", pod.ns, "link", "set", "lo", "up"]);
-  await ip([
-    "-n",
-    node.ns,
-    "link",
-    "add",
-    pod.hostVeth,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    "eth0",
-    "netns",
-    pod.ns,
-  ]);
+  const pod = await topo.plugPod(node, podName, podIP);
   await ip(["-n", node.ns, "link", "set", pod.hostVeth, "master", "cni0", "up"]);
   await ip(["-n", pod.ns, "addr", "add", `${podIP}/${prefixLen}`, "dev", "eth0"]);
   await ip(["-n", pod.ns, "link", "set", "eth0", "up"]);

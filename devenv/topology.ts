@@ -334,13 +334,10 @@ export class NetnsTopology {
   }
 
   /**
-   * A pod wired the way weft-cni wires one (until the CNI plugin does it): a /32 on eth0, default
-   * route via 169.254.1.1 onlink with a permanent neighbor entry for it (the host veth's MAC, so no
-   * proxy ARP is needed and the node needs no route to 169.254.1.1), and a /32 host route to the veth.
+   * A pod's own namespace (loopback up) and its veth pair: eth0 inside, the host end in the node's
+   * namespace, both down and unaddressed. Callers wire the addresses and routes their way.
    */
-  async addPod(nodeName: string, podName: string, podIP: string): Promise<TopoPod> {
-    const node = this.nodes.get(nodeName);
-    if (!node) throw new Error(`no node ${nodeName}`);
+  async plugPod(node: TopoNode, podName: string, podIP: string): Promise<TopoPod> {
     const pod: TopoPod = {
       name: podName,
       ns: this.nsName(podName),
@@ -364,6 +361,18 @@ export class NetnsTopology {
       "netns",
       pod.ns,
     ]);
+    return pod;
+  }
+
+  /**
+   * A pod wired the way weft-cni wires one (until the CNI plugin does it): a /32 on eth0, default
+   * route via 169.254.1.1 onlink with a permanent neighbor entry for it (the host veth's MAC, so no
+   * proxy ARP is needed and the node needs no route to 169.254.1.1), and a /32 host route to the veth.
+   */
+  async addPod(nodeName: string, podName: string, podIP: string): Promise<TopoPod> {
+    const node = this.nodes.get(nodeName);
+    if (!node) throw new Error(`no node ${nodeName}`);
+    const pod = await this.plugPod(node, podName, podIP);
     await ip(["-n", node.ns, "link", "set", pod.hostVeth, "up"]);
     const [link] = JSON.parse(await ip(["-n", node.ns, "-json", "link", "show", pod.hostVeth])) as Array<{
       address: string;
